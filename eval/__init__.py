@@ -1,0 +1,1 @@
+"""Evaluation helpers: loss-curve smoothing, judge scoring."""

@@ -1,0 +1,160 @@
+"""BERT, the judge of lecture A, in plain PyTorch.
+
+A1: h_i = f(x_1, ..., x_n; theta) -- every hidden state sees the whole sequence.
+A2: z = W h_CLS + b, y_hat = softmax(z)  -- the classification head (`BertClassifier`).
+
+Read top to bottom: embeddings -> N post-LayerNorm encoder blocks -> tanh pooler.
+`Bert.from_pretrained(folder)` loads a Hugging Face BERT folder through the
+name table `hf_names`, strictly (see model/loading.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from model.config import BertConfig
+from model.layers import MLP, LayerNorm, gelu_erf, init_normal, merge_heads, split_heads
+from model.loading import load_with_table
+
+
+def padding_to_additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, T) of 1 = real token, 0 = padding  ->  (B, 1, 1, T) of 0 and a very negative number.
+
+    Added to the attention scores before the softmax, so no token attends to padding.
+    """
+    keep = attention_mask[:, None, None, :].to(dtype)
+    return (1.0 - keep) * torch.finfo(dtype).min
+
+
+class BertSelfAttention(nn.Module):
+    """Bidirectional multi-head attention: softmax(q k^T / sqrt(hs) + mask) v."""
+
+    def __init__(self, cfg: BertConfig) -> None:
+        super().__init__()
+        self.n_head = cfg.num_attention_heads
+        self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size)  # query, key, value in one matmul
+        self.proj = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.dropout = cfg.attention_probs_dropout_prob
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)  # 3 x (B, T, C)
+        q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, nh, T, hs); scale 1/sqrt(hs) is the default
+        return self.proj(merge_heads(y))  # (B, T, C)
+
+
+class BertBlock(nn.Module):
+    """Post-LN encoder block: x = LN(x + Attn(x)); x = LN(x + MLP(x))."""
+
+    def __init__(self, cfg: BertConfig) -> None:
+        super().__init__()
+        self.attn = BertSelfAttention(cfg)
+        self.ln1 = LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.mlp = MLP(cfg.hidden_size, cfg.intermediate_size, gelu_erf)
+        self.ln2 = LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.drop = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        x = self.ln1(x + self.drop(self.attn(x, mask)))
+        x = self.ln2(x + self.drop(self.mlp(x)))
+        return x
+
+
+class Bert(nn.Module):
+    """A1: the bidirectional encoder. forward -> (hidden states (B, T, d), pooled [CLS] vector (B, d))."""
+
+    def __init__(self, cfg: BertConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        d = cfg.hidden_size
+        self.word_emb = nn.Embedding(cfg.vocab_size, d, padding_idx=cfg.pad_token_id)
+        self.pos_emb = nn.Embedding(cfg.max_position_embeddings, d)
+        self.type_emb = nn.Embedding(cfg.type_vocab_size, d)
+        self.emb_ln = LayerNorm(d, eps=cfg.layer_norm_eps)
+        self.drop = nn.Dropout(cfg.hidden_dropout_prob)
+        self.blocks = nn.ModuleList(BertBlock(cfg) for _ in range(cfg.num_hidden_layers))
+        self.pooler = nn.Linear(d, d)
+        self.apply(init_normal)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A1: h_i = f(x_1, ..., x_n; theta). input_ids (B, T) -> (hidden (B, T, d), pooled (B, d))."""
+        B, T = input_ids.shape
+        if T > self.config.max_position_embeddings:
+            raise ValueError(f"sequence of {T} tokens is longer than max_position_embeddings="
+                             f"{self.config.max_position_embeddings}")
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        pos = torch.arange(T, device=input_ids.device)
+        x = self.word_emb(input_ids) + self.pos_emb(pos) + self.type_emb(token_type_ids)  # (B, T, d)
+        x = self.drop(self.emb_ln(x))
+        mask = None if attention_mask is None else padding_to_additive_mask(attention_mask, x.dtype)
+        for block in self.blocks:
+            x = block(x, mask)
+        pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, d): the [CLS] position, through dense + tanh
+        return x, pooled
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> "Bert":
+        """Load a Hugging Face BERT folder (config.json + model.safetensors); strict; returned in eval mode."""
+        cfg = BertConfig.from_folder(folder)
+        with torch.device("meta"):  # shapes only: no time spent on a random init we overwrite
+            model = cls(cfg)
+        load_with_table(model, folder, hf_names(cfg), prefix="bert.", ignored=HF_IGNORED)
+        return model.eval()
+
+
+class BertClassifier(nn.Module):
+    """A2: z = W h_CLS + b on the pooled [CLS] vector (after dropout); softmax(z) gives P(Alice), P(Edgar)."""
+
+    def __init__(self, bert: Bert, n_classes: int = 2, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.bert = bert
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(bert.config.hidden_size, n_classes)
+        nn.init.xavier_uniform_(self.head.weight)  # as the course code does
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """A2: z = W h_CLS + b. input_ids (B, T) -> logits z (B, n_classes)."""
+        _, pooled = self.bert(input_ids, attention_mask)
+        return self.head(self.drop(pooled))
+
+
+# Hugging Face checkpoint names we read on purpose as nothing: a buffer, and pretraining heads.
+HF_IGNORED = ("embeddings.position_ids", "embeddings.token_type_ids", "cls.*")
+
+
+def hf_names(cfg: BertConfig) -> dict[str, tuple[str, ...]]:
+    """Our parameter name -> the Hugging Face BertModel name(s) (after stripping `bert.`)."""
+    table = {
+        "word_emb.weight": ("embeddings.word_embeddings.weight",),
+        "pos_emb.weight": ("embeddings.position_embeddings.weight",),
+        "type_emb.weight": ("embeddings.token_type_embeddings.weight",),
+        "emb_ln.weight": ("embeddings.LayerNorm.weight",),
+        "emb_ln.bias": ("embeddings.LayerNorm.bias",),
+        "pooler.weight": ("pooler.dense.weight",),
+        "pooler.bias": ("pooler.dense.bias",),
+    }
+    for i in range(cfg.num_hidden_layers):
+        hf = f"encoder.layer.{i}."
+        for p in ("weight", "bias"):
+            table[f"blocks.{i}.attn.qkv.{p}"] = tuple(
+                f"{hf}attention.self.{name}.{p}" for name in ("query", "key", "value")
+            )
+            table[f"blocks.{i}.attn.proj.{p}"] = (f"{hf}attention.output.dense.{p}",)
+            table[f"blocks.{i}.ln1.{p}"] = (f"{hf}attention.output.LayerNorm.{p}",)
+            table[f"blocks.{i}.mlp.fc.{p}"] = (f"{hf}intermediate.dense.{p}",)
+            table[f"blocks.{i}.mlp.proj.{p}"] = (f"{hf}output.dense.{p}",)
+            table[f"blocks.{i}.ln2.{p}"] = (f"{hf}output.LayerNorm.{p}",)
+    return table

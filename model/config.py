@@ -1,0 +1,174 @@
+"""Model configurations, read from a Hugging Face `config.json`.
+
+Two small dataclasses, one per network. `from_hf` takes the parsed JSON of a
+Hugging Face folder, keeps only what our code uses, and rejects anything we do
+not implement with a message that says what to do, instead of silently
+computing something else. `to_hf` writes the JSON back (used when we save our
+own pretrained GPT-Neo so that `transformers` can load it too).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A config.json that is missing, unreadable, or asks for something we do not implement."""
+
+
+def read_config_json(folder: str | Path) -> dict:
+    """Read `folder/config.json`, with a clear error when the folder or the file is missing or broken."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(
+            f"weights folder {folder} does not exist. Fetch weights with `make weights` "
+            "or `python -m weights fetch NAME` (see `python -m weights list`)."
+        )
+    path = folder / "config.json"
+    if not path.is_file():
+        raise ConfigError(
+            f"{path} is missing: a Hugging Face model folder needs config.json next to "
+            "model.safetensors. Fetch the model again with `python -m weights fetch NAME`."
+        )
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path} is not valid JSON ({err}); fetch the model again.") from err
+
+
+def _check_model_type(hf: dict, expected: str, loader: str) -> None:
+    found = hf.get("model_type")
+    if found == expected:
+        return
+    hint = {
+        "bert": "use model.bert.Bert.from_pretrained",
+        "gpt_neo": "use model.gpt_neo.GPTNeo.from_pretrained",
+    }.get(found, "this project implements only 'bert' and 'gpt_neo'")
+    raise ConfigError(f"config.json has model_type={found!r} but {loader} needs {expected!r}: {hint}.")
+
+
+def _reject(condition: bool, message: str) -> None:
+    if condition:
+        raise ConfigError(message)
+
+
+@dataclass
+class BertConfig:
+    """Shape and regularisation of a BERT encoder (lecture A1)."""
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    pad_token_id: int = 0
+
+    @classmethod
+    def from_hf(cls, hf: dict) -> "BertConfig":
+        """Build from a Hugging Face BERT config.json dict; reject options we do not implement."""
+        _check_model_type(hf, "bert", "Bert.from_pretrained")
+        pos = hf.get("position_embedding_type", "absolute")
+        _reject(pos != "absolute", f"position_embedding_type={pos!r} is not supported; only 'absolute' is.")
+        act = hf.get("hidden_act", "gelu")
+        _reject(act != "gelu", f"hidden_act={act!r} is not supported; BERT here uses the exact (erf) 'gelu'.")
+        _reject(bool(hf.get("is_decoder")), "is_decoder=true is not supported: this BERT is an encoder only.")
+        _reject(bool(hf.get("add_cross_attention")), "add_cross_attention=true is not supported.")
+        cfg = cls(**{k: hf[k] for k in cls.__dataclass_fields__ if k in hf and hf[k] is not None})
+        _reject(
+            cfg.hidden_size % cfg.num_attention_heads != 0,
+            f"hidden_size={cfg.hidden_size} is not a multiple of num_attention_heads={cfg.num_attention_heads}.",
+        )
+        return cfg
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> "BertConfig":
+        """Read `folder/config.json` into a BertConfig."""
+        return cls.from_hf(read_config_json(folder))
+
+
+@dataclass
+class GPTNeoConfig:
+    """Shape of a GPT-Neo decoder (lecture B1). `attention_layers` holds one kind per layer."""
+
+    vocab_size: int = 50257
+    max_position_embeddings: int = 2048
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int | None = None  # None means 4 * hidden_size, as in Hugging Face
+    window_size: int = 256
+    attention_layers: list[str] = field(default_factory=lambda: ["global", "local"] * 6)
+    layer_norm_epsilon: float = 1e-5
+    embed_dropout: float = 0.0
+    attention_dropout: float = 0.0
+    resid_dropout: float = 0.0
+    bos_token_id: int = 50256
+    eos_token_id: int = 50256
+
+    def __post_init__(self) -> None:
+        if self.intermediate_size is None:
+            self.intermediate_size = 4 * self.hidden_size
+        _reject(
+            len(self.attention_layers) != self.num_layers,
+            f"attention_types expand to {len(self.attention_layers)} layers but num_layers={self.num_layers}.",
+        )
+        bad = sorted(set(self.attention_layers) - {"global", "local"})
+        _reject(bool(bad), f"unknown attention type(s) {bad}; GPT-Neo layers are 'global' or 'local'.")
+        _reject(
+            self.hidden_size % self.num_heads != 0,
+            f"hidden_size={self.hidden_size} is not a multiple of num_heads={self.num_heads}.",
+        )
+
+    @staticmethod
+    def expand_attention_types(attention_types: list) -> list[str]:
+        """[[["global", "local"], 6]] -> ["global", "local", "global", "local", ...] (12 entries)."""
+        layers: list[str] = []
+        for kinds, repeat in attention_types:
+            layers.extend(list(kinds) * int(repeat))
+        return layers
+
+    @classmethod
+    def from_hf(cls, hf: dict) -> "GPTNeoConfig":
+        """Build from a Hugging Face GPT-Neo config.json dict; reject options we do not implement."""
+        _check_model_type(hf, "gpt_neo", "GPTNeo.from_pretrained")
+        act = hf.get("activation_function", "gelu_new")
+        _reject(act != "gelu_new", f"activation_function={act!r} is not supported; GPT-Neo uses 'gelu_new'.")
+        _reject(
+            hf.get("tie_word_embeddings", True) is False,
+            "tie_word_embeddings=false is not supported: the LM head is the token embedding here.",
+        )
+        keys = {k: hf[k] for k in cls.__dataclass_fields__ if k in hf and hf[k] is not None}
+        keys.pop("attention_layers", None)  # always derived from attention_types, as Hugging Face does
+        attention_types = hf.get("attention_types", [[["global", "local"], 12]])
+        return cls(attention_layers=cls.expand_attention_types(attention_types), **keys)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> "GPTNeoConfig":
+        """Read `folder/config.json` into a GPTNeoConfig."""
+        return cls.from_hf(read_config_json(folder))
+
+    def to_hf(self) -> dict:
+        """The config.json that Hugging Face `GPTNeoForCausalLM.from_pretrained` reads."""
+        hf = asdict(self)
+        layers = hf.pop("attention_layers")
+        # Write the compact form when the stack is a repeated pattern, else one entry per layer.
+        hf["attention_types"] = [[[kind], 1] for kind in layers]
+        for period in (1, 2):
+            pattern = layers[:period]
+            if len(layers) % period == 0 and pattern * (len(layers) // period) == layers:
+                hf["attention_types"] = [[pattern, len(layers) // period]]
+                break
+        hf.update(
+            model_type="gpt_neo",
+            architectures=["GPTNeoForCausalLM"],
+            activation_function="gelu_new",
+            tie_word_embeddings=True,
+        )
+        return hf

@@ -1,0 +1,194 @@
+"""GPT-Neo, the generators of lecture B, in plain PyTorch.
+
+B1: P(X) = prod_{i=1..n} P(x_i | x_<i; theta_g) -- each logit row only sees the tokens before it.
+
+Read top to bottom: token + position embeddings -> N pre-LayerNorm blocks, each
+with global or local causal attention -> final LayerNorm -> logits through the
+token embedding itself (tied LM head). Two GPT-Neo details that differ from GPT-2:
+attention scores are NOT divided by sqrt(head_dim), and a "local" layer lets a
+token see only itself and the previous `window_size - 1` tokens.
+
+`KVCache` keeps every layer's keys and values so that generating one more token
+costs one position's work, not a rerun of the whole prefix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors import safe_open
+
+from model.config import GPTNeoConfig
+from model.layers import MLP, LayerNorm, gelu_tanh, init_normal, merge_heads, split_heads
+from model.loading import WEIGHTS_FILE, CheckpointError, load_with_table, save_hf_folder, to_hf_state
+
+
+class KVCache:
+    """Preallocated keys and values: per layer two (B, nh, max_len, hs) tensors, filled up to `length`."""
+
+    def __init__(self, cfg: GPTNeoConfig, batch: int, max_len: int, device=None, dtype=torch.float32) -> None:
+        if max_len > cfg.max_position_embeddings:
+            raise ValueError(f"max_len={max_len} exceeds max_position_embeddings={cfg.max_position_embeddings}")
+        hs = cfg.hidden_size // cfg.num_heads
+        shape = (batch, cfg.num_heads, max_len, hs)
+        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.num_layers)]
+        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.num_layers)]
+        self.max_len = max_len
+        self.length = 0  # positions already stored
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store this step's (B, nh, T, hs) keys and values; return all keys and values so far."""
+        start, end = self.length, self.length + k.shape[2]
+        if end > self.max_len:
+            raise ValueError(f"KV cache full: {end} positions needed, {self.max_len} allocated")
+        self.keys[layer][:, :, start:end] = k
+        self.values[layer][:, :, start:end] = v
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+
+def causal_mask(start: int, T: int, window: int | None, device=None) -> torch.Tensor:
+    """(T, start + T) boolean mask, True = may attend. Query i (absolute position start + i) sees key j
+
+    if j <= start + i (causal), and, for a local layer, also j > start + i - window (itself and the
+    previous window - 1 tokens).
+    """
+    i = torch.arange(start, start + T, device=device)[:, None]
+    j = torch.arange(start + T, device=device)[None, :]
+    allowed = j <= i
+    if window is not None:
+        allowed &= j > i - window
+    return allowed
+
+
+class GPTNeoSelfAttention(nn.Module):
+    """Causal multi-head attention, softmax(q k^T + mask) v: no 1/sqrt(hs) scale, no q/k/v bias."""
+
+    def __init__(self, cfg: GPTNeoConfig, kind: str) -> None:
+        super().__init__()
+        self.n_head = cfg.num_heads
+        self.window = cfg.window_size if kind == "local" else None
+        self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size, bias=False)
+        self.proj = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=True)
+        self.dropout = cfg.attention_dropout
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).chunk(3, dim=-1)  # 3 x (B, T, C)
+        q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hs)
+        start = 0
+        if cache is not None:
+            start = cache.length
+            k, v = cache.append(layer, k, v)  # (B, nh, start + T, hs)
+        dropout = self.dropout if self.training else 0.0
+        if self.window is None and start == 0:  # plain causal: let PyTorch pick its fastest kernel
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout, scale=1.0)
+        else:
+            mask = causal_mask(start, T, self.window, device=x.device)  # (T, start + T)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=1.0)
+        return self.proj(merge_heads(y))  # (B, T, C)
+
+
+class GPTNeoBlock(nn.Module):
+    """Pre-LN decoder block: x = x + Attn(LN(x)); x = x + MLP(LN(x))."""
+
+    def __init__(self, cfg: GPTNeoConfig, kind: str) -> None:
+        super().__init__()
+        self.ln1 = LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_epsilon)
+        self.attn = GPTNeoSelfAttention(cfg, kind)
+        self.ln2 = LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_epsilon)
+        self.mlp = MLP(cfg.hidden_size, cfg.intermediate_size, gelu_tanh)
+        self.drop = nn.Dropout(cfg.resid_dropout)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), cache, layer))
+        x = x + self.drop(self.mlp(self.ln2(x)))
+        return x
+
+
+class GPTNeo(nn.Module):
+    """B1: the autoregressive decoder. forward(input_ids (B, T)) -> next-token logits (B, T, V)."""
+
+    def __init__(self, cfg: GPTNeoConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.wpe = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
+        self.drop = nn.Dropout(cfg.embed_dropout)
+        self.blocks = nn.ModuleList(GPTNeoBlock(cfg, kind) for kind in cfg.attention_layers)
+        self.ln_f = LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_epsilon)
+        self.apply(init_normal)
+
+    def forward(
+        self, input_ids: torch.Tensor, cache: KVCache | None = None, last_only: bool = False
+    ) -> torch.Tensor:
+        """B1: logits of P(x_{i+1} | x_<=i). input_ids (B, T) -> (B, T, V), or (B, 1, V) with last_only.
+
+        With a `cache`, input_ids are the next T tokens after the cache's `length` positions.
+        """
+        B, T = input_ids.shape
+        start = 0 if cache is None else cache.length
+        if start + T > self.config.max_position_embeddings:
+            raise ValueError(f"{start + T} positions exceed max_position_embeddings="
+                             f"{self.config.max_position_embeddings}")
+        pos = torch.arange(start, start + T, device=input_ids.device)
+        x = self.drop(self.wte(input_ids) + self.wpe(pos))  # (B, T, d)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, cache, layer)
+        if cache is not None:
+            cache.length += T
+        if last_only:
+            x = x[:, -1:]  # (B, 1, d): while generating, only the last position's logits are needed
+        x = self.ln_f(x)
+        return F.linear(x, self.wte.weight)  # tied LM head: logits = x W_te^T, (B, T, V)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> "GPTNeo":
+        """Load a Hugging Face GPT-Neo folder (config.json + model.safetensors); strict; returned in eval mode."""
+        cfg = GPTNeoConfig.from_folder(folder)
+        with torch.device("meta"):  # shapes only: no time spent on a random init we overwrite
+            model = cls(cfg)
+        load_with_table(model, folder, hf_names(cfg), prefix="transformer.", ignored=HF_IGNORED)
+        _check_lm_head_is_tied(model, Path(folder) / WEIGHTS_FILE)
+        return model.eval()
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Write config.json + model.safetensors in the Hugging Face layout (loadable by transformers too)."""
+        tensors = to_hf_state(self, hf_names(self.config), prefix="transformer.")
+        save_hf_folder(folder, tensors, self.config.to_hf())
+
+
+# Checkpoint names that are not parameters: old causal-mask buffers, and the tied LM head (checked below).
+HF_IGNORED = ("h.*.attn.attention.bias", "h.*.attn.attention.masked_bias", "lm_head.weight")
+
+
+def _check_lm_head_is_tied(model: GPTNeo, path: Path) -> None:
+    """A checkpoint may carry lm_head.weight; we tie it to wte, so it must equal wte."""
+    with safe_open(str(path), framework="pt") as f:
+        if "lm_head.weight" not in f.keys():
+            return
+        head = f.get_tensor("lm_head.weight")
+    if head.shape != model.wte.weight.shape or not torch.equal(head.to(model.wte.weight.dtype), model.wte.weight):
+        raise CheckpointError(f"{path}: lm_head.weight differs from the token embedding, but this GPT-Neo ties them.")
+
+
+def hf_names(cfg: GPTNeoConfig) -> dict[str, tuple[str, ...]]:
+    """Our parameter name -> the Hugging Face GPTNeoModel name(s) (after stripping `transformer.`)."""
+    table = {
+        "wte.weight": ("wte.weight",),
+        "wpe.weight": ("wpe.weight",),
+        "ln_f.weight": ("ln_f.weight",),
+        "ln_f.bias": ("ln_f.bias",),
+    }
+    for i in range(cfg.num_layers):
+        hf = f"h.{i}."
+        table[f"blocks.{i}.attn.qkv.weight"] = tuple(f"{hf}attn.attention.{n}_proj.weight" for n in "qkv")
+        for p in ("weight", "bias"):
+            table[f"blocks.{i}.attn.proj.{p}"] = (f"{hf}attn.attention.out_proj.{p}",)
+            table[f"blocks.{i}.ln1.{p}"] = (f"{hf}ln_1.{p}",)
+            table[f"blocks.{i}.ln2.{p}"] = (f"{hf}ln_2.{p}",)
+            table[f"blocks.{i}.mlp.fc.{p}"] = (f"{hf}mlp.c_fc.{p}",)
+            table[f"blocks.{i}.mlp.proj.{p}"] = (f"{hf}mlp.c_proj.{p}",)
+    return table

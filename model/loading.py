@@ -1,0 +1,130 @@
+"""Strict, safe loading of Hugging Face safetensors checkpoints into our modules.
+
+Each model file (`bert.py`, `gpt_neo.py`) owns one visible table that maps our
+parameter names to the Hugging Face names. A row with several Hugging Face
+names means "concatenate them along dim 0" (our fused q/k/v projection). This
+file applies such a table and refuses anything but an exact match: every
+missing, unexpected or wrong-shaped tensor is collected and reported in one
+error. Only safetensors are read: we never unpickle a file we did not write.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+WEIGHTS_FILE = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A weights file that is missing, corrupt, or does not fit the model exactly."""
+
+
+def normalise_hf_name(name: str, prefix: str) -> str:
+    """Strip the task-model prefix (`bert.`, `transformer.`) and rename legacy LayerNorm gamma/beta."""
+    if name.startswith(prefix):
+        name = name[len(prefix):]
+    if name.endswith(".gamma"):
+        name = name[: -len(".gamma")] + ".weight"
+    elif name.endswith(".beta"):
+        name = name[: -len(".beta")] + ".bias"
+    return name
+
+
+def read_safetensors(folder: str | Path) -> dict[str, torch.Tensor]:
+    """Read `folder/model.safetensors` on the CPU, with an error that says what is wrong and what to do."""
+    path = Path(folder) / WEIGHTS_FILE
+    if not path.is_file():
+        pickles = [p.name for p in Path(folder).glob("*.bin")] if Path(folder).is_dir() else []
+        extra = (
+            f" The folder holds {pickles}: pickled checkpoints are never read here (unpickling runs code); "
+            "fetch the safetensors version instead."
+            if pickles
+            else ""
+        )
+        raise CheckpointError(f"{path} is missing.{extra} Fetch it with `python -m weights fetch NAME`.")
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, RuntimeError) as err:
+        raise CheckpointError(
+            f"{path} is truncated or corrupt ({err}). Delete it and fetch it again with "
+            "`python -m weights fetch NAME`."
+        ) from err
+
+
+def load_with_table(
+    model: torch.nn.Module,
+    folder: str | Path,
+    table: dict[str, tuple[str, ...]],
+    prefix: str,
+    ignored: Iterable[str] = (),
+) -> None:
+    """Copy a Hugging Face checkpoint into `model` through `table`, or raise one CheckpointError listing every problem.
+
+    table:   our parameter name -> the Hugging Face names it is made of (several = concatenated on dim 0).
+    prefix:  the task-model prefix to strip from checkpoint names ("bert." or "transformer.").
+    ignored: patterns (fnmatch, e.g. "cls.*") of checkpoint names, after stripping, that are known
+             non-parameters or heads we do not use.
+    """
+    tensors = {normalise_hf_name(k, prefix): v for k, v in read_safetensors(folder).items()}
+    ours = model.state_dict()
+    uncovered = sorted(set(ours) - set(table))
+    assert not uncovered, f"programming error: the name table misses {uncovered}"
+
+    missing, wrong_shape, state, used = [], [], {}, set()
+    for our_name, hf_names in table.items():
+        used.update(n for n in hf_names if n in tensors)
+        absent = [n for n in hf_names if n not in tensors]
+        if absent:
+            missing.extend(absent)
+            continue
+        parts = [tensors[n] for n in hf_names]
+        tensor = torch.cat(parts, dim=0) if len(parts) > 1 else parts[0]
+        if tensor.shape != ours[our_name].shape:
+            got = " + ".join(str(tuple(p.shape)) for p in parts)
+            wrong_shape.append(f"{' + '.join(hf_names)}: file has {got}, model needs {tuple(ours[our_name].shape)}")
+            continue
+        state[our_name] = tensor.to(ours[our_name].dtype)
+
+    unexpected = sorted(
+        n for n in tensors if n not in used and not any(fnmatch.fnmatchcase(n, p) for p in ignored)
+    )
+    if missing or unexpected or wrong_shape:
+        lines = [f"{Path(folder) / WEIGHTS_FILE} does not fit {type(model).__name__} exactly:"]
+        for title, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
+            if names:
+                lines.append(f"  {title} ({len(names)}): " + ", ".join(names))
+        lines.append("Check that the folder holds the architecture and size its config.json describes.")
+        raise CheckpointError("\n".join(lines))
+    model.load_state_dict(state, strict=True, assign=True)  # assign: the model may live on "meta"
+
+
+def to_hf_state(model: torch.nn.Module, table: dict[str, tuple[str, ...]], prefix: str) -> dict[str, torch.Tensor]:
+    """The inverse of `load_with_table`: our state dict under Hugging Face names (fused rows split again)."""
+    ours = model.state_dict()
+    hf: dict[str, torch.Tensor] = {}
+    for our_name, hf_names in table.items():
+        pieces = ours[our_name].chunk(len(hf_names), dim=0)
+        for hf_name, piece in zip(hf_names, pieces):
+            hf[prefix + hf_name] = piece.detach().to("cpu").contiguous().clone()
+    return hf
+
+
+def save_hf_folder(folder: str | Path, tensors: dict[str, torch.Tensor], config: dict) -> None:
+    """Write config.json and model.safetensors into `folder`, each atomically (temporary file, then rename)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False, encoding="utf-8") as f:
+        json.dump(config, f, indent=2)
+    os.replace(f.name, folder / "config.json")
+    tmp = folder / (WEIGHTS_FILE + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, folder / WEIGHTS_FILE)

