@@ -35,6 +35,7 @@ from train.corpus import (
     load_book,
     read_raw_book,
     split_heldout,
+    unify_transcription,
 )
 
 ALL_IDS = [book_id for ids in AUTHORS.values() for book_id in ids]
@@ -138,8 +139,21 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+EM_DASH = "\u2014"
+
+
 def _words(text: str) -> list[str]:
-    return text.split()
+    """The words of `text`, with each em dash written "--" as the clean-up does (independently of its code).
+
+    Comparing these lists checks that nothing but whitespace (indentation included)
+    and the dash spelling changed.
+    """
+    return text.replace(EM_DASH, "--").split()
+
+
+def _indented(text: str) -> list[str]:
+    """The lines of `text` that start with a space or a tab."""
+    return [line for line in text.split("\n") if line.startswith((" ", "\t"))]
 
 
 # ------------------------------------------------------------------------------ authors
@@ -170,7 +184,7 @@ MODERN = (
     "FOO   \r\n"
     "\r\n"
     "   First line of a poem,\t\r\n"
-    "   second line.\r\n"
+    "   second line\u2014its end.\r\n"
     "\r\n\r\n\r\n"
     "Last sentence.\r\n"
     "\r\n"
@@ -181,7 +195,7 @@ MODERN = (
     "*** START: FULL LICENSE ***\r\n"
     "More licence.\r\n"
 )
-MODERN_CLEAN = "FOO\n\n   First line of a poem,\n   second line.\n\nLast sentence."
+MODERN_CLEAN = "FOO\n\nFirst line of a poem,\nsecond line--its end.\n\nLast sentence."
 
 
 def test_clean_modern_markers_crlf_bom() -> None:
@@ -230,12 +244,53 @@ def test_clean_header_only_start_marker_no_footer() -> None:
 
 def test_clean_without_markers_keeps_everything() -> None:
     raw = "\ufeffTITLE\r\n\r\n\r\n\r\n  Indented poem line  \r\nProse with the end of a road.\r\n\r\n"
-    assert clean_gutenberg(raw.encode("utf-8")) == "TITLE\n\n  Indented poem line\nProse with the end of a road."
+    assert clean_gutenberg(raw.encode("utf-8")) == "TITLE\n\nIndented poem line\nProse with the end of a road."
 
 
 def test_clean_undecodable_bytes_raise_naming_the_file() -> None:
     with pytest.raises(ValueError, match=r"pg99\.txt is not valid UTF-8.*offset 4"):
         clean_gutenberg(b"abc \xff\xfe def", name="pg99.txt")
+
+
+def test_unify_transcription_example() -> None:
+    text = (
+        "      Monsieur G\u2014\u2014, the Prefect\u2014so he said.\n"
+        "\t  A tab, then spaces.\n"
+        "  \t\n"
+        "Already -- plain--here, a hyphen-word, an en dash 1\u20132.\n"
+        "Inner  spacing\tand trailing spaces stay.  \n"
+        "      \u2014_Seneca_"
+    )
+    assert unify_transcription(text) == (
+        "Monsieur G----, the Prefect--so he said.\n"
+        "A tab, then spaces.\n"
+        "\n"
+        "Already -- plain--here, a hyphen-word, an en dash 1\u20132.\n"
+        "Inner  spacing\tand trailing spaces stay.  \n"
+        "--_Seneca_"
+    )
+
+
+@pytest.mark.parametrize("text", ["", "plain", "a\n\nb", "x--y", "line\n"])
+def test_unify_transcription_leaves_unified_text_alone(text: str) -> None:
+    assert unify_transcription(text) == text
+
+
+def test_unify_transcription_is_idempotent() -> None:
+    text = "   \u2014a\u2014\n\t b -- c\n\n      d"
+    once = unify_transcription(text)
+    assert once == "--a--\nb -- c\n\nd"
+    assert unify_transcription(once) == once
+
+
+def test_clean_unifies_dashes_and_indentation_of_the_body() -> None:
+    # indented markers are still found; the body's dashes and indentation are unified
+    raw = (
+        "   Header\n   *** START OF THE PROJECT GUTENBERG EBOOK X ***\n"
+        "      One\u2014two.\n\n      Three.\n   *** END OF THE PROJECT GUTENBERG EBOOK X ***\n"
+        "licence \u2014\n"
+    )
+    assert clean_gutenberg(raw) == "One--two.\n\nThree."
 
 
 @pytest.mark.parametrize(
@@ -259,14 +314,14 @@ FIRST_AND_LAST = {
         "THROUGH THE LOOKING-GLASS\n\nBy Lewis Carroll\n\n",
         "CHAPTER I. Looking-Glass house\n\nOne thing was certain, that the WHITE kitten had had nothing to do with\n"
         "it:--it was the black kitten’s fault entirely.",
-        "         Ever drifting down the stream--\n         Lingering in the golden gleam--\n"
-        "         Life, what is it but a dream?\n\n              THE END",
+        "Ever drifting down the stream--\nLingering in the golden gleam--\n"
+        "Life, what is it but a dream?\n\nTHE END",
     ),
     11: (
         "ALICE’S ADVENTURES IN WONDERLAND\n\nLewis Carroll\n\n",
         "CHAPTER I. Down the Rabbit-Hole\n\nAlice was beginning to get very tired of sitting by her sister on the\n"
         "bank, and of having nothing to do:",
-        "remembering her own child-life, and the happy summer days.\n\n              THE END",
+        "remembering her own child-life, and the happy summer days.\n\nTHE END",
     ),
     2147: (
         "THE UNPARALLELED ADVENTURES OF ONE HANS PFAALL (*1)\n\n",
@@ -275,10 +330,10 @@ FIRST_AND_LAST = {
     ),
     2148: (
         "The Works of Edgar Allan Poe\n\nby Edgar Allan Poe\n\nThe Raven Edition\n\nVOLUME II.\n\nContents\n\n",
-        "      At Paris, just after dark one gusty evening in the autumn of 18-,\n"
-        "      I was enjoying the twofold luxury of meditation and a meerschaum,",
-        "      days of warmth, men have called this element and temperate time\n"
-        "      the nurse of the beautiful Halcyon—_Simonides_",
+        "At Paris, just after dark one gusty evening in the autumn of 18-,\n"
+        "I was enjoying the twofold luxury of meditation and a meerschaum,",
+        "days of warmth, men have called this element and temperate time\n"
+        "the nurse of the beautiful Halcyon--_Simonides_",
     ),
     2149: (
         "CHAPTER 1\n\n",
@@ -316,7 +371,7 @@ def test_real_book_first_and_last_sentences_kept(books: dict[int, str], book_id:
 def test_real_books_without_markers_are_kept_whole(books: dict[int, str], book_id: int) -> None:
     raw = (MIRROR / f"pg{book_id}.txt").read_bytes().decode("utf-8").lstrip("\ufeff")
     assert "*** START OF" not in raw  # precondition: these files really have no markers
-    assert _words(books[book_id]) == _words(raw)  # only whitespace changed
+    assert _words(books[book_id]) == _words(raw)  # only whitespace and the dash spelling changed
 
 
 @needs_mirror
@@ -326,6 +381,38 @@ def test_real_books_with_markers_keep_the_whole_body(books: dict[int, str], book
     start = next(i for i, line in enumerate(lines) if line.startswith("*** START OF"))
     end = next((i for i, line in enumerate(lines) if line.startswith("End of the Project Gutenberg")), len(lines))
     assert _words(books[book_id]) == _words("\n".join(lines[start + 1 : end]))
+
+
+@needs_mirror
+@pytest.mark.parametrize("book_id", ALL_IDS)
+def test_real_book_transcription_is_unified(books: dict[int, str], book_id: int) -> None:
+    text = books[book_id]
+    assert EM_DASH not in text
+    assert _indented(text) == []
+
+
+@needs_mirror
+def test_real_raw_books_differ_in_transcription() -> None:
+    """Why unify_transcription exists (numbers in docs/CORPUS.md).
+
+    Only vol II writes "—" (never "--"), and it indents its prose by six spaces.
+    """
+    raw = {i: (MIRROR / f"pg{i}.txt").read_bytes().decode("utf-8") for i in ALL_IDS}
+    assert {i: text.count(EM_DASH) for i, text in raw.items()} == {12: 0, 11: 0, 2147: 0, 2148: 1497, 2149: 0}
+    lines = raw[2148].splitlines()
+    assert sum(EM_DASH in line for line in lines) == 1205
+    assert sum(line.startswith(" " * 6) for line in lines) == 8915
+    assert raw[2148].count("--") == 0
+    assert all(raw[i].count("--") > 0 for i in ALL_IDS if i != 2148)
+
+
+@needs_mirror
+@pytest.mark.parametrize("book_id", [2147, 2148, 2149])
+def test_real_dashes_become_double_hyphens(books: dict[int, str], book_id: int) -> None:
+    raw = (MIRROR / f"pg{book_id}.txt").read_bytes().decode("utf-8")  # no markers: the whole file is the book
+    assert books[book_id].count("--") == raw.count(EM_DASH) + raw.count("--")
+    if book_id == 2148:
+        assert books[book_id].count("--") == 1497
 
 
 # ------------------------------------------------------------------------------ sources

@@ -197,10 +197,12 @@ def normalise_whitespace(text: str) -> str:
 def unify_transcription(text: str) -> str:
     """Undo differences between transcribers that are not the author's style: "—" -> "--", no line indentation.
 
-    Poe vol. II (#2148) alone writes the dash as "—" and indents almost every line
-    by six spaces; the other four books write "--" and do not indent. Left alone, the
-    judge could learn "a '—' means Edgar" from a third of Edgar's text, and the
-    generators would learn the indentation. Applied to every book alike.
+    Poe vol. II (#2148) alone writes the dash as "—" (1,497 times, never "--") and
+    indents 8,915 lines by six spaces; the other four books write "--" and indent only
+    verse, headings and quotations (55-368 lines each). Left alone, the judge could learn
+    "a '—' means Edgar" from a third of Edgar's text, and the generators would learn the
+    indentation. Applied to every book alike, so verse loses its indentation everywhere
+    (its line breaks stay): by design, indentation then tells neither author apart.
     """
     text = text.replace("\u2014", "--")
     return "\n".join(line.lstrip(" \t") for line in text.split("\n"))

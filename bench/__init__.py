@@ -1,0 +1,1 @@
+"""Benchmarks: our models against transformers on the same work (`make bench`)."""

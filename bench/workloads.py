@@ -1,0 +1,155 @@
+"""The benchmarked work, each as a pair of callables (ours, transformers) on the same weights and inputs.
+
+FLOP counts (for the fraction of peak) follow Kaplan et al. 2020: N = parameters outside the
+embeddings; a forward pass costs 2 N per token plus attention 4 L T d (scores and weighted sum
+over T keys, in every one of L layers); a training step costs three forward passes (6 N + 12 L T d).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import transformers
+
+from model.bert import Bert, BertClassifier
+from model.gpt_neo import GPTNeo
+from model.half import cast_half, parameter_bytes
+from model.sampler import generate
+
+
+@dataclass
+class Pair:
+    """One workload: what it is, the two callables, and its FLOPs and token count per call."""
+
+    name: str
+    dtype: str
+    ours: object
+    hf: object
+    flops: float
+    tokens: int
+    note: str = ""
+
+
+def non_embedding_params(model: nn.Module) -> int:
+    """N of the FLOP formula: every parameter except embedding tables."""
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    return sum(p.numel() for p in model.parameters() if id(p) not in embeddings)
+
+
+class HFClassifier(nn.Module):
+    """transformers.BertModel + the same dropout and linear head as our BertClassifier (A2)."""
+
+    def __init__(self, folder: Path, head: nn.Linear) -> None:
+        super().__init__()
+        self.bert = transformers.BertModel.from_pretrained(str(folder))
+        self.drop = nn.Dropout(0.1)
+        self.head = nn.Linear(head.in_features, head.out_features)
+        self.head.load_state_dict(head.state_dict())
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        pooled = self.bert(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+        return self.head(self.drop(pooled))
+
+
+def autocast(dtype: str, device: str):
+    """bfloat16 autocast for the "bf16" rows, nothing for "fp32"."""
+    if dtype == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device, dtype=torch.bfloat16)
+
+
+def judge_train_step(folder: Path, batch: int, length: int, dtype: str, device: str) -> Pair:
+    """A5: forward + backward + AdamW step of BERT + head on (batch, length), dropout on in both."""
+    torch.manual_seed(0)
+    ours = BertClassifier(Bert.from_pretrained(folder)).to(device).train()
+    hf = HFClassifier(folder, ours.head).to(device).train()
+    ids = torch.randint(1000, 29000, (batch, length), device=device)
+    mask = torch.ones_like(ids)
+    labels = torch.arange(batch, device=device) % 2
+
+    def step(model: nn.Module, optimizer: torch.optim.Optimizer):
+        def run():
+            with autocast(dtype, device):
+                loss = F.cross_entropy(model(ids, mask), labels)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return run
+
+    n = non_embedding_params(ours.bert)
+    cfg = ours.bert.config
+    flops = (6 * n + 12 * cfg.num_hidden_layers * length * cfg.hidden_size) * batch * length
+    return Pair(f"judge train step {batch}x{length}", dtype,
+                step(ours, torch.optim.AdamW(ours.parameters(), lr=1e-5)),
+                step(hf, torch.optim.AdamW(hf.parameters(), lr=1e-5)), flops, batch * length)
+
+
+def judge_inference(folder: Path, batch: int, length: int, half: bool, device: str) -> tuple[Pair, dict]:
+    """Judge forward on (batch, length) in float32, or cast to half (ours: cast_half, B5; HF: .to(dtype))."""
+    ours = BertClassifier(Bert.from_pretrained(folder)).to(device).eval()
+    hf = HFClassifier(folder, ours.head).to(device).eval()
+    memory = {"ours_fp32_bytes": parameter_bytes(ours), "hf_fp32_bytes": parameter_bytes(hf)}
+    dtype = "fp32"
+    if half:
+        report = cast_half(ours)
+        hf.to(getattr(torch, report["dtype"]))
+        dtype = report["dtype"]
+        memory.update(ours_half_bytes=report["bytes_after"], hf_half_bytes=parameter_bytes(hf),
+                      ours_ratio=report["ratio"])
+    ids = torch.randint(1000, 29000, (batch, length), device=device)
+    mask = torch.ones_like(ids)
+
+    def forward(model: nn.Module):
+        @torch.no_grad()
+        def run():
+            model(ids, mask)
+        return run
+
+    n = non_embedding_params(ours.bert)
+    cfg = ours.bert.config
+    flops = (2 * n + 4 * cfg.num_hidden_layers * length * cfg.hidden_size) * batch * length
+    return Pair(f"judge inference {batch}x{length}", dtype, forward(ours), forward(hf), flops,
+                batch * length), memory
+
+
+def generation_flops(model: GPTNeo, rows: int, prompt: int, new: int) -> float:
+    """2 N per token for the blocks, 2 d V for the LM head, and attention over the keys each layer sees."""
+    cfg = model.config
+    n = non_embedding_params(model)
+    total = 0.0
+    for t in range(prompt, prompt + new):
+        keys = sum(min(t, cfg.window_size) if kind == "local" else t for kind in cfg.attention_layers)
+        total += 2 * n + 2 * cfg.hidden_size * cfg.vocab_size + 4 * keys * cfg.hidden_size
+    return total * rows
+
+
+def generation(folder: Path, rows: int, new_tokens: int, bad_ids: list[int], device: str,
+               with_hf: bool = True) -> Pair:
+    """B8-B10: sample new_tokens after one start token per row; repetition penalty 1.3 (library rule in both),
+    the bad-token mask, top-k 50, temperature 1."""
+    ours = GPTNeo.from_pretrained(folder).to(device).eval()
+    hf = transformers.GPTNeoForCausalLM.from_pretrained(str(folder)).to(device).eval() if with_hf else None
+    V = ours.config.vocab_size
+    start = torch.randint(0, V // 2, (rows, 1), device=device)
+    bad_mask = torch.zeros(V, dtype=torch.bool)
+    bad_mask[bad_ids] = True
+
+    def run_ours():
+        gen = torch.Generator(device=device).manual_seed(0)
+        generate(ours, start, new_tokens, top_k=50, repetition_penalty=1.3, penalty_mode="hf",
+                 bad_mask=bad_mask.to(device), generator=gen)
+
+    @torch.no_grad()
+    def run_hf():
+        torch.manual_seed(0)
+        hf.generate(start, attention_mask=torch.ones_like(start), do_sample=True, top_k=50,
+                    repetition_penalty=1.3, bad_words_ids=[[i] for i in bad_ids],
+                    max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0)
+
+    return Pair(f"generate {rows}x{new_tokens}", "fp32", run_ours, run_hf if with_hf else None,
+                generation_flops(ours, rows, 1, new_tokens), rows * new_tokens)

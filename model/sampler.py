@@ -1,0 +1,183 @@
+"""Sampling from GPT-Neo, as lecture B does it: bad tokens (B9), repetition penalty (B10), temperature, top-k.
+
+One new token per step. Per step, the next-token logits go through, in this order
+(the order of Hugging Face `generate`, transformers 5.23 `_get_logits_processor`:
+RepetitionPenaltyLogitsProcessor -> NoBadWordsLogitsProcessor -> TemperatureLogitsWarper
+-> TopKLogitsWarper; temperature and top-k only when sampling):
+
+    1. repetition penalty   B10, mode "lecture" (on probabilities) or "hf" (the library's rule)
+    2. bad tokens           B9: x_t not in B  (score -inf)
+    3. temperature          s / T             (sampling only)
+    4. top-k                keep the k best   (sampling only)
+    5. pick                 softmax + multinomial, or argmax when do_sample=False
+
+All of this runs in float32 whatever the model's dtype. The counts c_i of B10
+include the prompt: the course prompt is one random start token, and it has
+"already appeared" as much as any generated token (Hugging Face counts the
+prompt too).
+
+A KV cache (model.gpt_neo.KVCache) keeps the keys and values of the tokens
+already seen, so each step feeds the model one token and the cost of a new
+token does not grow with the tokens already made (attention still reads them).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+
+from model.gpt_neo import GPTNeo, KVCache
+
+PENALTY_MODES = ("lecture", "hf")
+
+
+def bad_token_mask(tokenizer: Tokenizer, vocab_size: int) -> torch.Tensor:
+    """B9: the set B as a (V,) bool mask, True = banned, so that sampling keeps x_t not in B.
+
+    Banned: every token whose decoded text is empty or whitespace only (" ", "\\n", "\\n\\n", "\\t",
+    "\\r\\n", "   ", no-break space, ...), found by decoding each id on its own with the tokenizer's
+    decoder (byte-level BPE stores " " as "Ġ" and "\\n" as "Ċ", so the raw token strings are not enough);
+    every special token (<|endoftext|> and the like); and the ids from the tokenizer's vocabulary size
+    up to the model's `vocab_size` (padding rows of the embedding that no text maps to).
+    """
+    n_tok = tokenizer.get_vocab_size(with_added_tokens=True)
+    n = min(n_tok, vocab_size)
+    texts = tokenizer.decode_batch([[i] for i in range(n)], skip_special_tokens=False)  # one text per id
+    mask = torch.zeros(vocab_size, dtype=torch.bool)
+    mask[:n] = torch.tensor([text.strip() == "" for text in texts])  # str.strip() removes all whitespace
+    for idx, added in tokenizer.get_added_tokens_decoder().items():
+        if added.special and idx < vocab_size:
+            mask[idx] = True  # <|endoftext|>: end of text, not text
+    mask[n:] = True  # padding rows beyond the tokenizer
+    return mask
+
+
+def lecture_repetition_penalty(log_probs: torch.Tensor, counts: torch.Tensor, r: float) -> torch.Tensor:
+    """B10: p_i' = p_i / r**c_i, renormalised; c_i = times token i has appeared so far (prompt included).
+
+    Computed in log space, which is the same equation: log p_i' = log p_i - c_i log r - log Z with
+    Z = sum_j p_j / r**c_j. log_probs (B, V) -> renormalised log p' (B, V); counts (B, V).
+    """
+    return torch.log_softmax(log_probs - counts * math.log(r), dim=-1)
+
+
+def hf_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, r: float) -> torch.Tensor:
+    """The library's rule (Keskar et al. 2019): for every token that has appeared (once, however often),
+
+    z_i' = z_i / r if z_i > 0, z_i' = z_i * r if z_i < 0. logits (B, V), seen (B, V) bool -> (B, V).
+    """
+    penalised = torch.where(logits < 0, logits * r, logits / r)
+    return torch.where(seen, penalised, logits)
+
+
+def apply_temperature(scores: torch.Tensor, temperature: float) -> torch.Tensor:
+    """s_i' = s_i / T: T < 1 sharpens, T > 1 flattens the distribution."""
+    return scores / temperature
+
+
+def top_k_filter(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k highest scores per row (ties with the k-th kept, as Hugging Face does); the rest -> -inf."""
+    k = min(k, scores.shape[-1])
+    kth = torch.topk(scores, k, dim=-1).values[:, -1:]  # (B, 1)
+    return scores.masked_fill(scores < kth, float("-inf"))
+
+
+def process_scores(
+    logits: torch.Tensor,
+    counts: torch.Tensor,
+    *,
+    temperature: float,
+    top_k: int | None,
+    repetition_penalty: float,
+    penalty_mode: str,
+    bad_mask: torch.Tensor | None,
+    do_sample: bool,
+) -> torch.Tensor:
+    """One step's scores (B, V) float32, ready for softmax/argmax: penalty, bad tokens, temperature, top-k."""
+    scores = logits.float()  # (B, V)
+    if penalty_mode == "lecture":
+        scores = torch.log_softmax(scores, dim=-1)  # log p
+        if repetition_penalty != 1.0:
+            scores = lecture_repetition_penalty(scores, counts, repetition_penalty)
+    elif repetition_penalty != 1.0:
+        scores = hf_repetition_penalty(scores, counts > 0, repetition_penalty)
+    if bad_mask is not None:
+        scores = scores.masked_fill(bad_mask, float("-inf"))
+    if do_sample:
+        if temperature != 1.0:
+            scores = apply_temperature(scores, temperature)
+        if top_k:
+            scores = top_k_filter(scores, top_k)
+    return scores
+
+
+def next_logits(model: GPTNeo, ids: torch.Tensor, t: int, cache: KVCache | None) -> torch.Tensor:
+    """Logits (B, V) of the token at position t given ids[:, :t].
+
+    Without a cache the whole prefix is run again; with one, only the positions it does not hold yet.
+    """
+    if cache is None:
+        return model(ids[:, :t], last_only=True)[:, -1]
+    return model(ids[:, cache.length:t], cache=cache, last_only=True)[:, -1]
+
+
+@torch.no_grad()
+def generate(
+    model: GPTNeo,
+    prompt_ids: torch.Tensor,
+    new_tokens: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = 50,
+    repetition_penalty: float = 1.3,
+    penalty_mode: str = "lecture",
+    bad_mask: torch.Tensor | None = None,
+    do_sample: bool = True,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+) -> torch.Tensor:
+    """Append `new_tokens` tokens to each prompt row: (B, T0) -> (B, T0 + new_tokens) LongTensor.
+
+    penalty_mode "lecture" is B10 on probabilities, "hf" the library's rule; bad_mask (V,) bool from
+    `bad_token_mask` (B9); do_sample=False is greedy; a seeded `generator` makes sampling reproducible;
+    use_cache=False reruns the whole prefix each step (same result, slower: for tests).
+    """
+    if penalty_mode not in PENALTY_MODES:
+        raise ValueError(f"penalty_mode={penalty_mode!r}; choose one of {PENALTY_MODES}")
+    if repetition_penalty <= 0 or temperature <= 0:
+        raise ValueError("repetition_penalty and temperature must be > 0")
+    B, T0 = prompt_ids.shape
+    V = model.config.vocab_size
+    device = prompt_ids.device
+    if bad_mask is not None:
+        if bad_mask.shape != (V,):
+            raise ValueError(f"bad_mask has shape {tuple(bad_mask.shape)}, the model's vocabulary needs ({V},)")
+        if bool(bad_mask.all()):
+            raise ValueError("bad_mask bans every token: nothing left to sample")
+        bad_mask = bad_mask.to(device)
+    total = T0 + new_tokens
+    ids = torch.empty(B, total, dtype=torch.long, device=device)  # (B, T0 + new)
+    ids[:, :T0] = prompt_ids
+    counts = torch.zeros(B, V, dtype=torch.float32, device=device)  # c_i of B10, prompt included
+    counts.scatter_add_(1, prompt_ids, torch.ones_like(prompt_ids, dtype=torch.float32))
+    cache = None
+    if use_cache and new_tokens > 0:  # the last new token is never fed back, so total - 1 positions
+        dtype = next(model.parameters()).dtype
+        cache = KVCache(model.config, B, total - 1, device=device, dtype=dtype)
+    for t in range(T0, total):
+        logits = next_logits(model, ids, t, cache)  # (B, V)
+        scores = process_scores(
+            logits, counts, temperature=temperature, top_k=top_k, repetition_penalty=repetition_penalty,
+            penalty_mode=penalty_mode, bad_mask=bad_mask, do_sample=do_sample,
+        )
+        if do_sample:
+            probs = F.softmax(scores, dim=-1)  # (B, V)
+            nxt = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
+        else:
+            nxt = scores.argmax(dim=-1, keepdim=True)  # (B, 1)
+        ids[:, t] = nxt[:, 0]
+        counts.scatter_add_(1, nxt, torch.ones_like(nxt, dtype=torch.float32))
+    return ids

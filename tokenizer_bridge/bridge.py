@@ -1,0 +1,140 @@
+"""From GPT-Neo samples to judge input: tokenizer translation (B6), over-generation (B8), mismatch ratio (B16).
+
+The generators and the judge use different tokenizers (byte-level BPE vs uncased
+WordPiece), so generated ids cannot be fed to BERT as they are:
+
+    B6   T_bert(T_neo^{-1}(x)): GPT-Neo ids -> text -> BERT ids
+    B8   L_neo = k L_bert with k > 1, then cut after translation: X_bert = X_neo[1:L]
+    B16  |T_neo(x)| != |T_bert(x)|: we record the ratio per row
+
+Choices (the lecture cuts to L = 128 tokens and adds no special tokens):
+- The start token (position 0, a random id in the course) is dropped before decoding.
+- Each row keeps exactly L BERT tokens and is wrapped as [CLS] x_1 .. x_L [SEP], so the judge
+  input has L + 2 positions: the judge reads its [CLS] vector at position 0 (A2), and the
+  text it judges is the lecture's L tokens.
+- A row whose text gives fewer than L BERT tokens is continued by the sampler (its whole row
+  is the prompt, so the repetition counts carry on) for a bounded number of rounds; after
+  that a `ShortRowError`. A short row is never padded and never passed on.
+- The ratio is taken on the kept span x = the decoded text from its first character to the
+  end of the L-th kept BERT token: |T_neo(x)| / |T_bert(x)|, both tokenizers re-encoding
+  the same x (no special tokens). |T_bert(x)| is L, or rarely L +- 1 when the cut falls
+  inside a word that WordPiece splits differently once the word is cut.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from tokenizers import Encoding, Tokenizer
+
+from model.gpt_neo import GPTNeo
+from model.sampler import generate
+from tokenizer_bridge.load import special_id
+
+
+class ShortRowError(RuntimeError):
+    """A generated row still translates to fewer than L BERT tokens after every allowed round."""
+
+
+@dataclass
+class JudgeBatch:
+    """What the judge reads, one row per generated sample."""
+
+    input_ids: torch.Tensor  # (B, L + 2) [CLS] x_1 .. x_L [SEP]
+    attention_mask: torch.Tensor  # (B, L + 2) all ones: every row is exactly L + 2 long
+    texts: list[str]  # the kept span x of each row
+    neo_bert_ratio: list[float]  # B16 |T_neo(x)| / |T_bert(x)| on that span
+    extra_tokens: list[int]  # GPT-Neo tokens generated for the row beyond k * L (0 if none)
+
+
+def neo_to_bert_text(neo_ids: list[int], neo_tok: Tokenizer, bert_tok: Tokenizer) -> tuple[str, Encoding]:
+    """B6: T_bert(T_neo^{-1}(x)). GPT-Neo ids -> text -> BERT encoding (ids and character offsets, no specials)."""
+    text = neo_tok.decode(neo_ids)  # T_neo^{-1}; special tokens such as <|endoftext|> are not text: skipped
+    return text, bert_tok.encode(text, add_special_tokens=False)  # T_bert
+
+
+def neo_bert_ratio(text: str, neo_tok: Tokenizer, bert_tok: Tokenizer) -> float:
+    """B16: |T_neo(x)| / |T_bert(x)|, the two tokenizers' lengths for the same text x (no special tokens)."""
+    n_neo = len(neo_tok.encode(text, add_special_tokens=False).ids)
+    n_bert = len(bert_tok.encode(text, add_special_tokens=False).ids)
+    return n_neo / n_bert
+
+
+def cut_to_judge(text: str, enc: Encoding, L: int, cls_id: int, sep_id: int) -> tuple[list[int], str]:
+    """B8: X_bert = X_neo[1:L] after translation -> ([CLS] + first L BERT ids + [SEP], kept span of text).
+
+    `text` is the decoded row without its start token, `enc` its BERT encoding; needs len(enc.ids) >= L.
+    """
+    if len(enc.ids) < L:
+        raise ShortRowError(f"the row gives {len(enc.ids)} BERT tokens, fewer than L={L}")
+    end = enc.offsets[L - 1][1]  # character where the L-th BERT token ends
+    return [cls_id] + enc.ids[:L] + [sep_id], text[:end]
+
+
+def more_tokens_needed(n_neo: int, n_bert: int, L: int, k: float) -> int:
+    """GPT-Neo tokens to add to a short row: the missing L - n_bert BERT tokens at the row's own observed
+
+    rate n_neo / n_bert (at least k, and at least 1), with a 50 % margin.
+    """
+    rate = max(k, n_neo / max(n_bert, 1), 1.0)
+    return math.ceil(1.5 * rate * (L - n_bert))
+
+
+def generate_for_judge(
+    model: GPTNeo,
+    start_ids: torch.Tensor,
+    neo_tok: Tokenizer,
+    bert_tok: Tokenizer,
+    L: int,
+    k: float = 4,
+    max_rounds: int = 3,
+    **sampling,
+) -> JudgeBatch:
+    """B8: sample k * L GPT-Neo tokens after each start token (B, 1), translate (B6), keep L BERT tokens.
+
+    Rows still short of L BERT tokens are continued for up to `max_rounds` more rounds, else
+    ShortRowError. `sampling` goes to model.sampler.generate (temperature, top_k, repetition_penalty,
+    penalty_mode, bad_mask, do_sample, generator). Returns a JudgeBatch of exactly (B, L + 2) ids.
+    """
+    if bert_tok.truncation is not None:
+        raise ValueError("bert_tok truncates its encodings, so short rows could not be told apart; "
+                         "load it with tokenizer_bridge.load.load_bert_tokenizer or call no_truncation()")
+    cls_id, sep_id = special_id(bert_tok, "[CLS]"), special_id(bert_tok, "[SEP]")
+    first = generate(model, start_ids, int(k * L), **sampling)  # (B, 1 + kL)
+    base_len = first.shape[1]
+    rows = list(first)  # rows may grow to different lengths below
+    for round_ in range(max_rounds + 1):
+        pairs = [neo_to_bert_text(row[1:].tolist(), neo_tok, bert_tok) for row in rows]  # drop start token
+        short = [i for i, (_, enc) in enumerate(pairs) if len(enc.ids) < L]
+        if not short:
+            break
+        if round_ == max_rounds:
+            got = {i: len(pairs[i][1].ids) for i in short}
+            raise ShortRowError(
+                f"rows {short} still give fewer than L={L} BERT tokens after {max_rounds} extra rounds "
+                f"(BERT tokens per row: {got}); raise k or max_rounds, or check the bad-token mask"
+            )
+        # continue the short rows, one batch per row length (rows in a batch must be equally long)
+        for length in sorted({len(rows[i]) for i in short}):
+            group = [i for i in short if len(rows[i]) == length]
+            extra = max(more_tokens_needed(length - 1, len(pairs[i][1].ids), L, k) for i in group)
+            longer = generate(model, torch.stack([rows[i] for i in group]), extra, **sampling)
+            for i, row in zip(group, longer):
+                rows[i] = row
+
+    ids, texts, ratios = [], [], []
+    for text, enc in pairs:
+        row_ids, span = cut_to_judge(text, enc, L, cls_id, sep_id)
+        ids.append(row_ids)
+        texts.append(span)
+        ratios.append(neo_bert_ratio(span, neo_tok, bert_tok))
+    input_ids = torch.tensor(ids, dtype=torch.long)  # (B, L + 2)
+    return JudgeBatch(
+        input_ids=input_ids,
+        attention_mask=torch.ones_like(input_ids),
+        texts=texts,
+        neo_bert_ratio=ratios,
+        extra_tokens=[len(row) - base_len for row in rows],
+    )
