@@ -7,6 +7,10 @@ VENV       := .venv
 PY         := $(VENV)/bin/python
 PIP        := $(PY) -m pip
 STAMP      := $(VENV)/.installed
+
+# On a shared 2-core CPU, OpenMP threads that spin while waiting for each other slow every
+# matmul down 10x or more as soon as another process competes for a core; sleeping waits do not.
+export OMP_WAIT_POLICY ?= PASSIVE
 TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: setup test-deps weights test train-bert pretrain-neo coevolve bench clean

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         pair, mem = W.judge_inference(minilm, bi, t, half, device)
         pair.note = "batch cut 8x: bf16 is slow on this CPU" if bi != b else ""
         rows.append(measure(pair, peaks[pair.dtype], repeats, device))
-        memory.append(f"judge parameters: " + ", ".join(f"{k} {v / 2**20:.1f} MiB" if k.endswith("bytes")
+        memory.append("judge parameters: " + ", ".join(f"{k} {v / 2**20:.1f} MiB" if k.endswith("bytes")
                                                       else f"{k} {v:.3f}" for k, v in mem.items()))
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -98,7 +98,9 @@ class Bert(nn.Module):
         pos = torch.arange(T, device=input_ids.device)
         x = self.word_emb(input_ids) + self.pos_emb(pos) + self.type_emb(token_type_ids)  # (B, T, d)
         x = self.drop(self.emb_ln(x))
-        mask = None if attention_mask is None else padding_to_additive_mask(attention_mask, x.dtype)
+        mask = None  # no padding: no mask, and PyTorch may use its faster unmasked attention kernel
+        if attention_mask is not None and not bool(attention_mask.all()):
+            mask = padding_to_additive_mask(attention_mask, x.dtype)
         for block in self.blocks:
             x = block(x, mask)
         pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, d): the [CLS] position, through dense + tanh
