@@ -32,3 +32,20 @@ def corpus_mirror() -> Path:
     if not folder.is_dir():
         pytest.skip("no corpus mirror: set ALICE_EDGAR_CORPUS to a folder of pg{ID}.txt files")
     return folder
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models step faster on one thread; on a shared 2-core machine extra threads only spin."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def wonderland_text(corpus_mirror) -> str:
+    """The first 60,000 characters of the raw Wonderland file (#11): real text for test tokenizers."""
+    return (corpus_mirror / "pg11.txt").read_text(encoding="utf-8-sig")[:60_000]

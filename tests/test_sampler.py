@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer
 
 from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo, KVCache
+from train.neo_tokenizer import train_neo_tokenizer
 from model.sampler import (
     bad_token_mask,
     generate,
@@ -21,7 +21,6 @@ from model.sampler import (
     top_k_filter,
 )
 
-CORPUS = Path("/work/shared/corpus/pg11.txt")
 WHITESPACE_LINES = ["Alice  said\t\tno.\r\nThe Queen\r\n\r\nwept   and\n\n\nran \t off.\n    Then\r\n"] * 300
 
 
@@ -38,30 +37,17 @@ def tiny_model(vocab_size: int = 61, seed: int = 0) -> GPTNeo:
     return GPTNeo(tiny_config(vocab_size)).eval()
 
 
-def train_bpe(vocab_size: int = 600) -> Tokenizer:
-    """A byte-level BPE tokenizer trained on part of the corpus plus whitespace-heavy lines."""
-    text = CORPUS.read_text(encoding="utf-8")[:60_000] if CORPUS.is_file() else "Alice was beginning. " * 500
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator([text] + WHITESPACE_LINES, trainer)
-    return tok
+def train_bpe(text: str, vocab_size: int = 600) -> Tokenizer:
+    """A byte-level BPE tokenizer (the project's own trainer) on corpus text plus whitespace-heavy lines."""
+    return train_neo_tokenizer([text] + WHITESPACE_LINES, vocab_size=vocab_size, min_frequency=1)
 
 
 @pytest.fixture(scope="module")
-def bpe() -> Tokenizer:
-    return train_bpe()
+def bpe(wonderland_text) -> Tokenizer:
+    return train_bpe(wonderland_text)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models step faster on one thread; on a shared 2-core machine extra threads only spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 # ---------------------------------------------------------------- B10, by hand
