@@ -42,8 +42,8 @@ train-bert: weights
 	$(PY) -m train.judge $(ARGS)
 	$(PY) -m eval.judge_report
 
-# Lecture B: our own small pretrained GPT-Neo (only when none is in the weights store yet).
-pretrain-neo: setup
+# Lecture B: our own small pretrained GPT-Neo (skipped when installed; ARGS=--force retrains).
+pretrain-neo: weights
 	$(PY) -m train.pretrain_neo $(ARGS)
 
 coevolve: weights

@@ -13,7 +13,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -122,9 +121,9 @@ def save_hf_folder(folder: str | Path, tensors: dict[str, torch.Tensor], config:
     """Write config.json and model.safetensors into `folder`, each atomically (temporary file, then rename)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False, encoding="utf-8") as f:
-        json.dump(config, f, indent=2)
-    os.replace(f.name, folder / "config.json")
+    tmp_config = folder / "config.json.tmp"
+    tmp_config.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    os.replace(tmp_config, folder / "config.json")
     tmp = folder / (WEIGHTS_FILE + ".tmp")
     save_file(tensors, str(tmp), metadata={"format": "pt"})
     os.replace(tmp, folder / WEIGHTS_FILE)
