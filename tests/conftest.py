@@ -34,7 +34,7 @@ def corpus_mirror() -> Path:
     return folder
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_thread():
     """Tiny models step faster on one thread; on a shared 2-core machine extra threads only spin."""
     import torch

@@ -57,13 +57,7 @@ SPLITS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models step faster on one thread; on a shared 2-core machine extra threads only spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -38,13 +38,7 @@ ALICE_WORDS = "alice said the queen rabbit little curious very dear oh tea hatte
 EDGAR_WORDS = "the raven nevermore dark midnight dreary tomb heart beating chamber door lenore".split()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Models of a few thousand parameters gain nothing from threads, and lose a lot on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")

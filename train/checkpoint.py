@@ -71,9 +71,9 @@ def judge_root(runs_dir: str | Path | None = None) -> Path:
     return runs_root(runs_dir) / "judge"
 
 
-def new_run_dir(runs_dir: str | Path | None = None) -> Path:
-    """Create and return <runs>/judge/<YYYYmmdd-HHMMSS> (a suffix -2, -3, ... if taken)."""
-    root = judge_root(runs_dir)
+def new_run_dir(runs_dir: str | Path | None = None, kind: str = "judge") -> Path:
+    """Create and return <runs>/<kind>/<YYYYmmdd-HHMMSS> (a suffix -2, -3, ... if taken)."""
+    root = runs_root(runs_dir) / kind
     root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for i in range(1, 1000):

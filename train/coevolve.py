@@ -194,22 +194,7 @@ def load_setup(
 
 def coevolve_root(runs_dir: str | Path | None = None) -> Path:
     """<runs>/coevolve: one sub-folder per run (runs = --runs-dir, $ALICE_EDGAR_RUNS or <repo>/runs)."""
-    return ckpt.runs_root(runs_dir) / "coevolve"
-
-
-def new_run_dir(runs_dir: str | Path | None = None) -> Path:
-    """Create and return <runs>/coevolve/<YYYYmmdd-HHMMSS> (a suffix -2, -3, ... if taken)."""
-    root = coevolve_root(runs_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for i in range(1, 1000):
-        run = root / (stamp if i == 1 else f"{stamp}-{i}")
-        try:
-            run.mkdir()
-            return run
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a new run folder in {root}")
+    return ckpt.runs_root(runs_dir) / "coevolve"  # folders made by ckpt.new_run_dir(kind="coevolve")
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -305,7 +290,7 @@ def coevolve(
     torch.manual_seed(cfg.seed)
     t_setup = time.time()
     s = load_setup(cfg, runs_dir, splits)
-    run_dir = new_run_dir(runs_dir)
+    run_dir = ckpt.new_run_dir(runs_dir, kind="coevolve")
     setup_s = time.time() - t_setup
     ft = FinetuneConfig(steps=cfg.steps, batch_size=cfg.batch_size, seq_len=cfg.seq_len, lr=cfg.lr,
                         micro_batch_size=cfg.micro_batch_size)
