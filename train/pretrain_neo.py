@@ -40,7 +40,8 @@ from tokenizers import Tokenizer
 from tqdm import tqdm
 
 from model.config import GPTNeoConfig
-from model.gpt_neo import GPTNeo, KVCache
+from model.gpt_neo import GPTNeo
+from model.sampler import generate
 from model.layers import count_parameters
 from train.lm import heldout_loss, lm_train_step, make_adamw, sample_windows
 from train.neo_tokenizer import eos_id, hf_tokenizer_config, train_neo_tokenizer
@@ -171,21 +172,13 @@ def encode(tok: Tokenizer, text: str) -> torch.Tensor:
 
 @torch.no_grad()
 def sample_text(model: GPTNeo, tok: Tokenizer, n_tokens: int, top_k: int = 50, seed: int = 0) -> str:
-    """B1 read forwards: start from <|endoftext|>, draw x_t ~ P(x_t | x_<t) among the top_k, n_tokens times."""
+    """B1 read forwards: from <|endoftext|>, draw x_t ~ P(x_t | x_<t) among the top_k (no penalty), n_tokens times."""
     model.eval()
-    gen = torch.Generator().manual_seed(seed)
-    start = model.config.bos_token_id
     n_tokens = min(n_tokens, model.config.max_position_embeddings - 1)
-    cache = KVCache(model.config, batch=1, max_len=n_tokens + 1)
-    x = torch.tensor([[start]])  # (1, 1)
-    out: list[int] = []
-    for _ in range(n_tokens):
-        logits = model(x, cache=cache, last_only=True)[0, -1]  # (V,)
-        top, idx = logits.topk(top_k)
-        choice = idx[torch.multinomial(torch.softmax(top, dim=-1), 1, generator=gen)]  # (1,)
-        out.append(choice.item())
-        x = choice.view(1, 1)
-    return tok.decode(out)
+    start = torch.tensor([[model.config.bos_token_id]])  # (1, 1)
+    ids = generate(model, start, n_tokens, top_k=top_k, repetition_penalty=1.0,
+                   generator=torch.Generator().manual_seed(seed))  # (1, 1 + n_tokens)
+    return tok.decode(ids[0, 1:].tolist())
 
 
 # --------------------------------------------------------------------------------------
