@@ -136,12 +136,18 @@ def test_only_the_short_rows_grow(byte_tok, bert_tok):
     assert batch.input_ids.shape == (2, 6)
 
 
-def test_real_generated_rows_are_cut_to_exactly_L(neo_tok, bert_tok):
+@pytest.fixture(scope="module")
+def tiny_neo(neo_tok) -> tuple[GPTNeo, torch.Tensor, int]:
+    """A tiny random GPT-Neo (global + local) over the corpus BPE, its bad-token mask, and V."""
     V = neo_tok.get_vocab_size()
     torch.manual_seed(0)
     model = GPTNeo(GPTNeoConfig(vocab_size=V, max_position_embeddings=512, hidden_size=32, num_layers=2, num_heads=4,
                                 window_size=8, attention_layers=["global", "local"])).eval()
-    mask = bad_token_mask(neo_tok, V)
+    return model, bad_token_mask(neo_tok, V), V
+
+
+def test_real_generated_rows_are_cut_to_exactly_L(tiny_neo, neo_tok, bert_tok):
+    model, mask, V = tiny_neo
     start = torch.randint(0, V // 2, (4, 1), generator=torch.Generator().manual_seed(1))
     L, k = 24, 4
     sampling = dict(bad_mask=mask, top_k=50, repetition_penalty=1.3)
@@ -167,12 +173,8 @@ def test_real_generated_rows_are_cut_to_exactly_L(neo_tok, bert_tok):
     assert batch.extra_tokens == [0, 0, 0, 0]
 
 
-def test_real_generated_short_rows_get_more_tokens(neo_tok, bert_tok):
-    V = neo_tok.get_vocab_size()
-    torch.manual_seed(0)
-    model = GPTNeo(GPTNeoConfig(vocab_size=V, max_position_embeddings=512, hidden_size=32, num_layers=2, num_heads=4,
-                                window_size=8, attention_layers=["global", "local"])).eval()
-    mask = bad_token_mask(neo_tok, V)
+def test_real_generated_short_rows_get_more_tokens(tiny_neo, neo_tok, bert_tok):
+    model, mask, V = tiny_neo
     start = torch.randint(0, V // 2, (3, 1), generator=torch.Generator().manual_seed(1))
     # k = 0.5: half a GPT-Neo token per BERT token cannot reach L, so every row is continued
     batch = generate_for_judge(model, start, neo_tok, bert_tok, L=20, k=0.5, max_rounds=5, bad_mask=mask,
