@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from model.config import BertConfig
-from model.layers import MLP, LayerNorm, gelu_erf, init_normal, merge_heads, split_heads
+from model.layers import MLP, Dropout, LayerNorm, apply_dropout, gelu_erf, init_normal, merge_heads, split_heads
 from model.loading import load_with_table
 
 
@@ -30,6 +30,24 @@ def padding_to_additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -
     return (1.0 - keep) * torch.finfo(dtype).min
 
 
+def attention_with_dropout(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, p: float
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(hs) + mask) v, with dropout p on the attention weights, written out.
+
+    q (B, nh, Tq, hs), k and v (B, nh, T, hs) -> (B, nh, Tq, hs). What F.scaled_dot_product_attention
+    computes with dropout_p=p; on a CPU its fused kernels have no dropout and its fallback draws
+    float32 noise and makes extra passes over the (B, nh, Tq, T) weights. Here the weights are
+    zeroed through a bool mask, and the 1/(1 - p) of inverted dropout is applied to the small
+    (Tq, hs) result instead of the (Tq, T) weights: the same number, since (a W) v = a (W v).
+    """
+    att = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, nh, Tq, T)
+    if mask is not None:
+        att = att + mask
+    att = apply_dropout(torch.softmax(att, dim=-1), p)  # zeroed weights; the rescale comes next
+    return (att @ v) / (1.0 - p)  # (B, nh, Tq, hs)
+
+
 class BertSelfAttention(nn.Module):
     """Bidirectional multi-head attention: softmax(q k^T / sqrt(hs) + mask) v."""
 
@@ -40,13 +58,17 @@ class BertSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.dropout = cfg.attention_probs_dropout_prob
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, first_only: bool = False) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C); with first_only, only position 0 asks (queries), -> (B, 1, C)."""
         q, k, v = self.qkv(x).chunk(3, dim=-1)  # 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
-        )  # (B, nh, T, hs); scale 1/sqrt(hs) is the default
-        return self.proj(merge_heads(y))  # (B, T, C)
+        if first_only:
+            q = q[:, :, :1]  # (B, nh, 1, hs): the [CLS] query; every position is still a key and a value
+        if self.training and self.dropout > 0:
+            y = attention_with_dropout(q, k, v, mask, self.dropout)
+        else:  # scale 1/sqrt(hs) is the default; PyTorch picks its fastest kernel
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, Tq, hs)
+        return self.proj(merge_heads(y))  # (B, Tq, C)
 
 
 class BertBlock(nn.Module):
@@ -58,10 +80,12 @@ class BertBlock(nn.Module):
         self.ln1 = LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.mlp = MLP(cfg.hidden_size, cfg.intermediate_size, gelu_erf)
         self.ln2 = LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.drop = nn.Dropout(cfg.hidden_dropout_prob)
+        self.drop = Dropout(cfg.hidden_dropout_prob)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        x = self.ln1(x + self.drop(self.attn(x, mask)))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, first_only: bool = False) -> torch.Tensor:
+        """(B, T, d) -> (B, T, d); with first_only, the output row of position 0 alone, (B, 1, d)."""
+        rows = x[:, :1] if first_only else x  # the positions whose output this block computes
+        x = self.ln1(rows + self.drop(self.attn(x, mask, first_only)))
         x = self.ln2(x + self.drop(self.mlp(x)))
         return x
 
@@ -77,7 +101,7 @@ class Bert(nn.Module):
         self.pos_emb = nn.Embedding(cfg.max_position_embeddings, d)
         self.type_emb = nn.Embedding(cfg.type_vocab_size, d)
         self.emb_ln = LayerNorm(d, eps=cfg.layer_norm_eps)
-        self.drop = nn.Dropout(cfg.hidden_dropout_prob)
+        self.drop = Dropout(cfg.hidden_dropout_prob)
         self.blocks = nn.ModuleList(BertBlock(cfg) for _ in range(cfg.num_hidden_layers))
         self.pooler = nn.Linear(d, d)
         self.apply(init_normal)
@@ -87,8 +111,13 @@ class Bert(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
+        cls_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A1: h_i = f(x_1, ..., x_n; theta). input_ids (B, T) -> (hidden (B, T, d), pooled (B, d))."""
+        """A1: h_i = f(x_1, ..., x_n; theta). input_ids (B, T) -> (hidden (B, T, d), pooled (B, d)).
+
+        cls_only: the last block computes the [CLS] row alone, hidden (B, 1, d). The pooled vector is
+        the same, and the last block costs ~1/4 of a full one (its keys and values are still needed).
+        """
         B, T = input_ids.shape
         if T > self.config.max_position_embeddings:
             raise ValueError(f"sequence of {T} tokens is longer than max_position_embeddings="
@@ -101,8 +130,9 @@ class Bert(nn.Module):
         mask = None  # no padding: no mask, and PyTorch may use its faster unmasked attention kernel
         if attention_mask is not None and not bool(attention_mask.all()):
             mask = padding_to_additive_mask(attention_mask, x.dtype)
-        for block in self.blocks:
-            x = block(x, mask)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, first_only=cls_only and i == last)
         pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, d): the [CLS] position, through dense + tanh
         return x, pooled
 
@@ -122,14 +152,14 @@ class BertClassifier(nn.Module):
     def __init__(self, bert: Bert, n_classes: int = 2, dropout: float = 0.1) -> None:
         super().__init__()
         self.bert = bert
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.head = nn.Linear(bert.config.hidden_size, n_classes)
         nn.init.xavier_uniform_(self.head.weight)  # as the course code does
         nn.init.zeros_(self.head.bias)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """A2: z = W h_CLS + b. input_ids (B, T) -> logits z (B, n_classes)."""
-        _, pooled = self.bert(input_ids, attention_mask)
+        _, pooled = self.bert(input_ids, attention_mask, cls_only=True)  # A2 reads h_CLS alone
         return self.head(self.drop(pooled))
 
 

@@ -6,10 +6,11 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from model.config import GPTNeoConfig
-from model.gpt_neo import GPTNeo, KVCache
+from model.gpt_neo import GPTNeo, KVCache, last_logits
 from train.neo_tokenizer import train_neo_tokenizer
 from model.sampler import (
     bad_token_mask,
@@ -18,6 +19,7 @@ from model.sampler import (
     lecture_repetition_penalty,
     next_logits,
     process_scores,
+    sample_allowed,
     top_k_filter,
 )
 
@@ -96,6 +98,27 @@ def test_top_k_keeps_ties():
     out = top_k_filter(scores, 2)
     inf = float("-inf")
     assert out.tolist() == [[inf, 3.0, 2.0, 2.0, inf]]
+
+
+@pytest.mark.parametrize("few", [True, False])
+def test_sampling_among_allowed_tokens_follows_the_softmax(few):
+    """sample_allowed draws among the finite scores only (ties with the k-th included): the
+    frequencies must match softmax(scores), and a -inf token must never come out."""
+    inf = float("-inf")
+    scores = torch.tensor([[1.0, inf, 0.5, 2.0, 0.5, inf, -1.0, inf]]).repeat(4000, 1)  # 4000 draws
+    probs = torch.softmax(scores[0], dim=-1)
+    drawn = sample_allowed(scores, torch.Generator().manual_seed(0), few=few)[:, 0]
+    freq = torch.bincount(drawn, minlength=8).float() / len(drawn)
+    assert freq[probs == 0].sum() == 0
+    tolerance = 5 * torch.sqrt(probs * (1 - probs) / len(drawn)) + 1e-9  # 5 standard errors
+    assert (freq - probs).abs().le(tolerance).all(), (freq, probs)
+
+
+def test_last_logits_equals_the_tied_head():
+    torch.manual_seed(0)
+    x, wte = torch.randn(5, 48), torch.randn(300, 48)
+    torch.testing.assert_close(last_logits(x, wte), F.linear(x, wte), atol=1e-5, rtol=1e-5)
+    assert last_logits(x, wte).is_contiguous()
 
 
 # ---------------------------------------------------------------- cache, seeding, greedy

@@ -1,0 +1,116 @@
+"""model/layers.py and model/bert.py speed pieces: dropout from 16-bit draws, the written-out
+attention with dropout, and the [CLS]-only last block. Each must compute what the plain version does."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from model.bert import Bert, BertClassifier, attention_with_dropout
+from model.config import BertConfig
+from model.layers import DROPOUT_BITS, Dropout, dropout_mask
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
+
+
+def tiny_bert(seed: int = 0) -> Bert:
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=64)
+    return Bert(cfg)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropout_mask_rate_is_p(p):
+    n = 2_000_000
+    rate = dropout_mask((n,), p).float().mean().item()
+    used = round(p * 2**DROPOUT_BITS) / 2**DROPOUT_BITS
+    assert abs(used - p) <= 2**-DROPOUT_BITS
+    assert abs(rate - used) < 5 * math.sqrt(p * (1 - p) / n), (rate, used)  # 5 standard errors
+
+
+def test_dropout_zeroes_or_rescales_and_is_identity_in_eval():
+    torch.manual_seed(0)
+    x = torch.rand(64, 256) + 1.0  # no zeros of its own
+    drop = Dropout(0.25)
+    y = drop(x)
+    kept = y != 0
+    assert torch.allclose(y[kept], x[kept] / 0.75)
+    assert 0.2 < 1 - kept.float().mean().item() < 0.3
+    assert torch.equal(drop.eval()(x), x)
+    assert torch.equal(Dropout(0.0)(x), x)
+
+
+def test_dropout_gradient_passes_kept_elements_only():
+    torch.manual_seed(0)
+    x = torch.randn(8, 50, requires_grad=True)
+    y = Dropout(0.5)(x)
+    y.sum().backward()
+    kept = y.detach() != 0
+    assert torch.allclose(x.grad[kept], torch.full_like(x.grad[kept], 2.0))
+    assert torch.equal(x.grad[~kept], torch.zeros_like(x.grad[~kept]))
+
+
+def random_qkv(B=2, nh=3, T=7, hs=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(B, nh, T, hs, generator=g, requires_grad=True) for _ in range(3)]
+
+
+def test_attention_with_dropout_zero_equals_sdpa_values_and_gradients():
+    q, k, v = random_qkv()
+    mask = torch.zeros(2, 1, 1, 7)
+    mask[1, ..., 5:] = torch.finfo(torch.float32).min  # padding in row 1
+    ours = attention_with_dropout(q, k, v, mask, 0.0)
+    grads = torch.autograd.grad(ours.square().sum(), (q, k, v))
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    ref_grads = torch.autograd.grad(ref.square().sum(), (q, k, v))
+    assert (ours - ref).abs().max() < 1e-6
+    for a, b in zip(grads, ref_grads):
+        assert (a - b).abs().max() < 1e-5
+
+
+def test_attention_with_dropout_is_unbiased():
+    """Inverted dropout keeps the expected output: the mean over many draws approaches no dropout."""
+    q, k, v = (t.detach() for t in random_qkv(B=1, nh=1, T=6, hs=4))
+    exact = F.scaled_dot_product_attention(q, k, v)
+    torch.manual_seed(0)
+    mean = torch.stack([attention_with_dropout(q, k, v, None, 0.3) for _ in range(4000)]).mean(0)
+    assert (mean - exact).abs().max() < 0.05, (mean - exact).abs().max()
+    one = attention_with_dropout(q, k, v, None, 0.3)
+    assert (one - exact).abs().max() > 1e-3  # dropout really happens
+
+
+def test_cls_only_gives_the_same_pooled_vector_and_cls_row():
+    bert = tiny_bert().eval()
+    ids = torch.randint(0, 100, (3, 20))
+    mask = torch.ones_like(ids)
+    mask[2, 12:] = 0
+    with torch.no_grad():
+        hidden, pooled = bert(ids, mask)
+        cls_hidden, cls_pooled = bert(ids, mask, cls_only=True)
+    assert cls_hidden.shape == (3, 1, 32)
+    assert (cls_hidden[:, 0] - hidden[:, 0]).abs().max() < 1e-6
+    assert (cls_pooled - pooled).abs().max() < 1e-6
+
+
+def test_classifier_gradients_equal_with_and_without_cls_only():
+    """BertClassifier runs cls_only; its loss and every gradient must equal the full computation's."""
+    clf = BertClassifier(tiny_bert(), n_classes=2).eval()  # eval: no dropout, so both runs are exact
+    ids = torch.randint(0, 100, (4, 16))
+    labels = torch.tensor([0, 1, 0, 1])
+
+    def grads(cls_only: bool) -> dict[str, torch.Tensor]:
+        clf.zero_grad()
+        _, pooled = clf.bert(ids, cls_only=cls_only)
+        F.cross_entropy(clf.head(clf.drop(pooled)), labels).backward()
+        return {n: p.grad.clone() for n, p in clf.named_parameters() if p.grad is not None}
+
+    full, short = grads(False), grads(True)
+    assert full.keys() == short.keys()
+    for name in full:
+        assert (full[name] - short[name]).abs().max() < 1e-6, name
+    with torch.no_grad():
+        assert torch.allclose(clf(ids), clf.head(clf.bert(ids)[1]), atol=1e-6)
