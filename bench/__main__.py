@@ -2,6 +2,7 @@
 
     python -m bench            # the sizes below for this device
     python -m bench --quick    # tiny sizes: checks that every workload runs (seconds, not a measurement)
+    python -m bench --profile  # also one profiled run per side: operator tables in <run>/profiles/
 
 Each row runs ours and transformers alternately (interleaved repeats, warm-up excluded) and
 reports medians, the ratio HF time / our time (> 1: ours is faster) and the fraction of the
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 
 from bench import workloads as W
-from bench.timing import interleaved, matmul_peak
+from bench.timing import interleaved, matmul_peak, profile_table
 from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
 from model.sampler import bad_token_mask
@@ -30,11 +31,13 @@ from tokenizer_bridge.load import load_neo_tokenizer
 from weights import store
 
 # Sizes: the issue's on a GPU. On a CPU, the work a 2-core machine can repeat 2 x 6 times within the
-# 15-minute budget (a 64 x 256 training step takes ~45 s here); every row prints its exact shape. 16-bit rows shrink when the CPU has no fast
-# 16-bit matmul (measured below), because they would otherwise take most of the budget alone.
+# 15-minute budget: a 64 x 256 training step takes ~20 s here, and the 125M-shaped model makes ~4
+# tokens per second per row, so those two rows are cut (every row prints its exact shape). 16-bit rows
+# shrink when the CPU has no fast 16-bit matmul (measured below): they would take most of the budget alone.
+# neo-small's context is 512 positions, so its linear-in-length rows stop at 512 on a CPU.
 SIZES = {
     "cuda": dict(train=(64, 256), infer=(64, 128), gen_small=(32, 512), gen_125m=(32, 512), linear=(32, (256, 512, 1024))),
-    "cpu": dict(train=(16, 256), infer=(64, 128), gen_small=(32, 512), gen_125m=(8, 64), linear=(16, (128, 256, 512))),
+    "cpu": dict(train=(16, 256), infer=(64, 128), gen_small=(32, 512), gen_125m=(32, 64), linear=(32, (128, 256, 512))),
     "quick": dict(train=(2, 32), infer=(2, 32), gen_small=(2, 8), gen_125m=(1, 4), linear=(2, (4, 8))),
 }
 GPT_NEO_125M = GPTNeoConfig(vocab_size=50257, max_position_embeddings=2048, hidden_size=768, num_layers=12,
@@ -61,12 +64,21 @@ def row(pair: W.Pair, seconds: dict[str, float], peak: float) -> dict:
     return out
 
 
-def measure(pair: W.Pair, peak: float, repeats: int, device: str) -> dict:
-    """Time one workload and print its row at once (a long run shows its results as it goes)."""
+def measure(pair: W.Pair, peak: float, repeats: int, device: str, profiles: Path | None = None) -> dict:
+    """Time one workload and print its row at once (a long run shows its results as it goes).
+
+    With `profiles`, each side then runs once more under torch.profiler, and its table of the
+    operators with the most self time goes to profiles/<workload>-<side>.txt: where the time goes.
+    """
     runs = {"ours": pair.ours} if pair.hf is None else {"ours": pair.ours, "hf": pair.hf}
     result = row(pair, interleaved(runs, repeats=repeats, warmup=1, device=device), peak)
     ratio = f", HF/ours {result['ratio']:.2f}x" if "ratio" in result else ""
     print(f"  {pair.name} [{pair.dtype}]: ours {result['ours_s']:.3f} s{ratio}", flush=True)
+    if profiles is not None:
+        profiles.mkdir(parents=True, exist_ok=True)
+        for side, fn in runs.items():
+            slug = f"{pair.name} {pair.dtype} {side}".replace(" ", "-")
+            (profiles / f"{slug}.txt").write_text(profile_table(fn, device) + "\n")
     return result
 
 
@@ -90,10 +102,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per side (median reported)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--runs-dir", default=os.environ.get("ALICE_EDGAR_RUNS", "runs"))
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile each side once: operator tables in the run folder's profiles/")
     args = parser.parse_args(argv)
     device, repeats = args.device, (1 if args.quick else args.repeats)
     sizes = SIZES["quick" if args.quick else device]
     started = time.time()
+    out = Path(args.runs_dir) / "bench" / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    profiles = out / "profiles" if args.profile else None
+
+    def timed(pair: W.Pair, peak: float) -> dict:
+        return measure(pair, peak, repeats, device, profiles)
 
     peak32 = matmul_peak(torch.float32, device, n=256 if args.quick else 1024)
     peak16 = matmul_peak(torch.bfloat16, device, n=256 if args.quick else 512)
@@ -111,18 +131,18 @@ def main(argv: list[str] | None = None) -> int:
     minilm = store.resolve("minilm")
     rows, memory = [], []
     b, t = sizes["train"]
-    rows.append(measure(W.judge_train_step(minilm, b, t, "fp32", device), peak32, repeats, device))
+    rows.append(timed(W.judge_train_step(minilm, b, t, "fp32", device), peak32))
     b16 = max(2, b // 32) if slow16 else b
     pair = W.judge_train_step(minilm, b16, t, "bf16", device)
     pair.note = f"batch cut {b // b16}x: bf16 is slow on this CPU" if b16 != b else ""
-    rows.append(measure(pair, peaks["bf16"], repeats, device))
+    rows.append(timed(pair, peaks["bf16"]))
 
     b, t = sizes["infer"]
     for half in (False, True):
         bi = max(2, b // 8) if half and slow16 else b
         pair, mem = W.judge_inference(minilm, bi, t, half, device)
         pair.note = f"batch cut {b // bi}x: bf16 is slow on this CPU" if bi != b else ""
-        rows.append(measure(pair, peaks[pair.dtype], repeats, device))
+        rows.append(timed(pair, peaks[pair.dtype]))
         memory.append("judge parameters: " + ", ".join(f"{k} {v / 2**20:.1f} MiB" if k.endswith("bytes")
                                                       else f"{k} {v:.3f}" for k, v in mem.items()))
 
@@ -142,20 +162,20 @@ def main(argv: list[str] | None = None) -> int:
                 bad = list(range(1, 40))
             pair = W.generation(folder, rows_, new, bad, device)
             pair.name += f" {name}"
-            rows.append(measure(pair, peak32, repeats, device))
-        rows_, lengths = sizes["linear"]
-        linear_folder = folders.get("neo-small", folders["125M-shaped"])
+            rows.append(timed(pair, peak32))
+        rows_, lengths = sizes["linear"]  # on the first model whose context holds the longest run
+        name = next(n for n, f in folders.items()
+                    if GPTNeoConfig.from_folder(f).max_position_embeddings >= max(lengths))  # the last token is never fed back
         for new in lengths:
-            pair = W.generation(linear_folder, rows_, new, [], device, with_hf=False)
-            pair.name += f" {'neo-small' if 'neo-small' in folders else '125M-shaped'} (ours)"
-            pair.note = "linear in length?"
-            rows.append(measure(pair, peak32, repeats, device))
+            pair = W.generation(folders[name], rows_, new, [], device, with_hf=False)
+            pair.name += f" {name} (ours)"
+            result = timed(pair, peak32)
+            result["note"] = f"{1000 * result['ours_s'] / new:.1f} ms per step (flat = linear in length)"
+            rows.append(result)
 
     header["memory"] = memory
     header["seconds"] = time.time() - started
     print_table(rows, header)
-    out = Path(args.runs_dir) / "bench" / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps({"header": header, "rows": rows}, indent=2))
     print(f"\nwrote {out / 'bench.json'} ({header['seconds']:.0f} s)")
     return 0

@@ -41,3 +41,15 @@ def matmul_peak(dtype: torch.dtype, device: str = "cpu", n: int = 1024, repeats:
     a @ b  # warm-up
     seconds = interleaved({"mm": lambda: a @ b}, repeats=repeats, warmup=1, device=device)["mm"]
     return 2 * n**3 / seconds / 1e9
+
+
+def profile_table(fn: Callable[[], object], device: str = "cpu", rows: int = 15) -> str:
+    """One run of `fn` under torch.profiler: the `rows` operators with the most self time, as a table."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=activities) as prof:
+        fn()
+        sync(device)
+    key = "self_cuda_time_total" if device == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows)

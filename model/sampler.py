@@ -9,8 +9,8 @@ RepetitionPenaltyLogitsProcessor -> NoBadWordsLogitsProcessor -> TemperatureLogi
     2. bad tokens           B9: x_t not in B  (score -inf)
     3. temperature          s / T             (sampling only)
     4. top-k                keep the k best   (sampling only)
-    5. pick                 softmax + multinomial (among the tokens left: `sample_allowed`),
-                            or argmax when do_sample=False
+    5. pick                 softmax + multinomial, or argmax when do_sample=False
+                            (when sampling, 4 and 5 run together in `sample_top_k`)
 
 All of this runs in float32 whatever the model's dtype. The counts c_i of B10
 include the prompt: the course prompt is one random start token, and it has
@@ -56,6 +56,12 @@ def bad_token_mask(tokenizer: Tokenizer, vocab_size: int) -> torch.Tensor:
     return mask
 
 
+def token_counts(prev_ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """c_i of B10: how many times token i appears in each row of prev_ids (B, t) -> (B, V) float32."""
+    counts = torch.zeros(prev_ids.shape[0], vocab_size, device=prev_ids.device)
+    return counts.scatter_add_(1, prev_ids, torch.ones_like(prev_ids, dtype=counts.dtype))
+
+
 def lecture_repetition_penalty(log_probs: torch.Tensor, counts: torch.Tensor, r: float) -> torch.Tensor:
     """B10: p_i' = p_i / r**c_i, renormalised; c_i = times token i has appeared so far (prompt included).
 
@@ -65,13 +71,15 @@ def lecture_repetition_penalty(log_probs: torch.Tensor, counts: torch.Tensor, r:
     return torch.log_softmax(log_probs - counts * math.log(r), dim=-1)
 
 
-def hf_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, r: float) -> torch.Tensor:
+def hf_repetition_penalty(logits: torch.Tensor, prev_ids: torch.Tensor, r: float) -> torch.Tensor:
     """The library's rule (Keskar et al. 2019): for every token that has appeared (once, however often),
 
-    z_i' = z_i / r if z_i > 0, z_i' = z_i * r if z_i < 0. logits (B, V), seen (B, V) bool -> (B, V).
+    z_i' = z_i / r if z_i > 0, z_i' = z_i * r if z_i < 0. logits (B, V), prev_ids (B, t) -> (B, V).
+    Only the t earlier tokens of each row are read and rewritten, not all V scores (a token seen
+    twice is rewritten twice with the same value, so "once, however often" holds).
     """
-    penalised = torch.where(logits < 0, logits * r, logits / r)
-    return torch.where(seen, penalised, logits)
+    z = logits.gather(1, prev_ids)  # (B, t): the scores of the tokens already there
+    return logits.scatter(1, prev_ids, torch.where(z < 0, z * r, z / r))
 
 
 def apply_temperature(scores: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -88,7 +96,7 @@ def top_k_filter(scores: torch.Tensor, k: int) -> torch.Tensor:
 
 def process_scores(
     logits: torch.Tensor,
-    counts: torch.Tensor,
+    prev_ids: torch.Tensor,
     *,
     temperature: float,
     top_k: int | None,
@@ -97,16 +105,20 @@ def process_scores(
     bad_mask: torch.Tensor | None,
     do_sample: bool,
 ) -> torch.Tensor:
-    """One step's scores (B, V) float32, ready for softmax/argmax: penalty, bad tokens, temperature, top-k."""
+    """One step's scores (B, V) float32, ready for softmax/argmax: penalty, bad tokens, temperature, top-k.
+
+    prev_ids (B, t): every token so far, prompt included (the c_i of B10 count them).
+    """
     scores = logits.float()  # (B, V)
     if penalty_mode == "lecture":
         scores = torch.log_softmax(scores, dim=-1)  # log p
         if repetition_penalty != 1.0:
+            counts = token_counts(prev_ids, scores.shape[-1])
             scores = lecture_repetition_penalty(scores, counts, repetition_penalty)
     elif repetition_penalty != 1.0:
-        scores = hf_repetition_penalty(scores, counts > 0, repetition_penalty)
+        scores = hf_repetition_penalty(scores, prev_ids, repetition_penalty)
     if bad_mask is not None:
-        scores = scores.masked_fill(bad_mask, float("-inf"))
+        scores = torch.where(bad_mask, float("-inf"), scores)
     if do_sample:
         if temperature != 1.0:
             scores = apply_temperature(scores, temperature)
@@ -115,19 +127,21 @@ def process_scores(
     return scores
 
 
-def sample_allowed(scores: torch.Tensor, generator: torch.Generator | None, few: bool) -> torch.Tensor:
-    """softmax + multinomial: one token id per row, (B, V) scores -> (B, 1).
+def sample_top_k(scores: torch.Tensor, k: int | None, generator: torch.Generator | None) -> torch.Tensor:
+    """Steps 4 and 5 together: top-k, softmax and one draw per row. scores (B, V) -> token ids (B, 1).
 
-    A -inf score has probability 0, so drawing among the finite scores only is the same
-    distribution. After top-k (`few`) that is ~k of V tokens: torch.multinomial draws one random
-    number per candidate, and drawing 50 instead of 50,257 is most of the sampling time saved.
+    The same distribution as softmax(top_k_filter(scores, k)) + multinomial over all V tokens, ties
+    with the k-th score kept as there; but torch.multinomial draws a random number per candidate,
+    and drawing among the k kept instead of all 50,257 is most of the sampling time saved.
     """
-    if not few:
+    if not k or k >= scores.shape[-1]:
         return torch.multinomial(F.softmax(scores, dim=-1), 1, generator=generator)
-    n = int(torch.isfinite(scores).sum(dim=-1).max())  # k, or more when scores tie with the k-th
-    kept, ids = torch.topk(scores, n, dim=-1)  # (B, n): every finite score of each row, and -inf padding
+    kept, ids = torch.topk(scores, k, dim=-1)  # (B, k), best first
+    n = int((scores >= kept[:, -1:]).sum(dim=-1).max())  # k, or more where scores tie with the k-th
+    if n > k:  # rare: take the tied ones too; a row with fewer ties gets -inf (probability 0) padding
+        kept, ids = torch.topk(top_k_filter(scores, k), n, dim=-1)
     choice = torch.multinomial(F.softmax(kept, dim=-1), 1, generator=generator)  # (B, 1) index into kept
-    return ids.gather(1, choice)  # (B, 1) token ids
+    return ids.gather(1, choice)
 
 
 def next_logits(model: GPTNeo, ids: torch.Tensor, t: int, cache: KVCache | None) -> torch.Tensor:
@@ -177,22 +191,19 @@ def generate(
     total = T0 + new_tokens
     ids = torch.empty(B, total, dtype=torch.long, device=device)  # (B, T0 + new)
     ids[:, :T0] = prompt_ids
-    counts = torch.zeros(B, V, dtype=torch.float32, device=device)  # c_i of B10, prompt included
-    counts.scatter_add_(1, prompt_ids, torch.ones_like(prompt_ids, dtype=torch.float32))
     cache = None
     if use_cache and new_tokens > 0:  # the last new token is never fed back, so total - 1 positions
         dtype = next(model.parameters()).dtype
         cache = KVCache(model.config, B, total - 1, device=device, dtype=dtype)
     for t in range(T0, total):
         logits = next_logits(model, ids, t, cache)  # (B, V)
-        scores = process_scores(
-            logits, counts, temperature=temperature, top_k=top_k, repetition_penalty=repetition_penalty,
+        scores = process_scores(  # top-k is left to sample_top_k (and argmax does not need it)
+            logits, ids[:, :t], temperature=temperature, top_k=None, repetition_penalty=repetition_penalty,
             penalty_mode=penalty_mode, bad_mask=bad_mask, do_sample=do_sample,
         )
         if do_sample:
-            nxt = sample_allowed(scores, generator, few=bool(top_k))  # (B, 1)
+            nxt = sample_top_k(scores, top_k, generator)  # (B, 1)
         else:
             nxt = scores.argmax(dim=-1, keepdim=True)  # (B, 1)
         ids[:, t] = nxt[:, 0]
-        counts.scatter_add_(1, nxt, torch.ones_like(nxt, dtype=torch.float32))
     return ids

@@ -19,7 +19,8 @@ from model.sampler import (
     lecture_repetition_penalty,
     next_logits,
     process_scores,
-    sample_allowed,
+    sample_top_k,
+    token_counts,
     top_k_filter,
 )
 
@@ -65,12 +66,12 @@ def test_lecture_penalty_hand_example():
 def test_lecture_penalty_counts_every_occurrence_but_hf_counts_once():
     # token 0 seen 3 times: lecture divides its probability by 1.5**3, hf divides its logit by 1.5 once
     logits = torch.tensor([[1.0, 1.0]])
-    counts = torch.tensor([[3.0, 0.0]])
-    lecture = process_scores(logits, counts, temperature=1.0, top_k=None, repetition_penalty=1.5,
+    prev_ids = torch.tensor([[0, 0, 0]])
+    lecture = process_scores(logits, prev_ids, temperature=1.0, top_k=None, repetition_penalty=1.5,
                              penalty_mode="lecture", bad_mask=None, do_sample=False).softmax(-1)
     # p = (1/2, 1/2) -> (1/2 / 3.375, 1/2) -> renormalised (1/4.375, 3.375/4.375)
     torch.testing.assert_close(lecture, torch.tensor([[1 / 4.375, 3.375 / 4.375]]))
-    hf = process_scores(logits, counts, temperature=1.0, top_k=None, repetition_penalty=1.5,
+    hf = process_scores(logits, prev_ids, temperature=1.0, top_k=None, repetition_penalty=1.5,
                         penalty_mode="hf", bad_mask=None, do_sample=False)
     torch.testing.assert_close(hf, torch.tensor([[1 / 1.5, 1.0]]))
 
@@ -78,14 +79,15 @@ def test_lecture_penalty_counts_every_occurrence_but_hf_counts_once():
 def test_hf_penalty_hand_example():
     # seen tokens 0 and 1: 2 -> 2 / 2 = 1, -1 -> -1 * 2 = -2; unseen 0.5 and 3 unchanged
     logits = torch.tensor([[2.0, -1.0, 0.5, 3.0]])
-    seen = torch.tensor([[True, True, False, False]])
+    seen = torch.tensor([[1, 0, 1]])  # token 1 twice: still divided once
     torch.testing.assert_close(hf_repetition_penalty(logits, seen, 2.0), torch.tensor([[1.0, -2.0, 0.5, 3.0]]))
+    assert logits.tolist() == [[2.0, -1.0, 0.5, 3.0]]  # the input is left as it was
 
 
 def test_order_penalty_then_bad_then_temperature_then_top_k():
     # lecture log-probs of (0, 0, 0, 0) logits are log 1/4; token 1 seen once (r = e: -1), token 3 banned,
     # temperature 0.5 doubles, top-2 keeps tokens 0 and 2.
-    scores = process_scores(torch.zeros(1, 4), torch.tensor([[0.0, 1.0, 0.0, 0.0]]), temperature=0.5, top_k=2,
+    scores = process_scores(torch.zeros(1, 4), torch.tensor([[1]]), temperature=0.5, top_k=2,
                             repetition_penalty=math.e, penalty_mode="lecture",
                             bad_mask=torch.tensor([False, False, False, True]), do_sample=True)
     z = math.log(3 / 4 + math.exp(-1) / 4)  # renormaliser log Z of B10
@@ -100,18 +102,24 @@ def test_top_k_keeps_ties():
     assert out.tolist() == [[inf, 3.0, 2.0, 2.0, inf]]
 
 
-@pytest.mark.parametrize("few", [True, False])
-def test_sampling_among_allowed_tokens_follows_the_softmax(few):
-    """sample_allowed draws among the finite scores only (ties with the k-th included): the
-    frequencies must match softmax(scores), and a -inf token must never come out."""
+@pytest.mark.parametrize("k", [3, 4, None])
+def test_sample_top_k_follows_top_k_then_softmax(k):
+    """sample_top_k draws among the k best only (ties with the k-th kept): the frequencies must match
+    softmax(top_k_filter(scores, k)), and a dropped or -inf token must never come out. With k = 3 the
+    two 0.5 scores tie for third place; with k = 4 there is no tie."""
     inf = float("-inf")
-    scores = torch.tensor([[1.0, inf, 0.5, 2.0, 0.5, inf, -1.0, inf]]).repeat(4000, 1)  # 4000 draws
-    probs = torch.softmax(scores[0], dim=-1)
-    drawn = sample_allowed(scores, torch.Generator().manual_seed(0), few=few)[:, 0]
+    scores = torch.tensor([[1.0, inf, 0.5, 2.0, 0.5, inf, -1.0, -3.0]]).repeat(4000, 1)  # 4000 draws
+    probs = torch.softmax(top_k_filter(scores[:1], k)[0] if k else scores[0], dim=-1)
+    drawn = sample_top_k(scores, k, torch.Generator().manual_seed(0))[:, 0]
     freq = torch.bincount(drawn, minlength=8).float() / len(drawn)
     assert freq[probs == 0].sum() == 0
     tolerance = 5 * torch.sqrt(probs * (1 - probs) / len(drawn)) + 1e-9  # 5 standard errors
     assert (freq - probs).abs().le(tolerance).all(), (freq, probs)
+
+
+def test_token_counts_counts_every_occurrence():
+    counts = token_counts(torch.tensor([[2, 0, 2, 2], [1, 1, 1, 1]]), 4)
+    assert counts.tolist() == [[1, 0, 3, 0], [0, 4, 0, 0]]
 
 
 def test_last_logits_equals_the_tied_head():
