@@ -34,11 +34,16 @@ from weights import store
 # 15-minute budget: a 64 x 256 training step takes ~20 s here, and the 125M-shaped model makes ~4
 # tokens per second per row, so those two rows are cut (every row prints its exact shape). 16-bit rows
 # shrink when the CPU has no fast 16-bit matmul (measured below): they would take most of the budget alone.
-# neo-small's context is 512 positions, so its linear-in-length rows stop at 512 on a CPU.
+# The linear-in-length rows (ours alone) run on the first model of `linear` that is there: neo-small's
+# context is 512 positions, so 1024 new tokens need the 125M shape; on a CPU without neo-small (a fresh
+# clone before `make pretrain-neo`) the 125M shape runs them with few rows.
 SIZES = {
-    "cuda": dict(train=(64, 256), infer=(64, 128), gen_small=(32, 512), gen_125m=(32, 512), linear=(32, (256, 512, 1024))),
-    "cpu": dict(train=(16, 256), infer=(64, 128), gen_small=(32, 512), gen_125m=(32, 64), linear=(32, (128, 256, 512))),
-    "quick": dict(train=(2, 32), infer=(2, 32), gen_small=(2, 8), gen_125m=(1, 4), linear=(2, (4, 8))),
+    "cuda": dict(train=(64, 256), infer=(64, 128), gen_small=(32, 512), gen_125m=(32, 512),
+                 linear={"125M-shaped": (32, (256, 512, 1024))}),
+    "cpu": dict(train=(16, 256), infer=(64, 128), gen_small=(32, 512), gen_125m=(32, 64),
+                linear={"neo-small": (32, (64, 128, 256)), "125M-shaped": (4, (32, 64, 128))}),
+    "quick": dict(train=(2, 32), infer=(2, 32), gen_small=(2, 8), gen_125m=(1, 4),
+                  linear={"neo-small": (2, (4, 8)), "125M-shaped": (1, (4, 8))}),
 }
 GPT_NEO_125M = GPTNeoConfig(vocab_size=50257, max_position_embeddings=2048, hidden_size=768, num_layers=12,
                             num_heads=12, window_size=256, attention_layers=["global", "local"] * 6)
@@ -163,9 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             pair = W.generation(folder, rows_, new, bad, device)
             pair.name += f" {name}"
             rows.append(timed(pair, peak32))
-        rows_, lengths = sizes["linear"]  # on the first model whose context holds the longest run
-        name = next(n for n, f in folders.items()
-                    if GPTNeoConfig.from_folder(f).max_position_embeddings >= max(lengths))  # the last token is never fed back
+        name = next(n for n in sizes["linear"] if n in folders)
+        rows_, lengths = sizes["linear"][name]
         for new in lengths:
             pair = W.generation(folders[name], rows_, new, [], device, with_hf=False)
             pair.name += f" {name} (ours)"

@@ -40,7 +40,11 @@ def attention_with_dropout(
     float32 noise and makes extra passes over the (B, nh, Tq, T) weights. Here the weights are
     zeroed through a bool mask, and the 1/(1 - p) of inverted dropout is applied to the small
     (Tq, hs) result instead of the (Tq, T) weights: the same number, since (a W) v = a (W v).
+    On a CPU, 16-bit inputs (bfloat16 autocast) are computed in float32, as PyTorch's CPU kernel does.
     """
+    if q.device.type == "cpu" and q.dtype != torch.float32:
+        with torch.autocast("cpu", enabled=False):  # autocast would turn the float32 matmuls back to 16 bits
+            return attention_with_dropout(q.float(), k.float(), v.float(), mask, p).to(q.dtype)
     att = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, nh, Tq, T)
     if mask is not None:
         att = att + mask
