@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 
 from model.config import GPTNeoConfig
-from model.layers import MLP, LayerNorm, gelu_tanh, init_normal, merge_heads, split_heads
+from model.layers import MLP, Dropout, LayerNorm, gelu_tanh, init_normal, merge_heads, split_heads
 from model.loading import WEIGHTS_FILE, CheckpointError, load_with_table, save_hf_folder, to_hf_state
 
 
@@ -67,9 +67,10 @@ def last_logits(x: torch.Tensor, wte: torch.Tensor) -> torch.Tensor:
     """The tied LM head for a few rows: logits = x W_te^T, computed as (W_te x^T)^T. (B, d) -> (B, V).
 
     The same products and sums; but with B rows against a V x d matrix, CPU BLAS (MKL) runs the
-    tall product W_te x^T ~1.6x faster than the flat x W_te^T (bench/: generation).
+    tall product W_te x^T ~1.6x faster than the flat x W_te^T (bench/: generation). The result is a
+    transposed view, not copied: the sampler's steps read it as fast as a contiguous (B, V).
     """
-    return (wte @ x.T).T.contiguous()  # (V, B) -> (B, V)
+    return (wte @ x.T).T  # (V, B) -> (B, V)
 
 
 class GPTNeoSelfAttention(nn.Module):
@@ -113,7 +114,7 @@ class GPTNeoBlock(nn.Module):
         self.attn = GPTNeoSelfAttention(cfg, kind)
         self.ln2 = LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_epsilon)
         self.mlp = MLP(cfg.hidden_size, cfg.intermediate_size, gelu_tanh)
-        self.drop = nn.Dropout(cfg.resid_dropout)
+        self.drop = Dropout(cfg.resid_dropout)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         x = x + self.drop(self.attn(self.ln1(x), cache, layer))
@@ -129,7 +130,7 @@ class GPTNeo(nn.Module):
         self.config = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
         self.wpe = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
-        self.drop = nn.Dropout(cfg.embed_dropout)
+        self.drop = Dropout(cfg.embed_dropout)
         self.blocks = nn.ModuleList(GPTNeoBlock(cfg, kind) for kind in cfg.attention_layers)
         self.ln_f = LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_epsilon)
         self.apply(init_normal)
