@@ -1,8 +1,10 @@
 """The benchmarked work, each as a pair of callables (ours, transformers) on the same weights and inputs.
 
-FLOP counts (for the fraction of peak) follow Kaplan et al. 2020: N = parameters outside the
-embeddings; a forward pass costs 2 N per token plus attention 4 L T d (scores and weighted sum
-over T keys, in every one of L layers); a training step costs three forward passes (6 N + 12 L T d).
+FLOP counts (for the fraction of peak) follow Kaplan et al. 2020: a matrix of N parameters costs
+2 N FLOPs per token, attention 4 T d per token and layer (scores and weighted sum over T keys);
+a training step costs three forward passes. They count the work the task needs, whoever does
+more: the judge's logits read only [CLS], so its last block needs keys and values of every
+position but everything else for [CLS] alone; generation needs the LM head for one position.
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ def autocast(dtype: str, device: str):
     return torch.autocast(device_type=device, dtype=torch.bfloat16)
 
 
+def judge_flops(cfg, batch: int, length: int) -> float:
+    """Forward FLOPs of BERT + head on (batch, length) that the logits need (see the module docstring)."""
+    d, T, L = cfg.hidden_size, length, cfg.num_hidden_layers
+    block = 2 * (4 * d * d + 2 * d * cfg.intermediate_size) + 4 * T * d  # per token: q, k, v, proj, MLP, attention
+    last = T * 2 * (2 * d * d) + block  # keys and values of all T positions, the rest for [CLS]
+    return batch * ((L - 1) * T * block + last + 2 * d * d + 2 * d * 2)  # + pooler and head on [CLS]
+
+
 def judge_train_step(folder: Path, batch: int, length: int, dtype: str, device: str) -> Pair:
     """A5: forward + backward + AdamW step of BERT + head on (batch, length), dropout on in both."""
     torch.manual_seed(0)
@@ -81,9 +91,7 @@ def judge_train_step(folder: Path, batch: int, length: int, dtype: str, device: 
             optimizer.zero_grad(set_to_none=True)
         return run
 
-    n = non_embedding_params(ours.bert)
-    cfg = ours.bert.config
-    flops = (6 * n + 12 * cfg.num_hidden_layers * length * cfg.hidden_size) * batch * length
+    flops = 3 * judge_flops(ours.bert.config, batch, length)  # forward + backward (twice the forward)
     return Pair(f"judge train step {batch}x{length}", dtype,
                 step(ours, torch.optim.AdamW(ours.parameters(), lr=1e-5)),
                 step(hf, torch.optim.AdamW(hf.parameters(), lr=1e-5)), flops, batch * length)
@@ -110,9 +118,7 @@ def judge_inference(folder: Path, batch: int, length: int, half: bool, device: s
             model(ids, mask)
         return run
 
-    n = non_embedding_params(ours.bert)
-    cfg = ours.bert.config
-    flops = (2 * n + 4 * cfg.num_hidden_layers * length * cfg.hidden_size) * batch * length
+    flops = judge_flops(ours.bert.config, batch, length)
     return Pair(f"judge inference {batch}x{length}", dtype, forward(ours), forward(hf), flops,
                 batch * length), memory
 
