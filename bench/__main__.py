@@ -31,7 +31,7 @@ from tokenizer_bridge.load import load_neo_tokenizer
 from weights import store
 
 # Sizes: the on a GPU. On a CPU, the work a 2-core machine can repeat 2 x 6 times within the
-# 15-minute budget: a 64 x 256 training step takes ~20 s here, and the 125M-shaped model makes ~4
+# 15-minute budget: a 64 x 256 training step takes 15-25 s here, and the 125M-shaped model makes ~5
 # tokens per second per row, so those two rows are cut (every row prints its exact shape). 16-bit rows
 # shrink when the CPU has no fast 16-bit matmul (measured below): they would take most of the budget alone.
 # The linear-in-length rows (ours alone) run on the first model of `linear` that is there: neo-small's
