@@ -10,7 +10,8 @@ RepetitionPenaltyLogitsProcessor -> NoBadWordsLogitsProcessor -> TemperatureLogi
     3. temperature          s / T             (sampling only)
     4. top-k                keep the k best   (sampling only)
     5. pick                 softmax + multinomial, or argmax when do_sample=False
-                            (when sampling, 4 and 5 run together in `sample_top_k`)
+
+Steps 1-3 are `process_scores`; when sampling, 4 and 5 are `sample_top_k` (argmax needs no top-k).
 
 All of this runs in float32 whatever the model's dtype. The counts c_i of B10
 include the prompt: the course prompt is one random start token, and it has
@@ -99,13 +100,12 @@ def process_scores(
     prev_ids: torch.Tensor,
     *,
     temperature: float,
-    top_k: int | None,
     repetition_penalty: float,
     penalty_mode: str,
     bad_mask: torch.Tensor | None,
     do_sample: bool,
 ) -> torch.Tensor:
-    """One step's scores (B, V) float32, ready for softmax/argmax: penalty, bad tokens, temperature, top-k.
+    """Steps 1-3 of one step: penalty, bad tokens, temperature. logits (B, V) -> scores (B, V) float32.
 
     prev_ids (B, t): every token so far, prompt included (the c_i of B10 count them).
     """
@@ -119,11 +119,8 @@ def process_scores(
         scores = hf_repetition_penalty(scores, prev_ids, repetition_penalty)
     if bad_mask is not None:
         scores = torch.where(bad_mask, float("-inf"), scores)
-    if do_sample:
-        if temperature != 1.0:
-            scores = apply_temperature(scores, temperature)
-        if top_k:
-            scores = top_k_filter(scores, top_k)
+    if do_sample and temperature != 1.0:
+        scores = apply_temperature(scores, temperature)
     return scores
 
 
@@ -197,8 +194,8 @@ def generate(
         cache = KVCache(model.config, B, total - 1, device=device, dtype=dtype)
     for t in range(T0, total):
         logits = next_logits(model, ids, t, cache)  # (B, V)
-        scores = process_scores(  # top-k is left to sample_top_k (and argmax does not need it)
-            logits, ids[:, :t], temperature=temperature, top_k=None, repetition_penalty=repetition_penalty,
+        scores = process_scores(
+            logits, ids[:, :t], temperature=temperature, repetition_penalty=repetition_penalty,
             penalty_mode=penalty_mode, bad_mask=bad_mask, do_sample=do_sample,
         )
         if do_sample:

@@ -67,11 +67,11 @@ def test_lecture_penalty_counts_every_occurrence_but_hf_counts_once():
     # token 0 seen 3 times: lecture divides its probability by 1.5**3, hf divides its logit by 1.5 once
     logits = torch.tensor([[1.0, 1.0]])
     prev_ids = torch.tensor([[0, 0, 0]])
-    lecture = process_scores(logits, prev_ids, temperature=1.0, top_k=None, repetition_penalty=1.5,
+    lecture = process_scores(logits, prev_ids, temperature=1.0, repetition_penalty=1.5,
                              penalty_mode="lecture", bad_mask=None, do_sample=False).softmax(-1)
     # p = (1/2, 1/2) -> (1/2 / 3.375, 1/2) -> renormalised (1/4.375, 3.375/4.375)
     torch.testing.assert_close(lecture, torch.tensor([[1 / 4.375, 3.375 / 4.375]]))
-    hf = process_scores(logits, prev_ids, temperature=1.0, top_k=None, repetition_penalty=1.5,
+    hf = process_scores(logits, prev_ids, temperature=1.0, repetition_penalty=1.5,
                         penalty_mode="hf", bad_mask=None, do_sample=False)
     torch.testing.assert_close(hf, torch.tensor([[1 / 1.5, 1.0]]))
 
@@ -87,9 +87,10 @@ def test_hf_penalty_hand_example():
 def test_order_penalty_then_bad_then_temperature_then_top_k():
     # lecture log-probs of (0, 0, 0, 0) logits are log 1/4; token 1 seen once (r = e: -1), token 3 banned,
     # temperature 0.5 doubles, top-2 keeps tokens 0 and 2.
-    scores = process_scores(torch.zeros(1, 4), torch.tensor([[1]]), temperature=0.5, top_k=2,
+    scores = process_scores(torch.zeros(1, 4), torch.tensor([[1]]), temperature=0.5,
                             repetition_penalty=math.e, penalty_mode="lecture",
                             bad_mask=torch.tensor([False, False, False, True]), do_sample=True)
+    scores = top_k_filter(scores, 2)  # step 4, as sample_top_k applies it
     z = math.log(3 / 4 + math.exp(-1) / 4)  # renormaliser log Z of B10
     expect = torch.tensor([[2 * (math.log(0.25) - z), float("-inf"), 2 * (math.log(0.25) - z), float("-inf")]])
     torch.testing.assert_close(scores, expect)
