@@ -24,6 +24,7 @@ from tokenizers import Tokenizer
 from model.gpt_neo import GPTNeo
 from tokenizer_bridge.bridge import JudgeBatch, generate_for_judge
 from train.corpus import LABELS
+from train.judge import predict_logits
 from train.metrics import accuracy, cross_entropy
 from train.stats import wilson_interval
 
@@ -85,13 +86,6 @@ def start_tokens(rows: int, bad_mask: torch.Tensor, generator: torch.Generator) 
     return allowed[pick].unsqueeze(1)  # (rows, 1)
 
 
-@torch.no_grad()
-def classify(judge: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """B4 (text -> BERT -> label): the judge's logits z (N, 2), float32 on the CPU, for rows (N, L + 2)."""
-    device = next(judge.parameters()).device
-    return judge(input_ids.to(device), attention_mask.to(device)).float().cpu()  # (N, 2)
-
-
 @dataclass
 class Judgement:
     """What one evaluation measured: its metrics (one metrics.jsonl line) and one sample per row."""
@@ -135,7 +129,7 @@ def judge_generators(
     t0 = time.time()
     input_ids = torch.cat([batches[n].input_ids for n in names])  # (G * R, L + 2)
     attention_mask = torch.cat([batches[n].attention_mask for n in names])  # (G * R, L + 2)
-    logits = classify(judge, input_ids, attention_mask)  # (G * R, 2)
+    logits = predict_logits(judge, input_ids, attention_mask, batch_size=len(input_ids))  # B4: (G * R, 2)
     judge_s = time.time() - t0
     labels = judge_labels(R, len(names))  # (G * R,)
     p_alice = logits.softmax(dim=-1)[:, ALICE]  # (G * R,)
