@@ -24,7 +24,8 @@ matplotlib.use("Agg")  # files only, no window
 import matplotlib.pyplot as plt  # noqa: E402
 
 from eval.plots import Curve, draw_curve  # noqa: E402
-from train.coevolve import CONFIG_FILE, METRICS_FILE, coevolve_root, read_jsonl  # noqa: E402
+from train.checkpoint import read_jsonl  # noqa: E402
+from train.coevolve import CONFIG_FILE, METRICS_FILE, coevolve_root  # noqa: E402
 from train.corpus import AUTHORS  # noqa: E402
 
 PLOT_FILE = "coevolve.png"

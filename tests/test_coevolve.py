@@ -19,7 +19,8 @@ from model.bert import Bert, BertClassifier
 from model.config import BertConfig, GPTNeoConfig
 from model.gpt_neo import GPTNeo
 from train import checkpoint as ckpt
-from train.coevolve import CoevolveConfig, coevolve, lecture_results, preset_config, read_jsonl, slope
+from train.checkpoint import read_jsonl
+from train.coevolve import CoevolveConfig, coevolve, lecture_results, preset_config, slope
 from train.coevolve_judge import (
     coevolution_score,
     judge_accuracy,

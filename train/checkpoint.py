@@ -167,6 +167,20 @@ def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: 
     os.replace(tmp, path)
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines file; a last line cut short by a killed process is skipped."""
+    lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if i == len(lines) - 1:
+                break  # the line being written when the process died
+            raise ValueError(f"{path}, line {i + 1} is not valid JSON ({err})") from err
+    return records
+
+
 def atomic_write_json(obj: Any, path: Path) -> None:
     """JSON file written to a temporary name, flushed to disk, then renamed over `path`."""
     tmp = _tmp_name(path)

@@ -197,20 +197,6 @@ def coevolve_root(runs_dir: str | Path | None = None) -> Path:
     return ckpt.runs_root(runs_dir) / "coevolve"  # folders made by ckpt.new_run_dir(kind="coevolve")
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """The records of a JSON-lines file; a last line cut short by a killed process is skipped."""
-    lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    records = []
-    for i, line in enumerate(lines):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            if i == len(lines) - 1:
-                break  # the line being written when the process died
-            raise ValueError(f"{path}, line {i + 1} is not valid JSON ({err})") from err
-    return records
-
-
 # ----------------------------------------------------------------------------- B14: what the run shows
 
 
