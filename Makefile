@@ -13,7 +13,7 @@ STAMP      := $(VENV)/.installed
 export OMP_WAIT_POLICY ?= PASSIVE
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: setup test-deps weights test train-bert pretrain-neo coevolve bench clean
+.PHONY: setup test-deps weights test train-bert pretrain-neo prerequisites coevolve bench clean
 
 setup: $(STAMP)
 
@@ -37,20 +37,25 @@ weights: setup
 test: test-deps weights
 	$(PY) -m pytest -q tests
 
-# Lecture A: train the judge, then plot it and compare float32 with half precision.
+# Lecture A: train the judge, evaluate it (float32 vs half, A14), then its plots and report page.
 train-bert: weights
 	$(PY) -m train.judge $(ARGS)
 	$(PY) -m eval.judge_report
+	$(PY) -m eval.report --kind judge
 
 # Lecture B: our own small pretrained GPT-Neo (skipped when installed; ARGS=--force retrains).
 pretrain-neo: weights
 	$(PY) -m train.pretrain_neo $(ARGS)
+	@[ -L runs/pretrain_neo/latest ] && $(PY) -m eval.report --kind pretrain_neo || true
 
-coevolve: weights
-	@$(PY) -c "import weights.store as s, sys; s.resolve('neo-small')" 2>/dev/null || $(MAKE) pretrain-neo
-	@ls runs/judge/latest/judge.safetensors >/dev/null 2>&1 || $(MAKE) train-bert
+# The base and the judge are made first when missing (with their own default settings).
+prerequisites: weights
+	@$(PY) -c "import weights.store as s; s.resolve('neo-small')" 2>/dev/null || $(MAKE) pretrain-neo ARGS=
+	@[ -f runs/judge/latest/hf/config.json ] || $(MAKE) train-bert ARGS=
+
+coevolve: prerequisites
 	$(PY) -m train.coevolve $(ARGS)
-	$(PY) -m eval.coevolve_plot
+	$(PY) -m eval.report --kind coevolve
 
 bench: test-deps weights
 	$(PY) -m bench $(ARGS)

@@ -148,7 +148,7 @@ def generation(folder: Path, rows: int, new_tokens: int, bad_ids: list[int], dev
     def run_ours():
         gen = torch.Generator(device=device).manual_seed(0)
         generate(ours, start, new_tokens, top_k=50, repetition_penalty=1.3, penalty_mode="hf",
-                 bad_mask=bad_mask.to(device), generator=gen)
+                 bad_mask=bad_mask.to(device), rng=gen)
 
     @torch.no_grad()
     def run_hf():

@@ -1,14 +1,15 @@
-"""Classify any text with the trained judge (lecture A, equations A14 and A15).
+"""Classify any text with a trained judge (lecture A, equations A14 and A15).
 
     python -m eval.classify "Curiouser and curiouser!" "Quoth the Raven, Nevermore."
     python -m eval.classify --file story.txt
     echo "Once upon a midnight dreary" | python -m eval.classify --json
-    python -m eval.classify --windows --file story.txt   # A14: one line per window, and their spread
+    python -m eval.classify --windows --file story.txt   # A14: P(author) per window and its spread
+    python -m eval.classify --judge runs/judge/<time>/hf "some text"
 
-Prints one line per input, `P(Alice)=0.973  P(Edgar)=0.027`. A text longer than
-one window is cut into consecutive windows ([CLS] ... [SEP] each, as in
-training) and the probabilities are averaged over the windows. The judge is
-runs/judge/latest unless --checkpoint names a run folder or a file in one.
+Prints one line per input, `P(Alice)=0.973  P(Edgar)=0.027` (every author of the judge), or with
+--json one JSON object per line, {"author": best, "probs": {author: p, ...}}. A text longer than
+one window is cut into consecutive windows and the probabilities are averaged (eval/scoring.py).
+The judge is runs/judge/latest unless --judge names a judge folder or run folder.
 """
 
 from __future__ import annotations
@@ -16,59 +17,37 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-import torch
-from tokenizers import Tokenizer
-
-from train import checkpoint as ckpt
-from train.batches import Specials, text_ids, text_windows
-from train.judge import predict_logits
-
-
-def window_probabilities(model: torch.nn.Module, tok: Tokenizer, text: str, length: int) -> torch.Tensor:
-    """y_hat = softmax(z) (A2) for each window of `text`: (W, n_classes). ValueError for empty text."""
-    ids = text_ids(tok, text)  # (N,)
-    if len(ids) == 0:
-        raise ValueError("empty text: nothing to classify (give some words)")
-    x, mask = text_windows(ids, length, Specials.of(tok))  # (W, L), (W, L)
-    return predict_logits(model, x, mask).softmax(dim=-1)  # (W, C)
+from eval.scoring import classify
+from train.classifier import load_judge
+from train.cli import run_program
+from train.config import ConfigError
 
 
-def judge_score(probs: torch.Tensor, label: int = 0) -> float:
-    """A15: S = P(Alice | text) (label 0; label 1 gives P(Edgar | text)), averaged over the text's windows."""
-    return probs[:, label].mean().item()
+def check_text(text: str, where: str) -> str:
+    """The text, or ValueError if it is empty or holds bytes that are not UTF-8 (lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"{where} is not valid UTF-8 (byte {text[err.start]!r} at character {err.start}): "
+                         "give UTF-8 text") from None
+    if not text.strip():
+        raise ValueError(f"empty text: {where} is empty or only whitespace, nothing to classify")
+    return text
 
 
-def stability(probs: torch.Tensor, label: int = 0) -> dict[str, float]:
-    """A14: are the judge's predictions stable along a text? Spread of P(label) over its windows.
-
-    std and min/max of the per-window probability, and the share of windows
-    whose own decision agrees with the decision on the whole text.
-    """
-    p = probs[:, label]  # (W,)
-    decision = judge_score(probs, label) >= 0.5
-    return {
-        "std": p.std(unbiased=False).item(),
-        "min": p.min().item(),
-        "max": p.max().item(),
-        "agree": ((p >= 0.5) == decision).float().mean().item(),
-    }
-
-
-def classify(model: torch.nn.Module, tok: Tokenizer, text: str, length: int, labels: dict[str, int]) -> dict:
-    """P(author | text) for every author, averaged over windows; plus window count and A14 stability."""
-    probs = window_probabilities(model, tok, text, length)  # (W, C)
-    first = min(labels.values())  # label 0: Alice, the S of A15
-    result = {f"p_{name}": judge_score(probs, label) for name, label in labels.items()}
-    result["windows"] = len(probs)
-    result["per_window"] = probs[:, first].tolist()  # P(Alice | window), window by window
-    result["stability"] = stability(probs, first)
-    return result
-
-
-def format_line(result: dict, labels: dict[str, int]) -> str:
-    """`P(Alice)=0.973  P(Edgar)=0.027`"""
-    return "  ".join(f"P({name.capitalize()})={result[f'p_{name}']:.3f}" for name in labels)
+def read_file(path: str) -> str:
+    """The UTF-8 content of a file; clear errors for a folder, a missing file or bad bytes."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise ValueError(f"--file {path} is a folder; give a text file")
+    if not p.is_file():
+        raise FileNotFoundError(f"--file {path} does not exist")
+    try:
+        return p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"--file {path} is not valid UTF-8 (byte offset {err.start}): save it as UTF-8") from None
 
 
 def read_inputs(texts: list[str], file: str | None) -> list[str]:
@@ -76,53 +55,59 @@ def read_inputs(texts: list[str], file: str | None) -> list[str]:
     if texts and file:
         raise ValueError("give texts as arguments or --file, not both")
     if file:
-        with open(file, encoding="utf-8") as f:
-            return [f.read()]
+        return [check_text(read_file(file), f"--file {file}")]
     if texts:
-        return texts
+        return [check_text(t, f"text {i + 1} of {len(texts)}" if len(texts) > 1 else "the text")
+                for i, t in enumerate(texts)]
     if sys.stdin.isatty():
         raise ValueError("no text: pass it as an argument, with --file, or on standard input")
-    return [sys.stdin.read()]
+    raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8")
+    try:
+        return [check_text(raw.decode("utf-8"), "standard input")]
+    except UnicodeDecodeError as err:
+        raise ValueError(f"standard input is not valid UTF-8 (byte offset {err.start}): give UTF-8 text") from None
 
 
-def main(argv: list[str] | None = None) -> int:
+def format_line(result: dict) -> str:
+    """`P(Alice)=0.973  P(Edgar)=0.027`"""
+    return "  ".join(f"P({name.capitalize()})={p:.3f}" for name, p in result["probs"].items())
+
+
+def print_result(r: dict, args: argparse.Namespace) -> None:
+    """One input's result: a JSON line, or the text line (+ the A14 view with --windows)."""
+    if args.json:
+        keep = ("author", "probs") + (("windows", "per_window", "stability") if args.windows else ())
+        print(json.dumps({k: r[k] for k in keep}))
+        return
+    print(format_line(r))
+    if args.windows:
+        per = " ".join(f"{v:.2f}" for v in r["per_window"])
+        s = r["stability"]
+        print(f"  {r['windows']} windows, P({r['author'].capitalize()}) per window: {per}")
+        print(f"  spread: std {s['std']:.3f}, min {s['min']:.3f}, max {s['max']:.3f}, "
+              f"{s['agree']:.0%} of windows agree with the whole text")
+
+
+def run(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m eval.classify", description=__doc__.split("\n\n")[0])
     p.add_argument("text", nargs="*", help="texts to classify (one result line each)")
     p.add_argument("--file", help="classify the whole content of this file")
-    p.add_argument("--checkpoint", help="judge run folder or a file in it (default: runs/judge/latest)")
-    p.add_argument("--runs-dir", help=f"runs folder (default ${ckpt.RUNS_ENV} or <repo>/runs)")
+    p.add_argument("--judge", "--checkpoint", dest="judge", help="judge folder or run folder (default: runs/judge/latest)")
+    p.add_argument("--runs-dir", help="runs folder (default $ALICE_EDGAR_RUNS or <repo>/runs)")
     p.add_argument("--length", type=int, help="tokens per window (default: the judge's held-out window length)")
-    p.add_argument("--json", action="store_true", help="one JSON object per input instead of the text line")
-    p.add_argument("--windows", action="store_true", help="A14: also print P(Alice) per window and its spread")
+    p.add_argument("--json", action="store_true", help='one JSON line per input: {"author": ..., "probs": {...}}')
+    p.add_argument("--windows", action="store_true", help="A14: also P(author) per window and its spread")
     args = p.parse_args(argv)
-    try:
-        texts = read_inputs(args.text, args.file)
-        for i, t in enumerate(texts):
-            if not t.strip():
-                where = f"text {i + 1} of {len(texts)}" if len(texts) > 1 else "the text"
-                raise ValueError(f"empty text: {where} is empty or only whitespace, nothing to classify")
-        model, tok, meta = ckpt.load_judge(args.checkpoint, args.runs_dir)
-        length = args.length or meta["train_config"]["eval_length"]
-        labels = meta["labels"]
-        for text in texts:
-            r = classify(model, tok, text, length, labels)
-            if args.json:
-                if not args.windows:
-                    r = {k: v for k, v in r.items() if k != "per_window"}
-                print(json.dumps(r))
-                continue
-            print(format_line(r, labels))
-            if args.windows:
-                first = min(labels, key=labels.get)
-                per = " ".join(f"{v:.2f}" for v in r["per_window"])
-                s = r["stability"]
-                print(f"  {r['windows']} windows, P({first.capitalize()}) per window: {per}")
-                print(f"  spread: std {s['std']:.3f}, min {s['min']:.3f}, max {s['max']:.3f}, "
-                      f"{s['agree']:.0%} of windows agree with the whole text")
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, ValueError) else 1
-    return 0
+    if args.length is not None and not 3 <= args.length <= 512:
+        raise ConfigError(f"--length must be between 3 and 512, got {args.length}")
+    texts = read_inputs(args.text, args.file)
+    model, tok, info = load_judge(args.judge, args.runs_dir)
+    for text in texts:
+        print_result(classify(model, tok, text, args.length or info.get("eval_length", 256), info["labels"]), args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_program(run, argv)
 
 
 if __name__ == "__main__":

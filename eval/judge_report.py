@@ -1,14 +1,12 @@
-"""Report on a trained judge: `python -m eval.judge_report` (the second half of `make train-bert`).
+"""Evaluate a trained judge: `python -m eval.judge_report` (the second step of `make train-bert`).
 
-For the latest run (or --run RUN) it
-
-1. draws the A12 plot (loss left, accuracy right, raw faint, smoothed k=3 bold,
-   held-out accuracy as markers) into <run>/judge_plot.png and prints its path;
-2. checks A12 on the loss curve: L_initial > L_final and dL/dt < 0;
-3. evaluates the judge on fixed held-out windows (never trained on) in float32,
-   then cast to half precision (B5, model/half.py), and prints both accuracies,
-   the memory ratio and how often the two agree;
-4. writes all these numbers to <run>/report.json.
+For the latest judge run (or --run RUN) it
+1. evaluates the judge on every balanced held-out window (never trained on) in float32, then cast to
+   half precision (B5, model/half.py): accuracy (A11) per author, macro accuracy and the confusion
+   matrix (N4), the memory ratio, how often float32 and half agree;
+2. measures A14's prompt sensitivity on held-out passages: how P(author) moves when a passage is
+   cut, shifted by a few words, or prefixed with a neutral sentence (eval/scoring.py);
+3. writes everything to <run>/report.json; `python -m eval.report` shows it.
 """
 
 from __future__ import annotations
@@ -21,134 +19,101 @@ from pathlib import Path
 
 import torch
 
-from eval.plots import judge_plot
+from data.windows import Specials, heldout_set, load_author_ids, max_balanced_windows
+from eval.scoring import prompt_sensitivity
 from model.half import cast_half
-from train import checkpoint as ckpt
-from train.batches import Specials, heldout_set, load_author_ids, max_balanced_windows
-from train.judge import pick_device, predict_logits
-from train.metrics import accuracy, convergence, cross_entropy
+from train.classifier import heldout_metrics, judge_folder, load_judge, predict_logits
+from train.cli import run_program
+from train.precision import pick_device
+from weights.atomic import atomic_write_json
 
-PLOT_FILE = "judge_plot.png"
 REPORT_FILE = "report.json"
+SENSITIVITY_PASSAGES = 8  # held-out passages per author for A14's prompt sensitivity
 
 
-def read_metrics(run_dir: Path) -> tuple[list[dict], list[dict]]:
-    """metrics.jsonl of a run, split into training-step records and held-out evaluation records."""
-    path = Path(run_dir) / ckpt.METRICS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: this run logged no metrics")
-    records = ckpt.read_jsonl(path)
-    return [r for r in records if r["kind"] == "train"], [r for r in records if r["kind"] == "eval"]
-
-
-def plot_title(meta: dict, evals: list[dict]) -> str:
-    """The configuration, in two lines, for the plot's title."""
-    c = meta["train_config"]
-    first = (f"BERT judge ({Path(meta['base_model']).name}): batch {c['batch_size']} "
-             f"({c['batch_size'] // 2} Alice + {c['batch_size'] // 2} Edgar) x {c['length']} tokens, "
-             f"AdamW lr {c['lr']:g} ({c.get('schedule', 'constant')}), {meta['step']} steps, seed {c['seed']}")
-    second = f"held-out: {2 * c['eval_per_author']} fixed windows of {c['eval_length']} tokens"
-    if evals:
-        second += f", final accuracy {evals[-1]['heldout_acc']:.3f}"
-    return first + "\n" + second
-
-
-def per_author_accuracy(logits: torch.Tensor, labels: torch.Tensor, names: dict[str, int]) -> dict[str, float]:
-    """A11 restricted to each author's windows."""
-    return {name: accuracy(logits[labels == label], labels[labels == label]) for name, label in names.items()}
-
-
-def judge_on(model: torch.nn.Module, heldout: tuple, labels_of: dict[str, int], desc: str) -> tuple[dict, torch.Tensor]:
-    """Accuracy, loss, per-author accuracy and seconds of one model on the held-out set; plus its logits."""
-    x, mask, y = heldout
+def timed_logits(model: torch.nn.Module, heldout: tuple, desc: str) -> tuple[torch.Tensor, float]:
+    """The logits of every held-out window, and the seconds they took."""
     t0 = time.time()
-    logits = predict_logits(model, x, mask, desc=desc)  # (N, 2) float32
-    return {
-        "accuracy": accuracy(logits, y),
-        "loss": cross_entropy(logits, y).item(),
-        "accuracy_per_author": per_author_accuracy(logits, y, labels_of),
-        "seconds": time.time() - t0,
-    }, logits
+    logits = predict_logits(model, heldout[0], heldout[1], desc=desc)
+    return logits, time.time() - t0
 
 
-def prediction_agreement(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Share of windows where two sets of logits predict the same class."""
-    return (a.argmax(-1) == b.argmax(-1)).float().mean().item()
+def half_comparison(model: torch.nn.Module, heldout: tuple, labels: list[str]) -> dict:
+    """B5: the judge in float32 and cast to 16 bits on the same windows: accuracy, memory, agreement."""
+    z32, s32 = timed_logits(model, heldout, "held-out float32")
+    half_model = copy.deepcopy(model)
+    memory = cast_half(half_model)
+    z16, s16 = timed_logits(half_model, heldout, f"held-out {memory['dtype']}")
+    p32, p16 = z32.softmax(-1), z16.softmax(-1)
+    return {"float32": dict(heldout_metrics(z32, heldout[2], labels), seconds=s32),
+            "half": dict(heldout_metrics(z16, heldout[2], labels), seconds=s16, dtype=memory["dtype"]),
+            "memory": {k: memory[k] for k in ("bytes_before", "bytes_after", "ratio")},
+            "agreement": (p32.argmax(-1) == p16.argmax(-1)).float().mean().item(),
+            "max_abs_diff_p": (p32 - p16).abs().max().item()}
 
 
-def report(run: str | Path | None = None, runs_dir: str | Path | None = None, per_author: int | None = None,
-           half_dtype: str = "auto", device: str = "auto") -> dict:
-    """Plot, convergence check, float32 vs half held-out evaluation; writes <run>/report.json and returns it."""
-    run_dir = ckpt.find_run(run, runs_dir)
-    meta = ckpt.read_meta(run_dir)
-    train, evals = read_metrics(run_dir)
-    c = meta["train_config"]
-    plot = judge_plot(train, evals, plot_title(meta, evals), run_dir / PLOT_FILE,
-                      heldout_label=f"held-out accuracy ({2 * c['eval_per_author']} windows of {c['eval_length']})")
-    print(f"plot: {plot}")
-    result: dict = {"run_dir": str(run_dir), "step": meta["step"], "plot": str(plot),
-                    "convergence": convergence([r["loss"] for r in train]) if len(train) > 1 else None}
+def sensitivity(model, tok, authors: dict, length: int) -> dict:
+    """A14 over held-out passages of every author: mean |dP| and the share of flipped decisions per change."""
+    rows = []
+    for a in authors.values():
+        n = min(SENSITIVITY_PASSAGES, len(a.heldout) // (length - 2))
+        for i in range(n):
+            piece = a.heldout[i * (length - 2): (i + 1) * (length - 2)]
+            rows.append(prompt_sensitivity(model, tok, tok.decode(piece.tolist()), length))
+    out = {"passages": len(rows)}
+    for change in ("cut", "shift", "prefix"):
+        out[f"mean_abs_dp_{change}"] = sum(abs(r[f"dp_{change}"]) for r in rows) / len(rows)
+        out[f"flips_{change}"] = sum(r[f"flip_{change}"] for r in rows) / len(rows)
+    return out
 
-    model, tok, _ = ckpt.load_judge(run_dir, device=pick_device(device))
-    authors = load_author_ids(tok)
-    length = meta["train_config"]["eval_length"]
+
+def report(run: str | None, runs_dir: str | None, per_author: int | None, device: str) -> dict:
+    """The whole evaluation of one judge; writes <run>/report.json and returns it."""
+    folder = judge_folder(run, runs_dir)
+    model, tok, info = load_judge(folder, device=pick_device(device))
+    labels, length = info["labels"], info.get("eval_length", 256)
+    authors = load_author_ids(tok, labels, info.get("split", "tail"))
     n = per_author or max_balanced_windows(authors, length)
     heldout = heldout_set(authors, length, Specials.of(tok), n)
-    result["heldout"] = {"windows": len(heldout[0]), "per_author": n, "length": length}
-
-    fp32, logits32 = judge_on(model, heldout, meta["labels"], "held-out float32")
-    half_model = copy.deepcopy(model)
-    dtype = None if half_dtype == "auto" else getattr(torch, half_dtype)
-    memory = cast_half(half_model, dtype)
-    half, logits16 = judge_on(half_model, heldout, meta["labels"], f"held-out {memory['dtype']}")
-    p32, p16 = logits32.softmax(-1)[:, 0], logits16.softmax(-1)[:, 0]  # P(Alice) per window
-    result.update(
-        float32=fp32,
-        half=dict(half, dtype=memory["dtype"]),
-        memory={k: memory[k] for k in ("bytes_before", "bytes_after", "ratio")},
-        agreement=prediction_agreement(logits32, logits16),
-        max_abs_diff_p_alice=(p32 - p16).abs().max().item(),
-    )
-    ckpt.atomic_write_json(result, run_dir / REPORT_FILE)
+    result = {"judge": str(folder), "labels": labels, "split": info.get("split", "tail"),
+              "heldout": {"windows": len(heldout[0]), "per_author": n, "length": length},
+              **half_comparison(model, heldout, labels), "prompt_sensitivity": sensitivity(model, tok, authors, length)}
+    atomic_write_json(folder.parent / REPORT_FILE, result)
     return result
 
 
 def print_summary(r: dict) -> None:
     """The report's numbers, a few lines for a person."""
     h = r["heldout"]
-    if r["convergence"]:
-        c = r["convergence"]
-        print(f"A12 convergence: L_initial {c['loss_initial']:.3f} -> L_final {c['loss_final']:.3f}, "
-              f"dL/dt {c['slope']:.2e} per step ({'converged' if c['converged'] else 'NOT converged'})")
-    print(f"held-out: {h['windows']} fixed windows of {h['length']} tokens ({h['per_author']} per author)")
+    print(f"held-out ({r['split']} split): {h['windows']} fixed windows of {h['length']} tokens ({h['per_author']} per author)")
     for name, m in (("float32", r["float32"]), (r["half"]["dtype"], r["half"])):
-        authors = ", ".join(f"{a} {v:.3f}" for a, v in m["accuracy_per_author"].items())
-        print(f"  {name:9s} accuracy {m['accuracy']:.3f}  loss {m['loss']:.3f}  ({authors})  {m['seconds']:.1f} s")
+        per = ", ".join(f"{a} {v:.3f}" for a, v in m["heldout_acc_per_author"].items())
+        print(f"  {name:9s} accuracy {m['heldout_acc']:.3f} (macro {m['heldout_macro_acc']:.3f})  loss "
+              f"{m['heldout_loss']:.3f}  ({per})  {m['seconds']:.1f} s")
     mem = r["memory"]
-    print(f"B5 memory: {mem['bytes_before'] / 2**20:.1f} MiB -> {mem['bytes_after'] / 2**20:.1f} MiB "
-          f"(ratio {mem['ratio']:.3f})")
-    print(f"agreement float32 vs {r['half']['dtype']}: {r['agreement']:.1%} of predictions "
-          f"(max |dP(Alice)| {r['max_abs_diff_p_alice']:.4f})")
-    print(f"report: {Path(r['run_dir']) / REPORT_FILE}")
+    print(f"B5 memory: {mem['bytes_before'] / 2**20:.1f} MiB -> {mem['bytes_after'] / 2**20:.1f} MiB (ratio {mem['ratio']:.3f})")
+    print(f"agreement float32 vs {r['half']['dtype']}: {r['agreement']:.1%} of predictions (max |dP| {r['max_abs_diff_p']:.4f})")
+    s = r["prompt_sensitivity"]
+    print(f"A14 prompt sensitivity ({s['passages']} passages): mean |dP| cut {s['mean_abs_dp_cut']:.3f}, "
+          f"shift {s['mean_abs_dp_shift']:.3f}, neutral prefix {s['mean_abs_dp_prefix']:.3f}; decisions flipped "
+          f"{s['flips_cut']:.0%} / {s['flips_shift']:.0%} / {s['flips_prefix']:.0%}")
+
+
+def run(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m eval.judge_report", description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", help="judge run folder or its hf/ folder (default: runs/judge/latest)")
+    p.add_argument("--runs-dir", help="runs folder (default $ALICE_EDGAR_RUNS or <repo>/runs)")
+    p.add_argument("--per-author", type=int, help="held-out windows per author (default: as many as the "
+                   "shortest held-out split holds, non-overlapping)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    args = p.parse_args(argv)
+    r = report(args.run, args.runs_dir, args.per_author, args.device)
+    print_summary(r)
+    print(f"report: {Path(r['judge']).parent / REPORT_FILE}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m eval.judge_report", description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", help="run folder (default: runs/judge/latest)")
-    p.add_argument("--runs-dir", help=f"runs folder (default ${ckpt.RUNS_ENV} or <repo>/runs)")
-    p.add_argument("--per-author", type=int, help="held-out windows per author (default: as many as the "
-                   "shorter held-out split holds, non-overlapping)")
-    p.add_argument("--half-dtype", default="auto", choices=["auto", "float16", "bfloat16"],
-                   help="auto: float16 on CUDA, bfloat16 on the CPU")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    args = p.parse_args(argv)
-    try:
-        r = report(args.run, args.runs_dir, args.per_author, args.half_dtype, args.device)
-    except (FileNotFoundError, ValueError, ConnectionError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print_summary(r)
-    return 0
+    return run_program(run, argv)
 
 
 if __name__ == "__main__":

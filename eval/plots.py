@@ -1,8 +1,12 @@
-"""Training curves on two y axes (lecture A, equation A12), with A9 smoothing.
+"""Every plot of the project, one function each, all drawn from a run's metrics records.
 
-`twin_axis_plot` is generic: any curves, each on the left or the right axis,
-drawn raw-and-smoothed or as markers. `judge_plot` uses it for the judge (loss
-left, accuracy right); the co-evolution plot of lecture B can reuse it.
+    judge_plot        A12: the judge's loss (left) and accuracy (right), raw and A9-smoothed
+    confusion_plot    N4: a confusion matrix as a heat map with its counts
+    pretrain_plot     the base GPT-Neo's training loss and each author's held-out loss
+    coevolve_plot     lecture B: LM losses and the judge's accuracy; S(t) and L_cls (B11-B14)
+
+`twin_axis_plot` is generic: any curves, each on the left or the right axis, drawn
+raw-and-smoothed or as markers. Each author has one colour everywhere (AUTHOR_COLORS).
 """
 
 from __future__ import annotations
@@ -17,6 +21,25 @@ matplotlib.use("Agg")  # files only, no window
 import matplotlib.pyplot as plt  # noqa: E402
 
 from eval.smoothing import mean_smooth  # noqa: E402
+
+# The course draws Alice black and Edgar blue; the other authors get one colour each.
+AUTHOR_COLORS = {"alice": "black", "edgar": "tab:blue", "austen": "tab:green", "dickens": "tab:purple",
+                 "twain": "tab:orange", "doyle": "tab:brown"}
+ACC_COLOR = "tab:red"
+
+
+def color(author: str) -> str:
+    """The author's colour (grey for an author the table does not know)."""
+    return AUTHOR_COLORS.get(author, "grey")
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write a figure as PNG (folders created), close it, return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 @dataclass
@@ -85,11 +108,7 @@ def twin_axis_plot(
                 fontsize=8.5, title=note, title_fontsize=8.5, frameon=False)
     left.set_title(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def judge_plot(train: Sequence[dict], evals: Sequence[dict], title: str, path: str | Path, k: int = 3,
@@ -110,3 +129,85 @@ def judge_plot(train: Sequence[dict], evals: Sequence[dict], title: str, path: s
                             "gold", "right", "markers"))
     return twin_axis_plot(path, curves, title, "cross-entropy loss", "accuracy", right_ylim=(0.0, 1.03),
                           left_ylim=(0.0, None))
+
+
+def confusion_plot(confusion: Sequence[Sequence[int]], labels: Sequence[str], title: str, path: str | Path) -> Path:
+    """N4: C_ab (rows: true author a, columns: predicted b) as a heat map of row shares, with the counts."""
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=(1.1 * n + 2.5, 1.0 * n + 2), dpi=120)
+    shares = [[c / max(1, sum(row)) for c in row] for row in confusion]
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for a in range(n):
+        for b in range(n):
+            ax.text(b, a, str(confusion[a][b]), ha="center", va="center",
+                    color="white" if shares[a][b] > 0.6 else "black", fontsize=9)
+    ax.set_xticks(range(n), labels, rotation=30)
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("predicted author")
+    ax.set_ylabel("true author")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def pretrain_plot(train: Sequence[dict], evals: Sequence[dict], final: dict[str, float], title: str,
+                  path: str | Path) -> Path:
+    """The base GPT-Neo: training loss per step (B2), each author's held-out loss per evaluation and at the end."""
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    ax.plot([r["step"] for r in train], [r["loss"] for r in train], color="0.6", lw=0.8, label="train batch loss (B2)")
+    for author in final:
+        ax.plot([e["step"] for e in evals], [e["heldout"][author] for e in evals], "o-", color=color(author),
+                label=f"held-out loss, {author}")
+        ax.axhline(final[author], color=color(author), ls=":", lw=1, label=f"final held-out loss, {author} (all windows)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats per token)")
+    ax.set_title(title, fontsize=9.5)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def coevolve_plot(train: Sequence[dict], evals: Sequence[dict], authors: Sequence[str], title: str,
+                  path: str | Path) -> Path:
+    """Lecture B in two panels.
+
+    top: each generator's training loss (B2; raw faint, A9-smoothed bold) and held-out loss (dots),
+         and on the right the judge's accuracy (B11) with its Wilson 95 % band and chance (1/N) dotted;
+    bottom: S(t) of each generator (B13: P(first author | X_t)), and on the right L_cls (B12).
+    """
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 9), dpi=120, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    steps, handles = [r["step"] for r in evals], []
+    for a in authors:
+        if train:
+            handles += draw_curve(top, Curve(f"{a} generator: training loss (B2)", [r["step"] for r in train],
+                                             [r[f"loss_{a}"] for r in train], color(a), style="smooth", k=3))
+        handles += top.plot(steps, [r[f"heldout_{a}"] for r in evals], "o", color=color(a), markersize=5,
+                            markerfacecolor="white", label=f"{a} generator: held-out loss on {a}")
+    top.set_ylabel("LM loss (nats per token)")
+    top.grid(alpha=0.3)
+    acc_ax = top.twinx()
+    acc_ax.fill_between(steps, [r["acc_low"] for r in evals], [r["acc_high"] for r in evals], color=ACC_COLOR,
+                        alpha=0.12, linewidth=0)
+    handles += acc_ax.plot(steps, [r["acc"] for r in evals], "s-", color=ACC_COLOR, linewidth=2,
+                           label="judge accuracy (B11), band: Wilson 95 %")
+    acc_ax.axhline(1 / len(authors), color=ACC_COLOR, linestyle=":", linewidth=1)
+    acc_ax.set_ylim(0.2 if len(authors) == 2 else 0.0, 1.02)
+    acc_ax.set_ylabel("judge accuracy")
+    for a in authors:
+        handles += bottom.plot(steps, [r[f"S_{a}"] for r in evals], "o-", color=color(a), linewidth=2,
+                               label=f"S(t) = P({authors[0]} | X_t), {a} generator (B13)")
+    bottom.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    bottom.set_ylim(-0.02, 1.02)
+    bottom.set_ylabel("S(t)")
+    bottom.set_xlabel("fine-tuning step")
+    bottom.grid(alpha=0.3)
+    loss_ax = bottom.twinx()
+    losses = [r["judge_loss"] for r in evals]
+    handles += loss_ax.plot(steps, losses, "d--", color="grey", label="judge loss L_cls (B12)")
+    loss_ax.set_ylabel("L_cls (cross-entropy)")
+    loss_ax.set_ylim(0.0, max(1.0, 1.15 * max(losses)))
+    top.set_title(title, fontsize=9.5)
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07 + 0.015 * len(authors), 1, 1))
+    return save_figure(fig, path)

@@ -10,15 +10,16 @@ name table `hf_names`, strictly (see model/loading.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model.config import BertConfig
+from model.config import BertConfig, ConfigError, read_config_json
 from model.layers import MLP, Dropout, LayerNorm, apply_dropout, gelu_erf, init_normal, merge_heads, split_heads
-from model.loading import load_with_table
+from model.loading import load_with_table, to_hf_state
 
 
 def padding_to_additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -62,11 +63,11 @@ class BertSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.dropout = cfg.attention_probs_dropout_prob
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, first_only: bool = False) -> torch.Tensor:
-        """(B, T, C) -> (B, T, C); with first_only, only position 0 asks (queries), -> (B, 1, C)."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, cls_only: bool = False) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C); with cls_only, only position 0 asks (queries), -> (B, 1, C)."""
         q, k, v = self.qkv(x).chunk(3, dim=-1)  # 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hs)
-        if first_only:
+        if cls_only:
             q = q[:, :, :1]  # (B, nh, 1, hs): the [CLS] query; every position is still a key and a value
         if self.training and self.dropout > 0:
             y = attention_with_dropout(q, k, v, mask, self.dropout)
@@ -86,10 +87,10 @@ class BertBlock(nn.Module):
         self.ln2 = LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.drop = Dropout(cfg.hidden_dropout_prob)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, first_only: bool = False) -> torch.Tensor:
-        """(B, T, d) -> (B, T, d); with first_only, the output row of position 0 alone, (B, 1, d)."""
-        rows = x[:, :1] if first_only else x  # the positions whose output this block computes
-        x = self.ln1(rows + self.drop(self.attn(x, mask, first_only)))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, cls_only: bool = False) -> torch.Tensor:
+        """(B, T, d) -> (B, T, d); with cls_only, the output row of position 0 alone, (B, 1, d)."""
+        rows = x[:, :1] if cls_only else x  # the positions whose output this block computes
+        x = self.ln1(rows + self.drop(self.attn(x, mask, cls_only)))
         x = self.ln2(x + self.drop(self.mlp(x)))
         return x
 
@@ -136,7 +137,7 @@ class Bert(nn.Module):
             mask = padding_to_additive_mask(attention_mask, x.dtype)
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            x = block(x, mask, first_only=cls_only and i == last)
+            x = block(x, mask, cls_only=cls_only and i == last)
         pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, d): the [CLS] position, through dense + tanh
         return x, pooled
 
@@ -151,13 +152,19 @@ class Bert(nn.Module):
 
 
 class BertClassifier(nn.Module):
-    """A2: z = W h_CLS + b on the pooled [CLS] vector (after dropout); softmax(z) gives P(Alice), P(Edgar)."""
+    """A2/N1: z = W h_CLS + b on the pooled [CLS] vector (after dropout); softmax(z) gives P(author) per label.
 
-    def __init__(self, bert: Bert, n_classes: int = 2, dropout: float = 0.1) -> None:
+    `labels` names the classes in label order (("alice", "edgar") in the lectures). Saved and loaded
+    as a Hugging Face BertForSequenceClassification folder: the pooler and the head under the names
+    transformers expects, the author names as id2label, so `transformers.pipeline` reads it too.
+    """
+
+    def __init__(self, bert: Bert, labels: Sequence[str] = ("alice", "edgar"), dropout: float = 0.1) -> None:
         super().__init__()
         self.bert = bert
+        self.labels = list(labels)
         self.drop = Dropout(dropout)
-        self.head = nn.Linear(bert.config.hidden_size, n_classes)
+        self.head = nn.Linear(bert.config.hidden_size, len(self.labels))
         nn.init.xavier_uniform_(self.head.weight)  # as the course code does
         nn.init.zeros_(self.head.bias)
 
@@ -166,9 +173,41 @@ class BertClassifier(nn.Module):
         _, pooled = self.bert(input_ids, attention_mask, cls_only=True)  # A2 reads h_CLS alone
         return self.head(self.drop(pooled))
 
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> "BertClassifier":
+        """Load a BertForSequenceClassification folder (ours or transformers'); strict; in eval mode."""
+        hf = read_config_json(folder)
+        if "BertForSequenceClassification" not in hf.get("architectures", []):
+            raise ConfigError(f"{Path(folder) / 'config.json'} is not a judge (BertForSequenceClassification): "
+                              f"architectures={hf.get('architectures')}. Train one with `make train-bert`.")
+        cfg = BertConfig.from_hf(hf)
+        id2label = hf.get("id2label") or {}
+        labels = [id2label.get(str(i), id2label.get(i, f"LABEL_{i}")) for i in range(len(id2label))]
+        with torch.device("meta"):
+            model = cls(Bert(cfg), labels, dropout=hf.get("classifier_dropout") or cfg.hidden_dropout_prob)
+        ignored = tuple(f"bert.{name}" for name in HF_IGNORED)
+        load_with_table(model, folder, classifier_names(cfg), prefix="", ignored=ignored)
+        return model.eval()
+
+    def hf_config(self) -> dict:
+        """config.json of a Hugging Face BertForSequenceClassification with our author names."""
+        return dict(self.bert.config.to_hf(), architectures=["BertForSequenceClassification"],
+                    id2label={str(i): name for i, name in enumerate(self.labels)},
+                    label2id={name: i for i, name in enumerate(self.labels)}, classifier_dropout=self.drop.p)
+
+    def hf_state(self) -> dict[str, torch.Tensor]:
+        """Our weights under the Hugging Face names (q, k, v split again)."""
+        return to_hf_state(self, classifier_names(self.bert.config), prefix="")
+
 
 # Hugging Face checkpoint names we read on purpose as nothing: a buffer, and pretraining heads.
 HF_IGNORED = ("embeddings.position_ids", "embeddings.token_type_ids", "cls.*")
+
+
+def classifier_names(cfg: BertConfig) -> dict[str, tuple[str, ...]]:
+    """BertClassifier's parameter name -> BertForSequenceClassification's (A2's W, b are `classifier`)."""
+    table = {f"bert.{ours}": tuple(f"bert.{n}" for n in theirs) for ours, theirs in hf_names(cfg).items()}
+    return dict(table, **{"head.weight": ("classifier.weight",), "head.bias": ("classifier.bias",)})
 
 
 def hf_names(cfg: BertConfig) -> dict[str, tuple[str, ...]]:

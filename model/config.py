@@ -21,6 +21,9 @@ class ConfigError(ValueError):
 def read_config_json(folder: str | Path) -> dict:
     """Read `folder/config.json`, with a clear error when the folder or the file is missing or broken."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder} is a file, but a model folder (config.json, model.safetensors, ...) is needed: "
+                          "give the folder that holds it")
     if not folder.is_dir():
         raise ConfigError(
             f"weights folder {folder} does not exist. Fetch weights with `make weights` "
@@ -33,9 +36,26 @@ def read_config_json(folder: str | Path) -> dict:
             "model.safetensors. Fetch the model again with `python -m weights fetch NAME`."
         )
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        hf = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path} is not valid JSON ({err}); fetch the model again.") from err
+    if not isinstance(hf, dict):
+        raise ConfigError(f"{path} holds a JSON {type(hf).__name__}, not an object of settings; fetch the model again.")
+    return hf
+
+
+def typed_fields(cls, hf: dict) -> dict:
+    """The keys of `hf` that `cls` has, each checked against the field's type (ConfigError naming it)."""
+    kinds = {"int": (int,), "float": (int, float), "str": (str,), "list[str]": (list,), "int | None": (int,)}
+    out = {}
+    for name, f in cls.__dataclass_fields__.items():
+        if name not in hf or hf[name] is None:
+            continue
+        value, ok = hf[name], kinds.get(str(f.type), (object,))
+        if isinstance(value, bool) or not isinstance(value, ok):
+            raise ConfigError(f"config.json: {name} must be {f.type}, got {value!r}")
+        out[name] = value
+    return out
 
 
 def _check_model_type(hf: dict, expected: str, loader: str) -> None:
@@ -80,7 +100,7 @@ class BertConfig:
         _reject(act != "gelu", f"hidden_act={act!r} is not supported; BERT here uses the exact (erf) 'gelu'.")
         _reject(bool(hf.get("is_decoder")), "is_decoder=true is not supported: this BERT is an encoder only.")
         _reject(bool(hf.get("add_cross_attention")), "add_cross_attention=true is not supported.")
-        cfg = cls(**{k: hf[k] for k in cls.__dataclass_fields__ if k in hf and hf[k] is not None})
+        cfg = cls(**typed_fields(cls, hf))
         _reject(
             cfg.hidden_size % cfg.num_attention_heads != 0,
             f"hidden_size={cfg.hidden_size} is not a multiple of num_attention_heads={cfg.num_attention_heads}.",
@@ -91,6 +111,11 @@ class BertConfig:
     def from_folder(cls, folder: str | Path) -> "BertConfig":
         """Read `folder/config.json` into a BertConfig."""
         return cls.from_hf(read_config_json(folder))
+
+    def to_hf(self) -> dict:
+        """The config.json that Hugging Face `BertModel.from_pretrained` reads."""
+        return dict(asdict(self), model_type="bert", architectures=["BertModel"], hidden_act="gelu",
+                    position_embedding_type="absolute")
 
 
 @dataclass
@@ -144,10 +169,14 @@ class GPTNeoConfig:
             hf.get("tie_word_embeddings", True) is False,
             "tie_word_embeddings=false is not supported: the LM head is the token embedding here.",
         )
-        keys = {k: hf[k] for k in cls.__dataclass_fields__ if k in hf and hf[k] is not None}
+        keys = typed_fields(cls, hf)
         keys.pop("attention_layers", None)  # always derived from attention_types, as Hugging Face does
-        attention_types = hf.get("attention_types", [[["global", "local"], 12]])
-        return cls(attention_layers=cls.expand_attention_types(attention_types), **keys)
+        try:
+            layers = cls.expand_attention_types(hf.get("attention_types", [[["global", "local"], 12]]))
+        except (TypeError, ValueError):
+            raise ConfigError(f"config.json: attention_types must look like [[['global', 'local'], 6]], "
+                              f"got {hf.get('attention_types')!r}") from None
+        return cls(attention_layers=layers, **keys)
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> "GPTNeoConfig":

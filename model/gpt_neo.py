@@ -63,6 +63,22 @@ def causal_mask(start: int, T: int, window: int | None, device=None) -> torch.Te
     return allowed
 
 
+def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int = 0,
+                        window: int | None = None) -> torch.Tensor:
+    """GPT-Neo attention written out: softmax(q k^T + mask) v, with NO 1/sqrt(hs) scale.
+
+    q (B, nh, T, hs) are the queries of absolute positions start .. start+T-1; k, v (B, nh, start+T, hs)
+    the keys and values of positions 0 .. start+T-1. Query i may look at key j if j <= i (causal)
+    and, in a local layer, j > i - window. The three fast branches of GPTNeoSelfAttention.forward
+    compute exactly this (tests/test_layers.py); `use_reference = True` on a layer runs this instead.
+    """
+    scores = q @ k.transpose(-2, -1)  # (B, nh, T, start+T): q . k, unscaled, as GPT-Neo does
+    allowed = causal_mask(start, q.shape[2], window, device=q.device)  # (T, start+T)
+    scores = scores.masked_fill(~allowed, float("-inf"))
+    weights = torch.softmax(scores.float(), dim=-1).to(v.dtype)  # each row sums to 1 over the allowed keys
+    return weights @ v  # (B, nh, T, hs)
+
+
 def last_logits(x: torch.Tensor, wte: torch.Tensor) -> torch.Tensor:
     """The tied LM head for a few rows: logits = x W_te^T, computed as (W_te x^T)^T. (B, d) -> (B, V).
 
@@ -83,6 +99,7 @@ class GPTNeoSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size, bias=False)
         self.proj = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=True)
         self.dropout = cfg.attention_dropout
+        self.use_reference = False  # True: the plain, written-out attention (no dropout), for reading and tests
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         B, T, C = x.shape
@@ -93,7 +110,9 @@ class GPTNeoSelfAttention(nn.Module):
             start = cache.length
             k, v = cache.append(layer, k, v)  # (B, nh, start + T, hs)
         dropout = self.dropout if self.training else 0.0
-        if self.window is None and start == 0:  # plain causal: let PyTorch pick its fastest kernel
+        if self.use_reference:
+            y = reference_attention(q, k, v, start, self.window)
+        elif self.window is None and start == 0:  # plain causal: let PyTorch pick its fastest kernel
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout, scale=1.0)
         elif T == 1:  # one new token (generation): it is the last position, so causality masks nothing
             if self.window is not None:
@@ -168,10 +187,17 @@ class GPTNeo(nn.Module):
         _check_lm_head_is_tied(model, Path(folder) / WEIGHTS_FILE)
         return model.eval()
 
+    def hf_config(self) -> dict:
+        """config.json of a Hugging Face GPTNeoForCausalLM."""
+        return self.config.to_hf()
+
+    def hf_state(self) -> dict[str, torch.Tensor]:
+        """Our weights under the Hugging Face names (q, k, v split again; the tied head is implied)."""
+        return to_hf_state(self, hf_names(self.config), prefix="transformer.")
+
     def save_pretrained(self, folder: str | Path) -> None:
         """Write config.json + model.safetensors in the Hugging Face layout (loadable by transformers too)."""
-        tensors = to_hf_state(self, hf_names(self.config), prefix="transformer.")
-        save_hf_folder(folder, tensors, self.config.to_hf())
+        save_hf_folder(folder, self.hf_state(), self.hf_config())
 
 
 # Checkpoint names that are not parameters: old causal-mask buffers, and the tied LM head (checked below).

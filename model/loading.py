@@ -11,14 +11,15 @@ error. Only safetensors are read: we never unpickle a file we did not write.
 from __future__ import annotations
 
 import fnmatch
-import json
-import os
 from pathlib import Path
 from typing import Iterable
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from weights.atomic import atomic_file, atomic_write_json
+from weights.store import repair_advice
 
 WEIGHTS_FILE = "model.safetensors"
 
@@ -53,10 +54,16 @@ def read_safetensors(folder: str | Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, RuntimeError) as err:
-        raise CheckpointError(
-            f"{path} is truncated or corrupt ({err}). Delete it and fetch it again with "
-            "`python -m weights fetch NAME`."
-        ) from err
+        raise CheckpointError(f"{path} is truncated or corrupt ({err}): {repair_advice(Path(folder))}.") from err
+
+
+def check_finite(tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Refuse weights holding NaN or infinity (a run that diverged): they would only compute garbage."""
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise CheckpointError(f"{path} holds NaN or infinite values in {shown}: the run that wrote it diverged. "
+                              "Train it again (with a smaller learning rate).")
 
 
 def load_with_table(
@@ -74,6 +81,7 @@ def load_with_table(
              non-parameters or heads we do not use.
     """
     tensors = {normalise_hf_name(k, prefix): v for k, v in read_safetensors(folder).items()}
+    check_finite(tensors, Path(folder) / WEIGHTS_FILE)
     ours = model.state_dict()
     uncovered = sorted(set(ours) - set(table))
     assert not uncovered, f"programming error: the name table misses {uncovered}"
@@ -118,12 +126,12 @@ def to_hf_state(model: torch.nn.Module, table: dict[str, tuple[str, ...]], prefi
 
 
 def save_hf_folder(folder: str | Path, tensors: dict[str, torch.Tensor], config: dict) -> None:
-    """Write config.json and model.safetensors into `folder`, each atomically (temporary file, then rename)."""
+    """Write config.json and model.safetensors into `folder`, each atomically (temporary file, then rename).
+
+    For a folder that must appear whole (config, weights and tokenizer together) write it through
+    weights.atomic.atomic_folder, as tokenizer_bridge/hf_folder.py does.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp_config = folder / "config.json.tmp"
-    tmp_config.write_text(json.dumps(config, indent=2), encoding="utf-8")
-    os.replace(tmp_config, folder / "config.json")
-    tmp = folder / (WEIGHTS_FILE + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, folder / WEIGHTS_FILE)
+    atomic_write_json(folder / "config.json", config)
+    atomic_file(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))

@@ -124,7 +124,7 @@ def process_scores(
     return scores
 
 
-def sample_top_k(scores: torch.Tensor, k: int | None, generator: torch.Generator | None) -> torch.Tensor:
+def sample_top_k(scores: torch.Tensor, k: int | None, rng: torch.Generator | None) -> torch.Tensor:
     """Steps 4 and 5 together: top-k, softmax and one draw per row. scores (B, V) -> token ids (B, 1).
 
     The same distribution as softmax(top_k_filter(scores, k)) + multinomial over all V tokens, ties
@@ -132,13 +132,42 @@ def sample_top_k(scores: torch.Tensor, k: int | None, generator: torch.Generator
     and drawing among the k kept instead of all 50,257 is most of the sampling time saved.
     """
     if not k or k >= scores.shape[-1]:
-        return torch.multinomial(F.softmax(scores, dim=-1), 1, generator=generator)
+        return torch.multinomial(F.softmax(scores, dim=-1), 1, generator=rng)
     kept, ids = torch.topk(scores, k, dim=-1)  # (B, k), best first
     n = int((scores >= kept[:, -1:]).sum(dim=-1).max())  # k, or more where scores tie with the k-th
     if n > k:  # rare: take the tied ones too; a row with fewer ties gets -inf (probability 0) padding
         kept, ids = torch.topk(top_k_filter(scores, k), n, dim=-1)
-    choice = torch.multinomial(F.softmax(kept, dim=-1), 1, generator=generator)  # (B, 1) index into kept
+    choice = torch.multinomial(F.softmax(kept, dim=-1), 1, generator=rng)  # (B, 1) index into kept
     return ids.gather(1, choice)
+
+
+def check_sampling(model: GPTNeo, prompt_ids: torch.Tensor, new_tokens: int, *, temperature: float, top_k: int | None,
+                   repetition_penalty: float, penalty_mode: str, bad_mask: torch.Tensor | None) -> None:
+    """ValueError with a clear message for any sampling argument that cannot work (before any sampling)."""
+    V, context = model.config.vocab_size, model.config.max_position_embeddings
+    for name, value in (("temperature", temperature), ("repetition_penalty", repetition_penalty)):
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
+        raise ValueError(f"top_k must be a whole number >= 0 (0 or None: no top-k), got {top_k!r}")
+    if penalty_mode not in PENALTY_MODES:
+        raise ValueError(f"penalty_mode={penalty_mode!r}; choose one of {PENALTY_MODES}")
+    if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or new_tokens < 0:
+        raise ValueError(f"new_tokens must be a whole number >= 0, got {new_tokens!r}")
+    if prompt_ids.dim() != 2 or prompt_ids.shape[1] < 1 or prompt_ids.dtype != torch.long:
+        raise ValueError(f"the prompt must be a (rows, >= 1 tokens) tensor of token ids (int64), "
+                         f"got shape {tuple(prompt_ids.shape)} and {prompt_ids.dtype}: an empty prompt has nothing to continue")
+    if prompt_ids.numel() and (int(prompt_ids.min()) < 0 or int(prompt_ids.max()) >= V):
+        raise ValueError(f"prompt ids must lie in 0..{V - 1} (the model's vocabulary)")
+    if prompt_ids.shape[1] + new_tokens - 1 > context:  # the last new token is never fed back to the model
+        raise ValueError(f"{prompt_ids.shape[1]} prompt + {new_tokens} new tokens need {prompt_ids.shape[1] + new_tokens - 1} "
+                         f"positions, more than the model's context of {context}")
+    if bad_mask is not None:
+        if bad_mask.dtype != torch.bool or bad_mask.shape != (V,):
+            raise ValueError(f"bad_mask must be a bool tensor of shape ({V},) (True = banned), "
+                             f"got {bad_mask.dtype} of shape {tuple(bad_mask.shape)}")
+        if bool(bad_mask.all()):
+            raise ValueError("bad_mask bans every token: nothing left to sample")
 
 
 def next_logits(model: GPTNeo, ids: torch.Tensor, t: int, cache: KVCache | None) -> torch.Tensor:
@@ -163,28 +192,20 @@ def generate(
     penalty_mode: str = "lecture",
     bad_mask: torch.Tensor | None = None,
     do_sample: bool = True,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
     use_cache: bool = True,
 ) -> torch.Tensor:
     """Append `new_tokens` tokens to each prompt row: (B, T0) -> (B, T0 + new_tokens) LongTensor.
 
     penalty_mode "lecture" is B10 on probabilities, "hf" the library's rule; bad_mask (V,) bool from
-    `bad_token_mask` (B9); do_sample=False is greedy; a seeded `generator` makes sampling reproducible;
+    `bad_token_mask` (B9); do_sample=False is greedy; a seeded `rng` makes sampling reproducible;
     use_cache=False reruns the whole prefix each step (same result, slower: for tests).
     """
-    if penalty_mode not in PENALTY_MODES:
-        raise ValueError(f"penalty_mode={penalty_mode!r}; choose one of {PENALTY_MODES}")
-    if repetition_penalty <= 0 or temperature <= 0:
-        raise ValueError("repetition_penalty and temperature must be > 0")
+    check_sampling(model, prompt_ids, new_tokens, temperature=temperature, top_k=top_k,
+                   repetition_penalty=repetition_penalty, penalty_mode=penalty_mode, bad_mask=bad_mask)
     B, T0 = prompt_ids.shape
-    V = model.config.vocab_size
     device = prompt_ids.device
-    if bad_mask is not None:
-        if bad_mask.shape != (V,):
-            raise ValueError(f"bad_mask has shape {tuple(bad_mask.shape)}, the model's vocabulary needs ({V},)")
-        if bool(bad_mask.all()):
-            raise ValueError("bad_mask bans every token: nothing left to sample")
-        bad_mask = bad_mask.to(device)
+    bad_mask = None if bad_mask is None else bad_mask.to(device)
     total = T0 + new_tokens
     ids = torch.empty(B, total, dtype=torch.long, device=device)  # (B, T0 + new)
     ids[:, :T0] = prompt_ids
@@ -199,7 +220,7 @@ def generate(
             penalty_mode=penalty_mode, bad_mask=bad_mask, do_sample=do_sample,
         )
         if do_sample:
-            nxt = sample_top_k(scores, top_k, generator)  # (B, 1)
+            nxt = sample_top_k(scores, top_k, rng)  # (B, 1)
         else:
             nxt = scores.argmax(dim=-1, keepdim=True)  # (B, 1)
         ids[:, t] = nxt[:, 0]

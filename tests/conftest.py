@@ -49,3 +49,85 @@ def one_thread():
 def wonderland_text(corpus_mirror) -> str:
     """The first 60,000 characters of the raw Wonderland file (#11): real text for test tokenizers."""
     return (corpus_mirror / "pg11.txt").read_text(encoding="utf-8-sig")[:60_000]
+
+
+# ----------------------------------------------------------------------------- tiny models, shared
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_config():
+    """A 2-layer, 32-wide BERT with MiniLM's vocabulary: whole training runs take seconds."""
+    from model.config import BertConfig
+
+    return BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+
+
+@pytest.fixture(scope="session")
+def make_tiny_bert(tiny_bert_config, minilm_folder):
+    """make_tiny_bert(folder, seed=0): a random tiny BERT saved in the Hugging Face layout, MiniLM's tokenizer beside it."""
+    import shutil
+
+    import torch
+
+    from model.bert import Bert, hf_names
+    from model.loading import save_hf_folder, to_hf_state
+
+    def make(folder: Path, seed: int = 0) -> Path:
+        torch.manual_seed(seed)
+        bert = Bert(tiny_bert_config)
+        save_hf_folder(folder, to_hf_state(bert, hf_names(tiny_bert_config), "bert."), tiny_bert_config.to_hf())
+        shutil.copy(minilm_folder / "tokenizer.json", folder / "tokenizer.json")
+        return folder
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def make_tiny_judge(tiny_bert_config, minilm_folder):
+    """make_tiny_judge(runs_dir, labels=("alice", "edgar"), eval_length=64): an untrained tiny judge run, `latest`."""
+    import torch
+
+    from model.bert import Bert, BertClassifier
+    from tokenizer_bridge.hf_folder import write_model_folder
+    from tokenizer_bridge.load import load_bert_tokenizer
+    from train.classifier import HF_FOLDER, INFO_KEY
+    from train.runs import Run
+
+    def make(runs_dir: Path, labels=("alice", "edgar"), eval_length: int = 64, seed: int = 0) -> Path:
+        torch.manual_seed(seed)
+        model = BertClassifier(Bert(tiny_bert_config), labels)
+        run = Run.create("judge", runs_dir, {"program": "judge", "config": {}, "labels": list(labels)})
+        write_model_folder(run.folder / HF_FOLDER, model, load_bert_tokenizer(minilm_folder),
+                           config_extra={INFO_KEY: {"eval_length": eval_length, "split": "tail"}})
+        run.point_latest()
+        run.close()
+        return run.folder
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def corpus_ids(minilm_folder, corpus_mirror):
+    """(MiniLM tokenizer, author ids of alice and edgar) of the real corpus, tokenized once per session."""
+    from tokenizer_bridge.load import load_bert_tokenizer
+    from data.windows import load_author_ids
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ALICE_EDGAR_CORPUS", str(corpus_mirror))
+        tok = load_bert_tokenizer(minilm_folder)
+        return tok, load_author_ids(tok, ("alice", "edgar"))
+
+
+@pytest.fixture
+def small_mirror(corpus_mirror: Path, tmp_path: Path, monkeypatch) -> Path:
+    """The first 40,000 characters of every book, as a mirror (checksums off: these are cut copies on purpose)."""
+    from data.authors import AUTHORS
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for book in (b for a in AUTHORS.values() for b in a.books):
+        text = (corpus_mirror / f"pg{book}.txt").read_text(encoding="utf-8")
+        (folder / f"pg{book}.txt").write_text(text[:40_000], encoding="utf-8")
+    monkeypatch.setenv("ALICE_EDGAR_CORPUS", str(folder))
+    monkeypatch.setenv("ALICE_EDGAR_CORPUS_CHECKSUMS", "off")
+    return folder

@@ -19,7 +19,7 @@ from tokenizer_bridge.bridge import (
     neo_to_bert_text,
 )
 from tokenizer_bridge.load import load_bert_tokenizer, special_id
-from train.neo_tokenizer import train_neo_tokenizer
+from tokenizer_bridge.bpe import train_bpe
 
 
 
@@ -45,7 +45,7 @@ def byte_level_bpe(text: str, vocab_size: int) -> Tokenizer:
 @pytest.fixture(scope="module")
 def neo_tok(wonderland_text) -> Tokenizer:
     """Byte-level BPE trained on the start of Alice's Adventures in Wonderland."""
-    return train_neo_tokenizer([wonderland_text], vocab_size=800, min_frequency=1)
+    return train_bpe([wonderland_text], vocab_size=800, min_frequency=1)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_ratio_on_a_hand_checkable_example(byte_tok, bert_tok):
     # "the cat sat" is 11 bytes = 11 GPT-Neo tokens here, and 3 BERT tokens: 11 / 3
     assert neo_bert_ratio("the cat sat", byte_tok, bert_tok) == pytest.approx(11 / 3)
     model, start = scripted(byte_tok, X="the cat sat on the mat. ")
-    batch = generate_for_judge(model, start, byte_tok, bert_tok, L=3, k=4, **GREEDY)
+    batch = generate_for_judge(model, start, byte_tok, bert_tok, L=3, overgen=4, **GREEDY)
     # 12 bytes "the cat sat " -> BERT: the cat sat -> keep 3; span ends after "sat"
     assert batch.texts == ["the cat sat"]
     assert batch.neo_bert_ratio == [pytest.approx(11 / 3)]
@@ -112,7 +112,7 @@ def test_ratio_on_a_hand_checkable_example(byte_tok, bert_tok):
 def test_short_row_is_continued(byte_tok, bert_tok):
     # k = 1, L = 6: 6 bytes "the ca" give 2 BERT tokens, so the row must be generated further
     model, start = scripted(byte_tok, X="the cat sat on the mat. ")
-    batch = generate_for_judge(model, start, byte_tok, bert_tok, L=6, k=1, **GREEDY)
+    batch = generate_for_judge(model, start, byte_tok, bert_tok, L=6, overgen=1, **GREEDY)
     assert batch.extra_tokens[0] > 0
     assert batch.texts == ["the cat sat on the mat"]
     assert batch.neo_bert_ratio == [pytest.approx(22 / 6)]
@@ -124,13 +124,13 @@ def test_short_row_is_continued(byte_tok, bert_tok):
 def test_short_row_without_rounds_left_is_an_error(byte_tok, bert_tok):
     model, start = scripted(byte_tok, X="the cat sat on the mat. ")
     with pytest.raises(ShortRowError, match="fewer than L=6"):
-        generate_for_judge(model, start, byte_tok, bert_tok, L=6, k=1, max_rounds=0, **GREEDY)
+        generate_for_judge(model, start, byte_tok, bert_tok, L=6, overgen=1, max_rounds=0, **GREEDY)
 
 
 def test_only_the_short_rows_grow(byte_tok, bert_tok):
     # at k = 2, L = 4 (8 bytes): "a b c d " gives 4 BERT tokens, "question" gives 1, so only row B grows
     model, start = scripted(byte_tok, A="a b c d e f g h ", B="question answered ")
-    batch = generate_for_judge(model, start, byte_tok, bert_tok, L=4, k=2, **GREEDY)
+    batch = generate_for_judge(model, start, byte_tok, bert_tok, L=4, overgen=2, **GREEDY)
     assert batch.extra_tokens[0] == 0 and batch.extra_tokens[1] > 0
     assert batch.texts == ["a b c d", "question answered question answered"]
     assert batch.input_ids.shape == (2, 6)
@@ -151,8 +151,8 @@ def test_real_generated_rows_are_cut_to_exactly_L(tiny_neo, neo_tok, bert_tok):
     start = torch.randint(0, V // 2, (4, 1), generator=torch.Generator().manual_seed(1))
     L, k = 24, 4
     sampling = dict(bad_mask=mask, top_k=50, repetition_penalty=1.3)
-    batch = generate_for_judge(model, start, neo_tok, bert_tok, L=L, k=k,
-                               generator=torch.Generator().manual_seed(7), **sampling)
+    batch = generate_for_judge(model, start, neo_tok, bert_tok, L=L, overgen=k,
+                               rng=torch.Generator().manual_seed(7), **sampling)
     assert isinstance(batch, JudgeBatch)
     cls_id, sep_id = special_id(bert_tok, "[CLS]"), special_id(bert_tok, "[SEP]")
     assert batch.input_ids.shape == batch.attention_mask.shape == (4, L + 2)
@@ -162,7 +162,7 @@ def test_real_generated_rows_are_cut_to_exactly_L(tiny_neo, neo_tok, bert_tok):
 
     # the same seed through the sampler alone: the full rows translate to more than L tokens, and the
     # judge rows are their first L (the cut of B8)
-    rows = generate(model, start, k * L, generator=torch.Generator().manual_seed(7), **sampling)
+    rows = generate(model, start, k * L, rng=torch.Generator().manual_seed(7), **sampling)
     for i, row in enumerate(rows):
         text, enc = neo_to_bert_text(row[1:].tolist(), neo_tok, bert_tok)
         assert len(enc.ids) > L
@@ -177,8 +177,8 @@ def test_real_generated_short_rows_get_more_tokens(tiny_neo, neo_tok, bert_tok):
     model, mask, V = tiny_neo
     start = torch.randint(0, V // 2, (3, 1), generator=torch.Generator().manual_seed(1))
     # k = 0.5: half a GPT-Neo token per BERT token cannot reach L, so every row is continued
-    batch = generate_for_judge(model, start, neo_tok, bert_tok, L=20, k=0.5, max_rounds=5, bad_mask=mask,
-                               generator=torch.Generator().manual_seed(3))
+    batch = generate_for_judge(model, start, neo_tok, bert_tok, L=20, overgen=0.5, max_rounds=5, bad_mask=mask,
+                               rng=torch.Generator().manual_seed(3))
     assert batch.input_ids.shape == (3, 22)
     assert all(e > 0 for e in batch.extra_tokens)
 

@@ -1,161 +1,147 @@
-"""train/checkpoint.py: safetensors + JSON round trip, atomic files, step checks, Ctrl-C held, latest link.
-
-`tiny_bert_folder` and `tiny_judge_run` are shared with the other judge tests:
-a 2-layer, 32-wide random BERT saved in the Hugging Face layout with MiniLM's
-tokenizer, so that whole training runs take seconds.
-"""
+"""train/checkpoint.py and train/runs.py: one consistent set per step, resume state, locks, Ctrl-C, JSONL."""
 
 from __future__ import annotations
 
+import errno
+import json
 import os
-import shutil
 import signal
-from dataclasses import asdict
-from pathlib import Path
 
 import pytest
 import torch
 
-from model.bert import Bert, BertClassifier, hf_names
-from model.config import BertConfig
-from model.loading import save_hf_folder, to_hf_state
-from train import checkpoint as ckpt
-
-TINY = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+from train import checkpoint as ck
+from train.runs import Run, RunError, StopRequest, point_latest, read_jsonl
 
 
-def tiny_bert_folder(folder: Path, tokenizer_folder: Path, seed: int = 0) -> Path:
-    """A random tiny BERT in the Hugging Face layout (config.json, model.safetensors, tokenizer.json)."""
+def _trained_pair(seed: int = 0) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     torch.manual_seed(seed)
-    bert = Bert(TINY)
-    save_hf_folder(folder, to_hf_state(bert, hf_names(TINY), "bert."),
-                   {"model_type": "bert", "hidden_act": "gelu", **asdict(TINY)})
-    shutil.copy(Path(tokenizer_folder) / "tokenizer.json", folder / "tokenizer.json")
-    return folder
-
-
-def tiny_judge_run(runs_dir: Path, tokenizer_folder: Path, seed: int = 0, eval_length: int = 64) -> Path:
-    """A judge run folder with a checkpoint of an untrained tiny classifier, pointed to by `latest`."""
-    torch.manual_seed(seed)
-    model = BertClassifier(Bert(TINY))
-    run = ckpt.new_run_dir(runs_dir)
-    shutil.copy(Path(tokenizer_folder) / "tokenizer.json", run / ckpt.TOKENIZER_FILE)
-    meta = {"base_model": str(tokenizer_folder), "labels": {"alice": 0, "edgar": 1},
-            "train_config": {"eval_length": eval_length}, "metrics": {}}
-    ckpt.save_checkpoint(run, model, None, 0, meta)
-    ckpt.point_latest(run)
-    return run
-
-
-_CORPUS_CACHE: dict = {}
-
-
-def corpus_ids(minilm_folder: Path, corpus_mirror: Path):
-    """(MiniLM tokenizer, load_author_ids(...)) of the real corpus, tokenized once per test session."""
-    key = (str(minilm_folder), str(corpus_mirror))
-    if key not in _CORPUS_CACHE:
-        from tokenizer_bridge.load import load_bert_tokenizer
-        from train.batches import load_author_ids
-
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("ALICE_EDGAR_CORPUS", str(corpus_mirror))
-            tok = load_bert_tokenizer(minilm_folder)
-            _CORPUS_CACHE[key] = (tok, load_author_ids(tok))
-    return _CORPUS_CACHE[key]
-
-
-def _trained_pair(seed: int = 0) -> tuple[BertClassifier, torch.optim.Optimizer]:
-    torch.manual_seed(seed)
-    model = BertClassifier(Bert(TINY))
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x = torch.randint(1000, 2000, (4, 16))
     for _ in range(2):
         opt.zero_grad()
-        model(x).sum().backward()
+        model(torch.randn(5, 4)).sum().backward()
         opt.step()
     return model, opt
 
 
-def test_round_trip_weights_optimizer_and_rng(tmp_path: Path) -> None:
+def test_round_trip_weights_optimizer_and_every_random_stream(tmp_path) -> None:
     model, opt = _trained_pair()
-    gen = torch.Generator().manual_seed(11)
-    rng = ckpt.capture_rng(gen)
-    expected_draw = torch.randint(0, 10**6, (5,), generator=gen)
-    run = ckpt.new_run_dir(tmp_path)
-    ckpt.save_checkpoint(run, model, opt, 2, {"base_model": "x", "train_config": {}, "labels": {}}, rng)
+    rng = torch.Generator().manual_seed(11)
+    run = Run.create("judge", tmp_path, {"program": "judge"})
+    ck.save_checkpoint(run.folder, 2, {"m": model}, {"m": opt}, {"data": rng}, {"metrics": {"loss": 0.5}})
+    expected_data, expected_torch = torch.randint(0, 10**6, (5,), generator=rng), torch.rand(3)
 
-    meta = ckpt.read_meta(run)
-    assert meta["step"] == 2 and meta["bert_config"]["hidden_size"] == 32 and meta["n_classes"] == 2
-    fresh = ckpt.build_judge(meta)  # rebuilt from judge.json alone, no base folder
-    fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
-    _, saved_rng = ckpt.load_resume(run, fresh, fresh_opt)
-    for (name, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
-        assert torch.equal(a, b), name
+    fresh, fresh_opt = _trained_pair(seed=1)  # other weights, other moments
+    fresh_rng = torch.Generator().manual_seed(99)
+    torch.manual_seed(1234)
+    loaded = ck.load_checkpoint(run.folder)
+    loaded.restore({"m": fresh}, {"m": fresh_opt}, {"data": fresh_rng})
+    assert loaded.step == 2 and loaded.state == {"metrics": {"loss": 0.5}}
+    for a, b in zip(model.state_dict().values(), fresh.state_dict().values()):
+        assert torch.equal(a, b)
     for pa, pb in zip(model.parameters(), fresh.parameters()):
-        sa, sb = opt.state[pa], fresh_opt.state[pb]
-        assert torch.equal(sa["exp_avg"], sb["exp_avg"]) and torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"])
-        assert float(sa["step"]) == float(sb["step"]) == 2.0
+        assert torch.equal(opt.state[pa]["exp_avg_sq"], fresh_opt.state[pb]["exp_avg_sq"])
     assert fresh_opt.param_groups[0]["betas"] == opt.param_groups[0]["betas"]
-    gen2 = torch.Generator()
-    ckpt.restore_rng(saved_rng, gen2)
-    assert torch.equal(torch.randint(0, 10**6, (5,), generator=gen2), expected_draw)
-    assert not [p for p in run.iterdir() if ".tmp" in p.name]  # no temporary file left behind
+    assert torch.equal(torch.randint(0, 10**6, (5,), generator=fresh_rng), expected_data)
+    assert torch.equal(torch.rand(3), expected_torch)  # dropout's stream too
 
 
-def test_load_judge_from_run_file_or_latest(tmp_path: Path, minilm_folder: Path) -> None:
-    run = tiny_judge_run(tmp_path, minilm_folder)
-    assert (tmp_path / "judge" / "latest").resolve() == run.resolve()
-    for where in (run, run / ckpt.WEIGHTS_FILE, None):
-        model, tok, meta = ckpt.load_judge(where, runs_dir=tmp_path)
-        assert not model.training and meta["run_dir"] == str(run.resolve() if where is None else run)
-        assert tok.token_to_id("[CLS]") is not None
-
-
-def test_files_of_different_steps_are_refused(tmp_path: Path) -> None:
+def test_only_the_newest_complete_set_is_kept_and_stale_temporaries_go(tmp_path) -> None:
     model, opt = _trained_pair()
-    run = ckpt.new_run_dir(tmp_path)
-    meta = {"base_model": "x", "train_config": {}, "labels": {}}
-    ckpt.save_checkpoint(run, model, opt, 2, meta)
-    # a run killed between two files: new weights, old judge.json
-    ckpt.atomic_save_tensors(model.state_dict(), run / ckpt.WEIGHTS_FILE, {"format": ckpt.FORMAT, "step": "3"})
-    with pytest.raises(ckpt.CheckpointMismatch, match="step 3 but judge.json says step 2"):
-        ckpt.load_judge(run)
+    run = Run.create("judge", tmp_path, {"program": "judge"})
+    for step in (1, 2):
+        ck.save_checkpoint(run.folder, step, {"m": model}, {"m": opt}, {}, {})
+    assert [p.name for p in (run.folder / ck.CHECKPOINTS).iterdir()] == ["step-000002"]
+    # a process killed while writing step 3 leaves a hidden temporary folder, never taken for a checkpoint
+    stale = run.folder / ck.CHECKPOINTS / ".step-000003.tmp-424242"
+    stale.mkdir()
+    (stale / ck.MODELS_FILE).write_bytes(b"half a file")
+    assert ck.load_checkpoint(run.folder).step == 2
+    run.close()
+    Run(run.folder).close()  # the next start removes what the killed writer left
+    assert not stale.exists()
 
 
-def test_missing_or_broken_checkpoints_are_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(ckpt.NoCheckpoint, match="make train-bert"):
-        ckpt.find_run(None, tmp_path)
-    empty = ckpt.new_run_dir(tmp_path)
-    with pytest.raises(ckpt.NoCheckpoint, match="before its first checkpoint"):
-        ckpt.find_run(empty)
+def test_disk_full_keeps_the_previous_checkpoint_and_says_so(tmp_path, monkeypatch) -> None:
     model, opt = _trained_pair()
-    ckpt.save_checkpoint(empty, model, opt, 1, {"base_model": "x", "train_config": {}, "labels": {}})
-    (empty / ckpt.WEIGHTS_FILE).write_bytes((empty / ckpt.WEIGHTS_FILE).read_bytes()[:1000])  # truncated
-    with pytest.raises(ckpt.CheckpointMismatch, match="truncated or corrupt"):
-        ckpt.load_judge(empty)
+    run = Run.create("judge", tmp_path, {"program": "judge"})
+    ck.save_checkpoint(run.folder, 1, {"m": model}, {"m": opt}, {}, {})
+
+    def full(tensors, path, metadata=None):
+        with open(path, "wb") as f:
+            f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ck, "save_file", full)
+    with pytest.raises(OSError, match=r"no space left.*step 2.*step-000001 is intact"):
+        ck.save_checkpoint(run.folder, 2, {"m": model}, {"m": opt}, {}, {})
+    assert [p.name for p in (run.folder / ck.CHECKPOINTS).iterdir()] == ["step-000001"]  # nothing partial left
+    assert ck.load_checkpoint(run.folder).step == 1
 
 
-def test_ctrl_c_is_held_until_the_block_ends() -> None:
-    finished = []
-    with pytest.raises(KeyboardInterrupt):
-        with ckpt.HoldInterrupt():
+def test_no_checkpoint_is_a_clear_error(tmp_path) -> None:
+    run = Run.create("judge", tmp_path, {"program": "judge"})
+    with pytest.raises(ck.CheckpointError, match="stopped before its first"):
+        ck.load_checkpoint(run.folder)
+
+
+def test_a_run_folder_is_locked_by_its_process(tmp_path) -> None:
+    run = Run.create("judge", tmp_path, {"program": "judge"})
+    with pytest.raises(RunError, match="in use by another process"):
+        Run(run.folder)
+    run.close()
+    Run(run.folder).close()  # free again
+
+
+def test_runs_dir_that_is_a_file_is_refused(tmp_path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunError, match="is a file"):
+        Run.create("judge", tmp_path / "file", {})
+
+
+def test_stop_request_waits_for_the_step_then_a_second_ctrl_c_stops_at_once() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested  # the loop sees it at its next step boundary
+        with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
-            finished.append(True)  # still runs: the interrupt waits
-    assert finished == [True]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
-    with pytest.raises(KeyboardInterrupt):
-        with ckpt.HoldInterrupt():
-            with ckpt.HoldInterrupt():  # nested: the outer block decides
-                os.kill(os.getpid(), signal.SIGINT)
-            finished.append(True)
-    assert finished == [True, True]
+    assert signal.getsignal(signal.SIGINT) is before
 
 
-def test_latest_link_moves_atomically(tmp_path: Path) -> None:
-    a, b = ckpt.new_run_dir(tmp_path), ckpt.new_run_dir(tmp_path)
-    assert a != b
-    ckpt.point_latest(a)
-    ckpt.point_latest(b)
+def test_jsonl_tolerates_a_cut_last_line_only_and_names_the_file(tmp_path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n{"step": 2}\n{"step": 3, "lo')
+    assert read_jsonl(path) == [{"step": 1}, {"step": 2}]
+    path.write_text('{"step": 1}\n{"st\n{"step": 3}\n')
+    with pytest.raises(ValueError, match=r"metrics\.jsonl, line 2"):
+        read_jsonl(path)
+
+
+def test_resumed_run_keeps_the_records_up_to_its_checkpoint(tmp_path) -> None:
+    run = Run.create("judge", tmp_path, {"program": "judge"})
+    for step in (1, 2, 3):
+        run.log({"kind": "train", "step": step})
+    with open(run.folder / "metrics.jsonl", "a") as f:
+        f.write('{"kind": "train", "st')  # the line being written when the process was killed
+    run.keep_records_until(2)
+    assert [r["step"] for r in run.records()] == [1, 2]
+    assert json.loads((run.folder / "config.json").read_text()) == {"program": "judge"}
+
+
+def test_latest_link_moves_atomically_and_is_relative(tmp_path) -> None:
+    a, b = Run.create("judge", tmp_path, {}), Run.create("judge", tmp_path, {})
+    point_latest(a.folder)
+    point_latest(b.folder)
     link = tmp_path / "judge" / "latest"
-    assert link.is_symlink() and os.readlink(link) == b.name  # relative: the runs folder can move
+    assert link.is_symlink() and os.readlink(link) == b.folder.name
     assert not [p for p in link.parent.iterdir() if ".tmp" in p.name]
+
+
+def test_a_run_stopped_before_it_wrote_anything_leaves_no_folder(tmp_path) -> None:
+    run = Run.create("judge", tmp_path, {})
+    assert run.discard_if_empty() and not run.folder.exists()
+    kept = Run.create("judge", tmp_path, {})
+    kept.log({"step": 0})
+    assert not kept.discard_if_empty() and kept.folder.exists()

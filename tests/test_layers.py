@@ -108,7 +108,7 @@ def test_cls_only_gives_the_same_pooled_vector_and_cls_row():
 
 def test_classifier_gradients_equal_with_and_without_cls_only():
     """BertClassifier runs cls_only; its loss and every gradient must equal the full computation's."""
-    clf = BertClassifier(tiny_bert(), n_classes=2).eval()  # eval: no dropout, so both runs are exact
+    clf = BertClassifier(tiny_bert()).eval()  # eval: no dropout, so both runs are exact
     ids = torch.randint(0, 100, (4, 16))
     labels = torch.tensor([0, 1, 0, 1])
 
@@ -124,3 +124,52 @@ def test_classifier_gradients_equal_with_and_without_cls_only():
         assert (full[name] - short[name]).abs().max() < 1e-6, name
     with torch.no_grad():
         assert torch.allclose(clf(ids), clf.head(clf.bert(ids)[1]), atol=1e-6)
+
+
+# ------------------------------------------------------------------ GPT-Neo attention: fast branches = the plain one
+
+
+def _neo_attention(window):
+    from model.config import GPTNeoConfig
+    from model.gpt_neo import GPTNeoSelfAttention
+
+    torch.manual_seed(0)
+    cfg = GPTNeoConfig(vocab_size=50, max_position_embeddings=64, hidden_size=32, num_layers=1, num_heads=4,
+                       window_size=window or 8, attention_layers=["local" if window else "global"])
+    return GPTNeoSelfAttention(cfg, "local" if window else "global").eval(), cfg
+
+
+def test_reference_attention_is_the_equation_by_hand():
+    """q k^T with NO 1/sqrt(hs), causal, local window, softmax, weights v -- checked row by row by hand."""
+    from model.gpt_neo import reference_attention
+
+    torch.manual_seed(1)
+    q, k, v = torch.randn(3, 1, 1, 5, 4).unbind(0)  # (B, nh, T, hs)
+    out = reference_attention(q, k, v, window=2)
+    for i in range(5):
+        keys = [j for j in range(5) if j <= i and j > i - 2]  # itself and the one before
+        w = torch.softmax(torch.stack([q[0, 0, i] @ k[0, 0, j] for j in keys]), 0)  # unscaled scores
+        assert torch.allclose(out[0, 0, i], sum(wj * v[0, 0, j] for wj, j in zip(w, keys)), atol=1e-6)
+
+
+@pytest.mark.parametrize("window", [None, 4])
+def test_each_fast_attention_branch_equals_the_reference(window):
+    """Plain causal (global, no cache), one-token decode (cache, T=1) and masked (cache, T>1 or local)."""
+    from model.gpt_neo import KVCache
+
+    attn, cfg = _neo_attention(window)
+    x = torch.randn(2, 12, 32)
+    with torch.no_grad():
+        fast = attn(x)  # global: the is_causal branch; local: the masked branch
+        attn.use_reference = True
+        ref = attn(x)
+        attn.use_reference = False
+        assert torch.allclose(fast, ref, atol=1e-5)
+        cache = KVCache(cfg, 2, 12)
+        prefix = attn(x[:, :7], cache, 0)  # masked branch with a cache (T > 1)
+        cache.length += 7
+        steps = []
+        for t in range(7, 12):  # the one-token decode branch
+            steps.append(attn(x[:, t : t + 1], cache, 0))
+            cache.length += 1
+    assert torch.allclose(torch.cat([prefix] + steps, dim=1), ref, atol=1e-5)

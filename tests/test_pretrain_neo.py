@@ -1,8 +1,8 @@
-"""Tests for the generator LM loss (B2), the window sampler, the byte-level BPE and the neo-small pretraining.
+"""The generators' LM loss (B2), their windows, the byte-level BPE, and the neo-small pretraining program.
 
-The pretraining runs on a tiny config and synthetic two-author text (no corpus
-needed), into tmp_path: a few seconds. The Hugging Face check skips if
-transformers is not installed.
+The pretraining runs on a tiny config and synthetic two-author text (no corpus needed: the program's
+corpus reader is replaced by a synthetic one), into tmp_path: a few seconds. The Hugging Face check
+skips if transformers is not installed.
 """
 
 from __future__ import annotations
@@ -14,14 +14,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from data.windows import consecutive_windows, lm_windows
 from model.gpt_neo import GPTNeo
+from tokenizer_bridge.bpe import EOS_TOKEN, train_bpe
 from tokenizer_bridge.load import load_neo_tokenizer
-from train.lm import FinetuneConfig, finetune_steps, heldout_loss, lm_loss, lm_train_step, sample_windows
-from train.neo_tokenizer import EOS_TOKEN, train_neo_tokenizer
-from train.pretrain_neo import PretrainConfig, install_atomically, lr_at, main, pretrain
+from train import pretrain_neo as program
+from train.lm import heldout_loss, lm_loss, lm_step
+from train.optim import make_optimizer
+from train.precision import choose_precision
+from weights.atomic import atomic_folder
 from weights.store import is_installed
 
 RARE_WORD = "Zyzzogeton"  # appears in the held-out text only
+FP32 = choose_precision(torch.device("cpu"), "fp32")
 
 
 def synthetic_text(words: list[str], n_sentences: int, seed: int) -> str:
@@ -36,35 +41,25 @@ def synthetic_text(words: list[str], n_sentences: int, seed: int) -> str:
 
 ALICE_WORDS = "alice said the queen rabbit little curious very dear oh tea hatter cat grin".split()
 EDGAR_WORDS = "the raven nevermore dark midnight dreary tomb heart beating chamber door lenore".split()
-
+SPLITS = {  # author -> (train, held-out); alice's held-out text repeats a word its train text never has
+    "alice": (synthetic_text(ALICE_WORDS, 400, seed=1), synthetic_text(ALICE_WORDS, 60, seed=2) + (" " + RARE_WORD) * 40),
+    "edgar": (synthetic_text(EDGAR_WORDS, 400, seed=3), synthetic_text(EDGAR_WORDS, 60, seed=4)),
+}
+TINY = ["--vocab-size", "512", "--hidden-size", "32", "--num-layers", "2", "--num-heads", "2", "--window-size", "8",
+        "--context", "64", "--length", "64", "--batch-size", "4", "--lr", "1e-2", "--steps", "40", "--eval-every", "20",
+        "--eval-windows", "4", "--precision", "fp32", "--device", "cpu"]
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def splits() -> dict[str, tuple[str, str]]:
-    """author -> (train, held-out); the held-out text of alice repeats a word the train text never has."""
-    alice_heldout = synthetic_text(ALICE_WORDS, 60, seed=2) + (" " + RARE_WORD) * 40
-    return {
-        "alice": (synthetic_text(ALICE_WORDS, 400, seed=1), alice_heldout),
-        "edgar": (synthetic_text(EDGAR_WORDS, 400, seed=3), synthetic_text(EDGAR_WORDS, 60, seed=4)),
-    }
-
-
-def tiny_config(**overrides) -> PretrainConfig:
-    """2 layers (one global, one local with a window of 8), context 64, a few dozen steps."""
-    cfg = dict(vocab_size=512, hidden_size=32, num_layers=2, num_heads=2, window_size=8, context=64,
-               seq_len=64, batch_size=4, lr=1e-2, warmup_steps=5, steps=40, eval_every=20, eval_windows=4)
-    cfg.update(overrides)
-    return PretrainConfig(**cfg)
-
-
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory, splits):
-    """(metrics, folder) of one tiny pretraining run installed into a temporary folder."""
-    folder = tmp_path_factory.mktemp("store") / "neo-small"
-    metrics = pretrain(tiny_config(), splits, folder, run_dir=None, sample_tokens=30)
-    return metrics, folder
+def pretrained(tmp_path_factory, minilm_folder):
+    """(run folder, model folder) of one tiny pretraining run on SPLITS."""
+    runs, out = tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("store") / "neo-small"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(program, "author_texts", lambda author, split, tok: SPLITS[author])
+        program.pretrain(TINY + ["--out", str(out), "--runs-dir", str(runs)])
+    return next((runs / "pretrain_neo").glob("2*")), out
 
 
 # ---------------------------------------------------------------------------------- B2
@@ -74,10 +69,8 @@ def test_lm_loss_is_cross_entropy_on_shifted_targets():
     torch.manual_seed(0)
     logits = torch.randn(3, 7, 11)  # (B, T, V)
     ids = torch.randint(0, 11, (3, 7))
-    by_hand = F.cross_entropy(logits[:, :-1].reshape(-1, 11), ids[:, 1:].reshape(-1))
     log_p = torch.log_softmax(logits, dim=-1)
     by_definition = -torch.stack([log_p[b, t, ids[b, t + 1]] for b in range(3) for t in range(6)]).mean()
-    assert torch.allclose(lm_loss(logits, ids), by_hand, atol=1e-6)
     assert torch.allclose(lm_loss(logits, ids), by_definition, atol=1e-6)
 
 
@@ -93,56 +86,67 @@ def test_lm_loss_scores_row_t_against_token_t_plus_1():
         lm_loss(logits, ids[:, :4])
 
 
-def test_sample_windows_are_contiguous_slices():
+def test_lm_windows_are_contiguous_slices():
     ids = torch.arange(100)
-    batch = sample_windows(ids, 16, 10, torch.Generator().manual_seed(0))
+    batch = lm_windows(ids, 16, 10, torch.Generator().manual_seed(0))
     assert batch.shape == (16, 10)
     assert torch.equal(batch - batch[:, :1], torch.arange(10).expand(16, 10))  # consecutive tokens
-    assert batch.min() >= 0 and batch.max() <= 99
-    assert sample_windows(ids, 4, 100).tolist() == [list(range(100))] * 4  # the only window there is
+    assert lm_windows(ids, 4, 100).tolist() == [list(range(100))] * 4  # the only window there is
     with pytest.raises(ValueError):
-        sample_windows(ids, 1, 101)
+        lm_windows(ids, 1, 101)
+
+
+def test_heldout_loss_is_the_mean_over_consecutive_windows(pretrained):
+    """The value heldout_loss returns: B2 of each window, averaged over windows, by hand."""
+    _, folder = pretrained
+    model = GPTNeo.from_pretrained(folder)
+    ids = torch.randint(0, 300, (100,), generator=torch.Generator().manual_seed(0))
+    windows = consecutive_windows(ids, 16, 5)  # 5 of the 6 windows that fit
+    with torch.no_grad():
+        by_hand = sum(lm_loss(model(w[None]), w[None]).item() for w in windows) / 5
+    assert heldout_loss(model, ids, 16, batch_size=2, max_windows=5) == pytest.approx(by_hand, rel=1e-5)
+    assert torch.equal(windows[1], ids[16:32])
 
 
 def test_micro_batches_give_the_same_step(pretrained):
     _, folder = pretrained
     batch = torch.randint(0, 300, (4, 16))
     params = []
-    for micro in (None, 1):
+    for micro in (0, 1):
         model = GPTNeo.from_pretrained(folder)
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        lm_train_step(model, opt, batch, micro_batch_size=micro, grad_clip=None)
+        lm_step(model, make_optimizer(model, "sgd", lr=0.1), batch, FP32, grad_clip=0.0, micro_batch=micro)
         params.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.allclose(params[0], params[1], atol=1e-5)
 
 
-def test_finetune_steps_lowers_the_loss_on_its_text(pretrained, splits):
+def test_a_nan_loss_stops_before_the_update(pretrained):
+    from train.optim import Diverged
+
     _, folder = pretrained
     model = GPTNeo.from_pretrained(folder)
-    tok = load_neo_tokenizer(folder)
-    ids = torch.tensor(tok.encode(splits["alice"][0]).ids)
-    before = heldout_loss(model, ids, 32, max_windows=8)
-    cfg = FinetuneConfig(steps=15, batch_size=8, seq_len=32, lr=3e-3)
-    losses, opt = finetune_steps(model, ids, cfg, generator=torch.Generator().manual_seed(0))
-    assert len(losses) == 15 and isinstance(opt, torch.optim.AdamW)
-    assert heldout_loss(model, ids, 32, max_windows=8) < before
+    with torch.no_grad():
+        model.wte.weight[3, 0] = float("nan")
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(Diverged, match="nan"):
+        lm_step(model, make_optimizer(model, "adamw", lr=0.1), torch.full((2, 8), 3), FP32)
+    assert all(torch.equal(a, b) or torch.isnan(a).any() for a, b in zip(before, model.parameters()))
 
 
 # ---------------------------------------------------------------------------------- tokenizer
 
 
 def test_byte_level_bpe_round_trips_any_text():
-    tok = train_neo_tokenizer(["the raven said nevermore " * 20], vocab_size=300)
+    tok = train_bpe(["the raven said nevermore " * 20], vocab_size=300)
     text = "Unseen: ÆØÅ, 漢字, emoji 🐇 and\ttabs\n\n"
     assert tok.decode(tok.encode(text).ids) == text
     assert tok.token_to_id(EOS_TOKEN) == 0
 
 
-def test_tokenizer_never_sees_the_heldout_text(pretrained, splits):
+def test_tokenizer_never_sees_the_heldout_text(pretrained):
     _, folder = pretrained
     saved = load_neo_tokenizer(folder)
     # Control: a tokenizer that saw the held-out text learns the rare word as (nearly) one token.
-    leaky = train_neo_tokenizer([splits["alice"][0], splits["alice"][1], splits["edgar"][0]], vocab_size=512)
+    leaky = train_bpe([SPLITS["alice"][0], SPLITS["alice"][1], SPLITS["edgar"][0]], vocab_size=512)
     assert len(leaky.encode(" " + RARE_WORD).ids) <= 2
     assert len(saved.encode(" " + RARE_WORD).ids) >= 5
 
@@ -150,31 +154,24 @@ def test_tokenizer_never_sees_the_heldout_text(pretrained, splits):
 # ---------------------------------------------------------------------------------- pretraining
 
 
-def test_lr_schedule_warms_up_then_decays():
-    cfg = PretrainConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
-    assert lr_at(0, 0.0, cfg) == pytest.approx(0.1)
-    assert lr_at(9, 0.0, cfg) == pytest.approx(1.0)
-    assert lr_at(50, 0.5, cfg) == pytest.approx(0.55)
-    assert lr_at(99, 1.0, cfg) == pytest.approx(0.1)
-
-
 def test_tiny_pretraining_lowers_the_heldout_loss(pretrained):
-    metrics, folder = pretrained
-    first, last = metrics["evals"][0]["heldout"], metrics["evals"][-1]["heldout"]  # the same windows
+    run, folder = pretrained
+    evals = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
+    first, last = evals[0]["heldout"], evals[-1]["heldout"]  # the same windows
     for author in ("alice", "edgar"):
         assert first[author] > 5.0  # about ln(vocab size) at initialisation
         assert last[author] < first[author] - 1.0, (author, first[author], last[author])
-    assert [e["step"] for e in metrics["evals"]] == [0, 20, 40]
-    assert metrics["steps"] == 40 and metrics["tokens_trained"] == 40 * 4 * 64
-    assert is_installed(folder)
+    assert [e["step"] for e in evals] == [0, 20, 40]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 40 and summary["tokens_trained"] == 40 * 4 * 64 and summary["precision"] == "fp32"
+    assert is_installed(folder) and (run / "sample.txt").read_text().strip()
 
 
 def test_saved_folder_is_a_gpt_neo_with_global_and_local_layers(pretrained):
     _, folder = pretrained
     hf = json.loads((folder / "config.json").read_text())
     tok = load_neo_tokenizer(folder)
-    assert hf["model_type"] == "gpt_neo"
-    assert hf["attention_types"] == [[["global", "local"], 1]]
+    assert hf["model_type"] == "gpt_neo" and hf["attention_types"] == [[["global", "local"], 1]]
     assert hf["window_size"] < hf["max_position_embeddings"]
     assert hf["bos_token_id"] == hf["eos_token_id"] == tok.token_to_id(EOS_TOKEN)
     assert hf["vocab_size"] == tok.get_vocab_size()
@@ -195,7 +192,7 @@ def test_transformers_loads_it_with_the_same_logits(pretrained):
     assert hf_tok.eos_token == EOS_TOKEN
 
 
-def test_a_half_finished_install_never_looks_installed(tmp_path):
+def test_a_half_finished_folder_never_looks_installed(tmp_path):
     target = tmp_path / "neo-small"
 
     def crash_after_weights(folder):
@@ -204,20 +201,19 @@ def test_a_half_finished_install_never_looks_installed(tmp_path):
         raise KeyboardInterrupt  # e.g. Ctrl-C while the tokenizer is saved
 
     with pytest.raises(KeyboardInterrupt):
-        install_atomically(crash_after_weights, target)
+        atomic_folder(target, crash_after_weights)
     assert not target.exists() and not is_installed(target)
     assert list(tmp_path.iterdir()) == []  # no temporary folder left behind
-
-    install_atomically(lambda f: [(f / n).write_text("v1") for n in ("config.json", "model.safetensors")], target)
+    atomic_folder(target, lambda f: [(f / n).write_text("v1") for n in ("config.json", "model.safetensors")])
     with pytest.raises(KeyboardInterrupt):
-        install_atomically(crash_after_weights, target)
-    assert is_installed(target) and (target / "config.json").read_text() == "v1"  # the old install survives
+        atomic_folder(target, crash_after_weights)
+    assert is_installed(target) and (target / "config.json").read_text() == "v1"  # the old one survives
     assert [p.name for p in tmp_path.iterdir()] == ["neo-small"]
 
 
 def test_cli_leaves_an_installed_model_alone(pretrained, capsys):
     _, folder = pretrained
     before = (folder / "model.safetensors").stat().st_mtime_ns
-    assert main(["--out", str(folder)]) == 0
+    assert program.main(["--out", str(folder)]) == 0
     assert "installed already" in capsys.readouterr().out
     assert (folder / "model.safetensors").stat().st_mtime_ns == before

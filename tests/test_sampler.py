@@ -11,7 +11,7 @@ from tokenizers import Tokenizer
 
 from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo, KVCache, last_logits
-from train.neo_tokenizer import train_neo_tokenizer
+from tokenizer_bridge.bpe import train_bpe
 from model.sampler import (
     bad_token_mask,
     generate,
@@ -40,14 +40,10 @@ def tiny_model(vocab_size: int = 61, seed: int = 0) -> GPTNeo:
     return GPTNeo(tiny_config(vocab_size)).eval()
 
 
-def train_bpe(text: str, vocab_size: int = 600) -> Tokenizer:
-    """A byte-level BPE tokenizer (the project's own trainer) on corpus text plus whitespace-heavy lines."""
-    return train_neo_tokenizer([text] + WHITESPACE_LINES, vocab_size=vocab_size, min_frequency=1)
-
-
 @pytest.fixture(scope="module")
 def bpe(wonderland_text) -> Tokenizer:
-    return train_bpe(wonderland_text)
+    """A byte-level BPE tokenizer (the project's own trainer) on corpus text plus whitespace-heavy lines."""
+    return train_bpe([wonderland_text] + WHITESPACE_LINES, vocab_size=600, min_frequency=1)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
@@ -147,7 +143,7 @@ def test_cached_and_uncached_logits_are_equal():
 def test_generate_same_with_and_without_cache(mode):
     model = tiny_model()
     prompt = torch.tensor([[3], [7]])
-    out = [generate(model, prompt, 30, penalty_mode=mode, generator=torch.Generator().manual_seed(5),
+    out = [generate(model, prompt, 30, penalty_mode=mode, rng=torch.Generator().manual_seed(5),
                     use_cache=use_cache) for use_cache in (True, False)]
     assert torch.equal(out[0], out[1])
     assert out[0].shape == (2, 31) and torch.equal(out[0][:, :1], prompt)
@@ -156,7 +152,7 @@ def test_generate_same_with_and_without_cache(mode):
 def test_seeded_sampling_is_reproducible():
     model = tiny_model()
     prompt = torch.tensor([[1], [2], [3]])
-    run = lambda seed: generate(model, prompt, 50, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    run = lambda seed: generate(model, prompt, 50, rng=torch.Generator().manual_seed(seed))  # noqa: E731
     assert torch.equal(run(0), run(0))
     assert not torch.equal(run(0), run(1))
 
@@ -167,14 +163,14 @@ def test_greedy_is_deterministic_and_is_argmax():
     out = generate(model, prompt, 1, do_sample=False, repetition_penalty=1.0)
     with torch.no_grad():
         assert out[0, 2] == model(prompt)[0, -1].argmax()
-    a = generate(model, prompt, 20, do_sample=False, generator=torch.Generator().manual_seed(0))
-    b = generate(model, prompt, 20, do_sample=False, generator=torch.Generator().manual_seed(1))
+    a = generate(model, prompt, 20, do_sample=False, rng=torch.Generator().manual_seed(0))
+    b = generate(model, prompt, 20, do_sample=False, rng=torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
 
 
 def test_bfloat16_model_generates():
     model = tiny_model().to(torch.bfloat16)
-    out = generate(model, torch.tensor([[1], [2]]), 20, generator=torch.Generator().manual_seed(0))
+    out = generate(model, torch.tensor([[1], [2]]), 20, rng=torch.Generator().manual_seed(0))
     assert out.dtype == torch.long and out.shape == (2, 21) and int(out.max()) < 61
 
 
@@ -276,9 +272,9 @@ def test_sampling_never_emits_a_banned_token(bpe, mode):
         model.ln_f.bias[0] = 1.0
         model.wte.weight[mask, 0] = 6.0
     prompt = torch.randint(0, V, (8, 1), generator=torch.Generator().manual_seed(3))
-    free = generate(model, prompt, 400, penalty_mode=mode, generator=torch.Generator().manual_seed(0))
+    free = generate(model, prompt, 400, penalty_mode=mode, rng=torch.Generator().manual_seed(0))
     assert mask[free[:, 1:]].float().mean() > 0.5  # without the mask, most tokens are banned ones
-    kept = generate(model, prompt, 400, penalty_mode=mode, bad_mask=mask, generator=torch.Generator().manual_seed(0))
+    kept = generate(model, prompt, 400, penalty_mode=mode, bad_mask=mask, rng=torch.Generator().manual_seed(0))
     assert kept.shape == (8, 401)
     assert not mask[kept[:, 1:]].any()
     assert len(set(kept[:, 1:].flatten().tolist())) > 40  # it did sample, and widely

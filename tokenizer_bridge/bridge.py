@@ -4,7 +4,7 @@ The generators and the judge use different tokenizers (byte-level BPE vs uncased
 WordPiece), so generated ids cannot be fed to BERT as they are:
 
     B6   T_bert(T_neo^{-1}(x)): GPT-Neo ids -> text -> BERT ids
-    B8   L_neo = k L_bert with k > 1, then cut after translation: X_bert = X_neo[1:L]
+    B8   L_neo = k L_bert with k > 1 (`overgen`), then cut after translation: X_bert = X_neo[1:L]
     B16  |T_neo(x)| != |T_bert(x)|: we record the ratio per row
 
 Choices (the lecture cuts to L = 128 tokens and adds no special tokens):
@@ -47,6 +47,7 @@ class JudgeBatch:
     texts: list[str]  # the kept span x of each row
     neo_bert_ratio: list[float]  # B16 |T_neo(x)| / |T_bert(x)| on that span
     extra_tokens: list[int]  # GPT-Neo tokens generated for the row beyond k * L (0 if none)
+    rows: list[torch.Tensor]  # the GPT-Neo ids of each row, start token first (rows may differ in length)
 
 
 def neo_to_bert_text(neo_ids: list[int], neo_tok: Tokenizer, bert_tok: Tokenizer) -> tuple[str, Encoding]:
@@ -73,12 +74,12 @@ def cut_to_judge(text: str, enc: Encoding, L: int, cls_id: int, sep_id: int) -> 
     return [cls_id] + enc.ids[:L] + [sep_id], text[:end]
 
 
-def more_tokens_needed(n_neo: int, n_bert: int, L: int, k: float) -> int:
+def more_tokens_needed(n_neo: int, n_bert: int, L: int, overgen: float) -> int:
     """GPT-Neo tokens to add to a short row: the missing L - n_bert BERT tokens at the row's own observed
 
-    rate n_neo / n_bert (at least k, and at least 1), with a 50 % margin.
+    rate n_neo / n_bert (at least `overgen`, and at least 1), with a 50 % margin.
     """
-    rate = max(k, n_neo / max(n_bert, 1), 1.0)
+    rate = max(overgen, n_neo / max(n_bert, 1), 1.0)
     return math.ceil(1.5 * rate * (L - n_bert))
 
 
@@ -88,21 +89,21 @@ def generate_for_judge(
     neo_tok: Tokenizer,
     bert_tok: Tokenizer,
     L: int,
-    k: float = 4,
+    overgen: float = 4,
     max_rounds: int = 3,
     **sampling,
 ) -> JudgeBatch:
-    """B8: sample k * L GPT-Neo tokens after each start token (B, 1), translate (B6), keep L BERT tokens.
+    """B8: sample k L GPT-Neo tokens (k = overgen) after each start token (B, 1), translate (B6), keep L BERT tokens.
 
     Rows still short of L BERT tokens are continued for up to `max_rounds` more rounds, else
     ShortRowError. `sampling` goes to model.sampler.generate (temperature, top_k, repetition_penalty,
-    penalty_mode, bad_mask, do_sample, generator). Returns a JudgeBatch of exactly (B, L + 2) ids.
+    penalty_mode, bad_mask, do_sample, rng). Returns a JudgeBatch of exactly (B, L + 2) ids.
     """
     if bert_tok.truncation is not None:
         raise ValueError("bert_tok truncates its encodings, so short rows could not be told apart; "
                          "load it with tokenizer_bridge.load.load_bert_tokenizer or call no_truncation()")
     cls_id, sep_id = special_id(bert_tok, "[CLS]"), special_id(bert_tok, "[SEP]")
-    first = generate(model, start_ids, int(k * L), **sampling)  # (B, 1 + kL)
+    first = generate(model, start_ids, int(overgen * L), **sampling)  # (B, 1 + kL)
     base_len = first.shape[1]
     rows = list(first)  # rows may grow to different lengths below
     for round_ in range(max_rounds + 1):
@@ -114,12 +115,12 @@ def generate_for_judge(
             got = {i: len(pairs[i][1].ids) for i in short}
             raise ShortRowError(
                 f"rows {short} still give fewer than L={L} BERT tokens after {max_rounds} extra rounds "
-                f"(BERT tokens per row: {got}); raise k or max_rounds, or check the bad-token mask"
+                f"(BERT tokens per row: {got}); raise overgen or max_rounds, or check the bad-token mask"
             )
         # continue the short rows, one batch per row length (rows in a batch must be equally long)
         for length in sorted({len(rows[i]) for i in short}):
             group = [i for i in short if len(rows[i]) == length]
-            extra = max(more_tokens_needed(length - 1, len(pairs[i][1].ids), L, k) for i in group)
+            extra = max(more_tokens_needed(length - 1, len(pairs[i][1].ids), L, overgen) for i in group)
             longer = generate(model, torch.stack([rows[i] for i in group]), extra, **sampling)
             for i, row in zip(group, longer):
                 rows[i] = row
@@ -137,4 +138,21 @@ def generate_for_judge(
         texts=texts,
         neo_bert_ratio=ratios,
         extra_tokens=[len(row) - base_len for row in rows],
+        rows=rows,
     )
+
+
+def kept_neo_tokens(row: torch.Tensor, span: str, neo_tok: Tokenizer) -> int:
+    """How many GPT-Neo tokens after the start token it takes to write the kept span: the n of the row.
+
+    The smallest n such that decoding row[1 : 1 + n] gives at least the span's characters (binary
+    search: decoding is monotone in n). The tokens after them never reach the judge.
+    """
+    lo, hi = 1, len(row) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if len(neo_tok.decode(row[1 : 1 + mid].tolist())) >= len(span):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo

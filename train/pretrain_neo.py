@@ -1,405 +1,310 @@
 """Pretrain our own small GPT-Neo from scratch, offline, on the training split of the corpus.
 
-No package ships pretrained GPT-Neo weights, so lecture B's generators start
-from this one (see the decisions in the spec). Steps, top to bottom:
+No package ships pretrained GPT-Neo weights, so lecture B's generators start from this one (see the
+decisions in the spec). Set-up, loop, save:
 
-    1. split each author's books with the BERT tokenizer (train/corpus.py), so that the
-       judge and the generators hold out exactly the same text;
-    2. train a byte-level BPE on the TRAIN text of both authors (train/neo_tokenizer.py);
-    3. pretrain GPT-Neo (global + local layers) on 512-token windows, half of every
-       batch from each author, AdamW with linear warmup then cosine decay (B1, B2);
-    4. measure the held-out loss of each author every `eval_every` steps and at the end;
-    5. save config.json + model.safetensors + tokenizer.json into the weights store
-       as "neo-small": written into a hidden temporary folder, then renamed, so a
-       half-finished run never looks installed.
+    1. split each author's books with the judge's BERT tokenizer (data/), so that the judge and
+       the generators hold out exactly the same text;
+    2. train a byte-level BPE on the TRAIN text only (tokenizer_bridge/bpe.py);
+    3. pretrain GPT-Neo (global + local layers) on windows of `length` tokens, an equal share of
+       every batch from each author, AdamW with warm-up then cosine decay, within a time budget
+       (B1, B2), in the precision measured best on this machine (train/precision.py);
+    4. measure each author's held-out loss every `eval_every` steps and at the end;
+    5. save config.json + model.safetensors + tokenizer.json into the weights store as "neo-small",
+       written whole or not at all (tokenizer_bridge/hf_folder.py).
 
-Every position 0..511 is trained: the generators must later write 4 x 128 = 512
-tokens (B8), and a position embedding that never saw a gradient is noise.
+Every position 0..context-1 is trained: the generators later write 4 x 128 = 512 tokens (B8), and
+a position embedding that never saw a gradient is noise.
 
     python -m train.pretrain_neo                 # ~11 minutes of training on 2 CPU cores
     python -m train.pretrain_neo --steps 300     # a fixed number of steps instead of a time budget
+    python -m train.pretrain_neo --resume        # continue a stopped run (its checkpoint)
 
-Outputs: the store entry, and runs/pretrain_neo/<time>/ with metrics.json,
-loss.png and sample.txt.
+Outputs: the store entry, and runs/pretrain_neo/<time>/ (config.json, metrics.jsonl, summary.json,
+sample.txt); `python -m eval.plot` draws its loss curves.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
-import os
-import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer
 from tqdm import tqdm
 
+from data.authors import DEFAULT_AUTHORS, select_authors
+from data.corpus import SPLITS, author_texts, check_long_enough
+from data.windows import balanced_lm_batch, text_ids
 from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
-from model.sampler import generate
 from model.layers import count_parameters
-from train.lm import heldout_loss, lm_train_step, make_adamw, sample_windows
-from train.neo_tokenizer import eos_id, hf_tokenizer_config, train_neo_tokenizer
+from model.sampler import generate
+from tokenizer_bridge.bpe import eos_id, train_bpe
+from tokenizer_bridge.hf_folder import write_model_folder
+from tokenizer_bridge.load import load_bert_tokenizer
+from train import distributed
+from train.checkpoint import load_checkpoint, save_checkpoint
+from train.cli import run_program
+from train.config import ConfigError, as_dict, from_dict, parse_config, refuse_changes, setting
+from train.lm import heldout_loss, lm_step
+from train.optim import lr_at, make_optimizer, set_lr
+from train.precision import PRECISIONS, Precision, choose_precision, grad_scaler
+from train.runs import Run, StopRequest, latest_run
+from weights.atomic import atomic_write_json, atomic_write_text
+from weights.store import folder_for, is_installed, resolve
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 STORE_NAME = "neo-small"
 
 
 @dataclass
 class PretrainConfig:
-    """Tokenizer, model and optimisation settings. The defaults are the `make pretrain-neo` run."""
+    """Tokenizer, model and optimisation settings of a pretraining run."""
 
-    # tokenizer
-    vocab_size: int = 4096
-    # model (GPT-Neo: alternate global and local layers)
-    hidden_size: int = 256
-    num_layers: int = 4
-    num_heads: int = 4  # head size 64, as in gpt-neo-125M
-    window_size: int = 256  # a local layer sees the last 256 tokens; global layers see all 512
-    context: int = 512  # max_position_embeddings: 4 x 128 tokens fit (B8)
-    dropout: float = 0.0  # roughly one to two passes over the data: too few to overfit
-    # optimisation
-    seq_len: int = 512  # = context: every position is trained
-    batch_size: int = 8  # windows per step, half from each author
-    lr: float = 2e-3  # 5e-3 and above diverged early (GPT-Neo does not scale q.k by 1/sqrt(hs))
-    min_lr_ratio: float = 0.1  # the cosine ends at lr * min_lr_ratio
-    warmup_steps: int = 20
-    beta2: float = 0.95  # Adam's second-moment decay: 0.95 adapts faster than 0.999 in a short run
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    steps: int | None = None  # a fixed number of steps, or None: train for `minutes`
-    minutes: float = 11.0  # time budget of the training loop when steps is None
-    # measurement
-    eval_every: int = 25  # steps between held-out evaluations
-    eval_windows: int = 12  # windows per author in the periodic evaluations (all of them at the end)
-    seed: int = 0
-    authors: list[str] = field(default_factory=lambda: ["alice", "edgar"])
-
-    def model_config(self, vocab_size: int, eos: int) -> GPTNeoConfig:
-        """The GPT-Neo shape: layers alternate global, local; BOS = EOS = <|endoftext|>."""
-        kinds = ["global", "local"] * (self.num_layers // 2) + ["global"] * (self.num_layers % 2)
-        return GPTNeoConfig(
-            vocab_size=vocab_size,
-            max_position_embeddings=self.context,
-            hidden_size=self.hidden_size,
-            num_layers=self.num_layers,
-            num_heads=self.num_heads,
-            intermediate_size=4 * self.hidden_size,
-            window_size=self.window_size,
-            attention_layers=kinds,
-            embed_dropout=self.dropout,
-            attention_dropout=self.dropout,
-            resid_dropout=self.dropout,
-            bos_token_id=eos,
-            eos_token_id=eos,
-        )
-
-    def check(self) -> None:
-        """Reject settings that cannot work, with the reason."""
-        if self.seq_len > self.context:
-            raise ValueError(f"seq_len={self.seq_len} exceeds the context of {self.context} positions")
-        if self.num_layers >= 2 and self.window_size >= self.context:
-            raise ValueError(f"window_size={self.window_size} must be smaller than the context {self.context}, "
-                             "or the local layers are global ones")
-        if self.batch_size % len(self.authors) != 0:
-            raise ValueError(f"batch_size={self.batch_size} must split evenly between {len(self.authors)} authors")
-        if self.steps is None and self.minutes <= 0:
-            raise ValueError("give a positive --minutes, or --steps")
+    authors: str = setting("authors whose training text the base learns from: a comma list or 'all'", check=select_authors)
+    split: str = setting("held-out text (as the judge's): 'tail' or 'book'", choices=SPLITS)
+    vocab_size: int = setting("byte-level BPE vocabulary (256 bytes + <|endoftext|> + merges)", min=258)
+    hidden_size: int = setting("model width", min=8)
+    num_layers: int = setting("layers, alternately global and local attention", min=1)
+    num_heads: int = setting("attention heads (hidden_size must divide by it)", min=1)
+    window_size: int = setting("a local layer sees the last window_size tokens", min=1)
+    context: int = setting("max_position_embeddings: 4 x 128 tokens must fit (B8)", min=2)
+    dropout: float = setting("dropout in embeddings, attention and residuals", min=0, max=0.9)
+    length: int = setting("tokens per training window (= context: every position is trained)", min=2)
+    batch_size: int = setting("windows per step, an equal share per author", min=1)
+    lr: float = setting("peak learning rate (higher diverged: GPT-Neo does not scale q.k by 1/sqrt(hs))", above=0, max=1)
+    min_lr_ratio: float = setting("the cosine ends at lr x this", min=0, max=1)
+    warmup: float = setting("fraction of the run over which lr rises from 0", min=0, max=1)
+    beta2: float = setting("Adam's second-moment decay (0.95 adapts faster than 0.999 in a short run)", above=0, max=0.9999)
+    weight_decay: float = setting("AdamW weight decay of matrices and embeddings", min=0, max=1)
+    grad_clip: float = setting("clip the gradients' joint norm (0: no clipping)", min=0)
+    steps: int = setting("a fixed number of steps, or 0: train for `minutes`", min=0)
+    minutes: float = setting("time budget of the training loop when steps is 0", above=0)
+    eval_every: int = setting("steps between held-out evaluations", min=1)
+    eval_windows: int = setting("held-out windows per author in those evaluations (all at the end)", min=1)
+    seed: int = setting("random seed", min=0)
+    precision: str = setting("auto = measured on this machine, or fp32, bf16, fp16", choices=PRECISIONS)
+    device: str = setting("auto, cpu, cuda, cuda:N")
 
 
-# --------------------------------------------------------------------------------------
-# Learning-rate schedule and batches.
-# --------------------------------------------------------------------------------------
+PRESETS = {
+    "cpu": PretrainConfig(authors=DEFAULT_AUTHORS, split="tail", vocab_size=4096, hidden_size=256, num_layers=4,
+                          num_heads=4, window_size=256, context=512, dropout=0.0, length=512, batch_size=8, lr=2e-3,
+                          min_lr_ratio=0.1, warmup=0.03, beta2=0.95, weight_decay=0.1, grad_clip=1.0, steps=0,
+                          minutes=11.0, eval_every=25, eval_windows=12, seed=0, precision="auto", device="auto"),
+}
+RESUME_MAY_CHANGE = {"device", "precision"}
 
 
-def lr_at(step: int, progress: float, cfg: PretrainConfig) -> float:
-    """Linear warmup over the first `warmup_steps` steps, times a cosine from lr to lr * min_lr_ratio.
-
-    `progress` in [0, 1] is step / steps for a fixed number of steps, or
-    elapsed / budget for a time budget (as in "Cramming", Geiping & Goldstein 2022),
-    so that the decay ends when the time does, however fast the machine is today.
-    """
-    warmup = min(1.0, (step + 1) / cfg.warmup_steps)
-    cosine = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))  # 1 -> 0
-    return cfg.lr * warmup * (cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * cosine)
-
-
-def balanced_batch(
-    streams: list[torch.Tensor], batch_size: int, seq_len: int, generator: torch.Generator
-) -> torch.Tensor:
-    """(batch_size, seq_len) windows, an equal share from each token stream (one per author, as B7's 32 + 32).
-
-    Balanced, not proportional to size (Poe's books are 5 x Carroll's): the base
-    model should lean towards neither author, so that untuned generators are ~50 % (B11).
-    """
-    share = batch_size // len(streams)
-    return torch.cat([sample_windows(ids, share, seq_len, generator) for ids in streams])  # (B, T)
+def check(cfg: PretrainConfig) -> PretrainConfig:
+    """Settings that cannot work together, refused before anything slow happens."""
+    if cfg.length > cfg.context:
+        raise ConfigError(f"--length {cfg.length} exceeds the context of {cfg.context} positions")
+    if cfg.num_layers >= 2 and cfg.window_size >= cfg.context:
+        raise ConfigError(f"--window-size {cfg.window_size} must be smaller than --context {cfg.context}, "
+                          "or the local layers are global ones")
+    if cfg.hidden_size % cfg.num_heads:
+        raise ConfigError(f"--hidden-size {cfg.hidden_size} must be a multiple of --num-heads {cfg.num_heads}")
+    if cfg.batch_size % len(select_authors(cfg.authors)):
+        raise ConfigError(f"--batch-size {cfg.batch_size} must split evenly between the authors")
+    return cfg
 
 
-# --------------------------------------------------------------------------------------
-# Data: splits, tokenizer, token streams.
-# --------------------------------------------------------------------------------------
+def neo_config(cfg: PretrainConfig, vocab_size: int, eos: int) -> GPTNeoConfig:
+    """The GPT-Neo shape: layers alternate global, local; BOS = EOS = <|endoftext|>."""
+    kinds = ["global", "local"] * (cfg.num_layers // 2) + ["global"] * (cfg.num_layers % 2)
+    return GPTNeoConfig(vocab_size=vocab_size, max_position_embeddings=cfg.context, hidden_size=cfg.hidden_size,
+                        num_layers=cfg.num_layers, num_heads=cfg.num_heads, intermediate_size=4 * cfg.hidden_size,
+                        window_size=cfg.window_size, attention_layers=kinds, embed_dropout=cfg.dropout,
+                        attention_dropout=cfg.dropout, resid_dropout=cfg.dropout, bos_token_id=eos, eos_token_id=eos)
 
 
-def corpus_splits(authors: list[str]) -> dict[str, tuple[str, str]]:
-    """author -> (train_text, heldout_text), the split boundary defined by the judge's BERT tokenizer."""
-    from tokenizer_bridge.load import load_bert_tokenizer
-    from train.corpus import author_splits
-    from weights.store import WeightsNotFound, resolve
-
-    try:
-        bert_folder = resolve("minilm")
-    except WeightsNotFound as err:
-        raise SystemExit(f"{err}\nThe held-out split is defined by the judge's BERT tokenizer: run `make weights` first.")
-    bert_tok = load_bert_tokenizer(bert_folder)
-    return {author: author_splits(author, bert_tok) for author in tqdm(authors, desc="corpus", leave=False)}
+# ----------------------------------------------------------------------------- set-up
 
 
-def encode(tok: Tokenizer, text: str) -> torch.Tensor:
-    """text -> 1-D LongTensor of token ids (no special tokens)."""
-    return torch.tensor(tok.encode(text, add_special_tokens=False).ids, dtype=torch.long)
+@dataclass
+class Data:
+    tok: object  # the byte-level BPE trained here
+    train: dict[str, torch.Tensor]  # author -> GPT-Neo ids of the training split
+    heldout: dict[str, torch.Tensor]  # author -> GPT-Neo ids of the held-out split
 
 
-# --------------------------------------------------------------------------------------
-# A small inline sampler, only to look at the result (the real one is model/sampler.py).
-# --------------------------------------------------------------------------------------
+def load_data(cfg: PretrainConfig) -> Data:
+    """1-2. the splits (cut where the judge's tokenizer cuts them), a BPE trained on the training text, the ids."""
+    authors = select_authors(cfg.authors)
+    bert_tok = load_bert_tokenizer(resolve("minilm"))  # the judge's tokenizer decides where the tail split cuts
+    splits = {a: author_texts(a, cfg.split, bert_tok) for a in tqdm(authors, desc="corpus", leave=False)}
+    tok = train_bpe([train for train, _ in splits.values()], cfg.vocab_size)  # training text only
+    data = Data(tok, {a: text_ids(tok, splits[a][0]) for a in authors}, {a: text_ids(tok, splits[a][1]) for a in authors})
+    for a in authors:
+        check_long_enough(len(data.train[a]), cfg.length + 1, f"{a} train split")
+        check_long_enough(len(data.heldout[a]), cfg.length, f"{a} held-out split")
+    return data
+
+
+def parse_args(argv: list[str] | None) -> tuple[PretrainConfig, Path | None, object]:
+    """(checked config, run to resume or None, the other arguments)."""
+    def extra(p):
+        p.add_argument("--out", help=f"model folder to write (default: the weights-store entry {STORE_NAME!r})")
+        p.add_argument("--force", action="store_true", help="pretrain again even if the model is installed")
+        p.add_argument("--resume", nargs="?", const="latest", metavar="RUN", help="continue a stopped run")
+        p.add_argument("--runs-dir", help="runs folder (default $ALICE_EDGAR_RUNS or <repo>/runs)")
+
+    cfg, given, args = parse_config(PretrainConfig, PRESETS, argv, "python -m train.pretrain_neo", __doc__, extra)
+    resume = None
+    if args.resume is not None:
+        resume = latest_run("pretrain_neo", args.runs_dir) if args.resume == "latest" else Path(args.resume)
+        saved = from_dict(PretrainConfig, Run.open(resume, "pretrain_neo", writer=False).config()["config"])
+        cfg = refuse_changes(saved, cfg, given, RESUME_MAY_CHANGE)
+    return check(cfg), resume, args
+
+
+@dataclass
+class Loop:
+    """What the pretraining loop works on."""
+
+    cfg: PretrainConfig
+    model: GPTNeo
+    ddp: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    data: Data
+    rng: torch.Generator
+    run: Run
+    precision: Precision
+    dist: distributed.Dist
+    state: dict  # step, elapsed seconds, tokens, compute seconds
+
+    def progress(self) -> float:
+        """How far the run is, 0 -> 1: steps done / steps, or elapsed / budget (the same on every rank)."""
+        own = self.state["step"] / self.cfg.steps if self.cfg.steps else self.state["elapsed"] / (60 * self.cfg.minutes)
+        return distributed.mean(own, self.dist)
+
+
+def measure(loop: Loop, max_windows: int | None) -> dict[str, float]:
+    """B2 on each author's held-out text (the first `max_windows` windows, or all)."""
+    return {a: heldout_loss(loop.model, ids, loop.cfg.length, loop.precision, max_windows=max_windows)
+            for a, ids in loop.data.heldout.items()}
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def pretrain_loop(loop: Loop) -> bool:
+    """3-4. batch -> B2 -> backward -> clip -> AdamW, until the budget is spent. Returns True if it ran to the end."""
+    cfg, streams, scaler = loop.cfg, list(loop.data.train.values()), grad_scaler(loop.precision)
+    if loop.state["step"] == 0:
+        loop.run.log({"kind": "eval", "step": 0, "heldout": measure(loop, cfg.eval_windows)})
+    bar = tqdm(total=cfg.steps or None, initial=loop.state["step"], desc="pretrain neo", unit="step",
+               disable=not loop.dist.main)
+    t_resume = time.time() - loop.state["elapsed"]
+    with StopRequest() as stop:
+        while (progress := loop.progress()) < 1.0:
+            lr = set_lr(loop.optimizer, lr_at("cosine", cfg.lr, progress, cfg.warmup, cfg.min_lr_ratio))
+            batch = balanced_lm_batch(streams, cfg.batch_size, cfg.length, loop.rng)  # (B, T), an equal share per author
+            batch = distributed.share((batch,), loop.dist, len(streams))[0]
+            t_step = time.time()
+            loss, norm = lm_step(loop.ddp, loop.optimizer, batch, loop.precision, cfg.grad_clip, scaler=scaler)
+            s = loop.state
+            s.update(step=s["step"] + 1, compute_s=s["compute_s"] + time.time() - t_step,
+                     tokens=s["tokens"] + cfg.batch_size * cfg.length, elapsed=time.time() - t_resume)
+            loss = distributed.mean(loss, loop.dist)
+            loop.run.log({"kind": "train", "step": s["step"], "loss": loss, "lr": lr, "grad_norm": norm, "time": s["elapsed"]})
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}")
+            if s["step"] % cfg.eval_every == 0:
+                held = measure(loop, cfg.eval_windows)
+                loop.run.log({"kind": "eval", "step": s["step"], "heldout": held})
+                bar.write("step {}: held-out loss ".format(s["step"]) + ", ".join(f"{a} {v:.3f}" for a, v in held.items()))
+            if distributed.any_rank(stop.requested, loop.dist):
+                save_checkpoint(loop.run.folder, s["step"], {"neo": loop.model}, {"neo": loop.optimizer},
+                                {"data": loop.rng}, s) if loop.dist.main else None
+                bar.close()
+                return False
+    bar.close()
+    return True
+
+
+# ----------------------------------------------------------------------------- saving
 
 
 @torch.no_grad()
-def sample_text(model: GPTNeo, tok: Tokenizer, n_tokens: int, top_k: int = 50, seed: int = 0) -> str:
-    """B1 read forwards: from <|endoftext|>, draw x_t ~ P(x_t | x_<t) among the top_k (no penalty), n_tokens times."""
-    model.eval()
+def sample_text(model: GPTNeo, tok, n_tokens: int = 200, seed: int = 0) -> str:
+    """B1 read forwards: from <|endoftext|>, draw each token among the 50 most likely (no penalty)."""
     n_tokens = min(n_tokens, model.config.max_position_embeddings - 1)
-    start = torch.tensor([[model.config.bos_token_id]])  # (1, 1)
-    ids = generate(model, start, n_tokens, top_k=top_k, repetition_penalty=1.0,
-                   generator=torch.Generator().manual_seed(seed))  # (1, 1 + n_tokens)
+    start = torch.tensor([[model.config.bos_token_id]], device=next(model.parameters()).device)
+    ids = generate(model.eval(), start, n_tokens, top_k=50, repetition_penalty=1.0, rng=torch.Generator().manual_seed(seed))
     return tok.decode(ids[0, 1:].tolist())
 
 
-# --------------------------------------------------------------------------------------
-# Saving: a temporary folder, renamed into place at the very end.
-# --------------------------------------------------------------------------------------
+def finish(loop: Loop, out: Path) -> dict:
+    """5. final held-out loss on every window, a sample, the model folder, summary.json."""
+    cfg, s = loop.cfg, loop.state
+    summary = {"parameters": count_parameters(loop.model), "steps": s["step"], "tokens_trained": s["tokens"],
+               "tokens_per_s": s["tokens"] / max(s["compute_s"], 1e-9), "train_s": s["elapsed"],
+               "final_heldout_loss": measure(loop, None), **loop.precision.describe()}
+    sample = sample_text(loop.model, loop.data.tok, seed=cfg.seed)
+    write_model_folder(out, loop.model, loop.data.tok, extra={"pretrain.json": {"config": as_dict(cfg), **summary}})
+    atomic_write_json(loop.run.folder / "summary.json", dict(summary, model_folder=str(out)))
+    atomic_write_text(loop.run.folder / "sample.txt", sample + "\n")
+    loop.run.point_latest()
+    return dict(summary, sample=sample)
 
 
-def save_neo_folder(model: GPTNeo, tok: Tokenizer, folder: Path, extra: dict) -> None:
-    """Write a complete Hugging Face folder: config.json, model.safetensors, tokenizer.json (+ tokenizer_config.json)."""
-    model.save_pretrained(folder)
-    tok.save(str(folder / "tokenizer.json"))
-    config = hf_tokenizer_config(tok, model.config.max_position_embeddings)
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    (folder / "pretrain.json").write_text(json.dumps(extra, indent=2), encoding="utf-8")
-
-
-def install_atomically(write, target: Path) -> None:
-    """Call write(tmp) on a hidden temporary folder beside `target`, then rename it to `target`.
-
-    If write fails, the temporary folder is removed and `target` is untouched:
-    a half-finished run never looks installed. An existing `target` is replaced
-    only once the new folder is complete.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        write(tmp)
-        if target.exists() or target.is_symlink():
-            os.replace(target, old)  # keep the previous install until the new one is in place
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not target.exists():
-            os.replace(old, target)  # put the previous install back
-        raise
-    if old.is_symlink():
-        old.unlink()
-    elif old.exists():
-        shutil.rmtree(old)
-
-
-# --------------------------------------------------------------------------------------
-# The run.
-# --------------------------------------------------------------------------------------
-
-
-def pretrain(
-    cfg: PretrainConfig,
-    splits: dict[str, tuple[str, str]],
-    out_folder: Path,
-    run_dir: Path | None = None,
-    sample_tokens: int = 200,
-) -> dict:
-    """Train the tokenizer and GPT-Neo on the train texts of `splits`, install into `out_folder`; return the metrics.
-
-    splits: author -> (train_text, heldout_text). Only train texts reach the
-    tokenizer trainer and the optimizer; held-out texts are only measured.
-    """
-    cfg.check()
+def pretrain(argv: list[str] | None = None) -> Path:
+    """Pretrain neo-small (or --out) from scratch; skipped if it is installed, unless --force."""
+    cfg, resume, args = parse_args(argv)
+    out = Path(args.out) if args.out else folder_for(STORE_NAME)
+    if is_installed(out) and not args.force and resume is None:
+        print(f"{out} is installed already; pass --force to pretrain it again.")
+        return out
+    dist_ = distributed.setup(cfg.device)
+    precision = choose_precision(dist_.device, cfg.precision, (cfg.batch_size * cfg.length // dist_.world,
+                                                                cfg.hidden_size, 4 * cfg.hidden_size))
+    print(f"precision: {precision.name} ({precision.reason})", file=sys.stderr)
+    data = load_data(cfg)
     torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    t_start = time.time()
-
-    # 1-2. tokenizer on the training text only, then the token streams
-    tok = train_neo_tokenizer([splits[a][0] for a in cfg.authors], cfg.vocab_size)
-    train_ids = {a: encode(tok, splits[a][0]) for a in cfg.authors}  # author -> (n_train,)
-    heldout_ids = {a: encode(tok, splits[a][1]) for a in cfg.authors}  # author -> (n_heldout,)
-    for a in cfg.authors:
-        for what, ids in (("train", train_ids[a]), ("held-out", heldout_ids[a])):
-            if ids.numel() < cfg.seq_len + 1:
-                raise ValueError(f"{a} {what} text has {ids.numel()} tokens, fewer than one window of {cfg.seq_len}")
-    tokenizer_s = time.time() - t_start
-
-    # 3. model and optimizer
-    model = GPTNeo(cfg.model_config(tok.get_vocab_size(), eos_id(tok)))
-    optimizer = make_adamw(model, cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
-    n_params = count_parameters(model)
-    print(f"GPT-Neo {n_params / 1e6:.2f} M parameters, vocab {tok.get_vocab_size()}, "
-          f"train tokens {sum(t.numel() for t in train_ids.values())}, torch threads {torch.get_num_threads()}")
-
-    def measure(max_windows: int | None) -> dict[str, float]:
-        return {a: heldout_loss(model, heldout_ids[a], cfg.seq_len, max_windows=max_windows, bf16_autocast=False)
-                for a in cfg.authors}
-
-    history: list[dict] = []  # one entry per step
-    evals: list[dict] = [{"step": 0, "heldout": measure(cfg.eval_windows)}]
-    budget_s = None if cfg.steps is not None else 60.0 * cfg.minutes
-    t_train = time.time()
-    bar = tqdm(total=cfg.steps, desc="pretrain neo", unit="step")
-    step, compute_s = 0, 0.0  # compute_s: time in training steps only (no evaluations)
-    while True:
-        elapsed = time.time() - t_train
-        progress = step / cfg.steps if budget_s is None else elapsed / budget_s
-        if progress >= 1.0:
-            break
-        lr = lr_at(step, progress, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        t_step = time.time()
-        batch = balanced_batch(list(train_ids.values()), cfg.batch_size, cfg.seq_len, gen)  # (B, T)
-        loss = lm_train_step(model, optimizer, batch, grad_clip=cfg.grad_clip, bf16_autocast=False)
-        compute_s += time.time() - t_step
-        step += 1
-        history.append({"step": step, "loss": loss, "lr": lr, "time_s": time.time() - t_train})
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}")
-        if step % cfg.eval_every == 0:
-            evals.append({"step": step, "heldout": measure(cfg.eval_windows)})
-            bar.write(f"step {step}: held-out loss " + ", ".join(f"{a} {v:.3f}" for a, v in evals[-1]["heldout"].items()))
-    bar.close()
-    train_s = time.time() - t_train
-    if evals[-1]["step"] != step:
-        evals.append({"step": step, "heldout": measure(cfg.eval_windows)})
-    n_tokens = step * cfg.batch_size * cfg.seq_len
-
-    # 4. final measurement: every held-out window, and the same number of train windows for comparison
-    final_heldout = measure(None)
-    final_train = {a: heldout_loss(model, train_ids[a], cfg.seq_len, max_windows=heldout_ids[a].numel() // cfg.seq_len,
-                                   bf16_autocast=False) for a in cfg.authors}
-    sample = sample_text(model, tok, sample_tokens, seed=cfg.seed)
-    metrics = {
-        "config": asdict(cfg),
-        "model_config": model.config.to_hf(),
-        "parameters": n_params,
-        "steps": step,
-        "tokens_trained": n_tokens,
-        "tokens_per_s": n_tokens / compute_s if compute_s > 0 else None,  # forward + backward + AdamW
-        "train_s": train_s,  # the training loop, evaluations included
-        "tokenizer_s": tokenizer_s,
-        "torch_threads": torch.get_num_threads(),
-        "train_tokens": {a: train_ids[a].numel() for a in cfg.authors},
-        "heldout_tokens": {a: heldout_ids[a].numel() for a in cfg.authors},
-        "chars_per_token_heldout": {a: len(splits[a][1]) / heldout_ids[a].numel() for a in cfg.authors},
-        "final_train_loss": final_train,
-        "final_heldout_loss": final_heldout,
-        "last_batch_losses_mean": sum(h["loss"] for h in history[-20:]) / max(1, len(history[-20:])),
-        "evals": evals,  # held-out loss on the first eval_windows windows of each author
-        "history": history,
-        "sample": sample,
-    }
-
-    # 5. install, then the run folder
-    summary = {k: metrics[k] for k in ("config", "parameters", "steps", "tokens_trained", "tokens_per_s",
-                                       "final_train_loss", "final_heldout_loss")}
-    install_atomically(lambda tmp: save_neo_folder(model, tok, tmp, summary), Path(out_folder))
-    if run_dir is not None:
-        write_run(run_dir, metrics)
-    return metrics
+    model = GPTNeo(neo_config(cfg, data.tok.get_vocab_size(), eos_id(data.tok))).to(dist_.device)
+    optimizer = make_optimizer(model, "adamw", cfg.lr, cfg.weight_decay, betas=(0.9, cfg.beta2))
+    rng = torch.Generator().manual_seed(cfg.seed)
+    state = {"step": 0, "elapsed": 0.0, "tokens": 0, "compute_s": 0.0}
+    if resume is None:
+        info = {"program": "pretrain_neo", "out": str(out), **precision.describe(), "world_size": dist_.world}
+        run = Run.create("pretrain_neo", args.runs_dir, {"config": as_dict(cfg), **info}, writer=dist_.main)
+    else:
+        run = Run(Path(resume).resolve(), writer=dist_.main)
+        ckpt = load_checkpoint(run.folder)
+        ckpt.restore({"neo": model}, {"neo": optimizer}, {"data": rng})
+        state = ckpt.state
+        run.keep_records_until(ckpt.step)
+    print(f"GPT-Neo {count_parameters(model) / 1e6:.2f} M parameters, vocab {data.tok.get_vocab_size()}, "
+          f"run folder {run.folder}", file=sys.stderr)
+    loop = Loop(cfg, model, distributed.wrap(model, dist_), optimizer, data, rng, run, precision, dist_, state)
+    try:
+        complete = pretrain_loop(loop)
+    except KeyboardInterrupt:
+        run.discard_if_empty()
+        raise
+    if not complete:
+        print(f"stopped at step {state['step']}: continue with `python -m train.pretrain_neo --resume {run.folder}`",
+              file=sys.stderr)
+        raise KeyboardInterrupt
+    if dist_.main:
+        report(finish(loop, out), out, run.folder)
+    distributed.teardown(dist_)
+    return out
 
 
-def write_run(run_dir: Path, metrics: dict) -> None:
-    """metrics.json, sample.txt and loss.png (train loss per step, held-out loss per evaluation)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    (run_dir / "sample.txt").write_text(metrics["sample"] + "\n", encoding="utf-8")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot([h["step"] for h in metrics["history"]], [h["loss"] for h in metrics["history"]],
-            color="0.6", lw=0.8, label="train batch loss (B2)")
-    for author, color in zip(metrics["config"]["authors"], ("black", "tab:blue")):
-        ax.plot([e["step"] for e in metrics["evals"]], [e["heldout"][author] for e in metrics["evals"]],
-                "o-", color=color, label=f"held-out loss, {author} (first {metrics['config']['eval_windows']} windows)")
-        ax.axhline(metrics["final_heldout_loss"][author], color=color, ls=":", lw=1,
-                   label=f"final held-out loss, {author} (all windows)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats per token)")
-    ax.set_title(f"GPT-Neo pretraining: {metrics['parameters'] / 1e6:.2f} M parameters, "
-                 f"{metrics['tokens_trained'] / 1e6:.2f} M tokens")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(run_dir / "loss.png", dpi=120)
-    plt.close(fig)
-
-
-def parse_args(argv: list[str] | None) -> tuple[PretrainConfig, argparse.Namespace]:
-    """Command-line flags -> PretrainConfig (every field of it can be set) + the other options."""
-    defaults = PretrainConfig()
-    parser = argparse.ArgumentParser(prog="python -m train.pretrain_neo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, value in asdict(defaults).items():
-        if name == "authors":
-            continue
-        kind = float if isinstance(value, float) else int
-        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=value, metavar=kind.__name__.upper())
-    parser.add_argument("--out", type=Path, default=None, help=f"model folder (default: the store entry {STORE_NAME!r})")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--force", action="store_true", help="retrain even if the store entry is installed")
-    args = parser.parse_args(argv)
-    cfg = PretrainConfig(**{k: getattr(args, k) for k in asdict(defaults) if k != "authors"})
-    return cfg, args
+def report(summary: dict, out: Path, run_dir: Path) -> None:
+    print(f"\ninstalled {out} ({summary['steps']} steps, {summary['tokens_trained']} tokens, "
+          f"{summary['tokens_per_s']:.0f} tokens/s, {summary['precision']})")
+    for a, v in summary["final_heldout_loss"].items():
+        print(f"  {a:<8} held-out loss {v:.3f}")
+    print(f"run folder: {run_dir}\n--- sample ---\n{summary['sample']}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Pretrain neo-small into the weights store (skipped if it is installed, unless --force)."""
-    from weights.store import folder_for, is_installed
-
-    cfg, args = parse_args(argv)
-    out = args.out if args.out is not None else folder_for(STORE_NAME)
-    if is_installed(out) and not args.force:
-        print(f"{out} is installed already; pass --force to pretrain it again.")
-        return 0
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    run_dir = REPO_ROOT / "runs" / "pretrain_neo" / time.strftime("%Y%m%d-%H%M%S")
-    t0 = time.time()
-    metrics = pretrain(cfg, corpus_splits(cfg.authors), out, run_dir)
-    print(f"\ninstalled {out}  ({time.time() - t0:.0f} s in all, {metrics['steps']} steps, "
-          f"{metrics['tokens_trained']} tokens, {metrics['tokens_per_s']:.0f} tokens/s)")
-    for a in cfg.authors:
-        print(f"  {a:<6} train loss {metrics['final_train_loss'][a]:.3f}   held-out loss {metrics['final_heldout_loss'][a]:.3f}")
-    print(f"run folder: {run_dir}\n--- sample ---\n{metrics['sample']}")
-    return 0
+    return run_program(pretrain, argv)
 
 
 if __name__ == "__main__":

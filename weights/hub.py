@@ -58,8 +58,12 @@ class Remote:
 
 
 def endpoint() -> str:
-    """The hub address: $HF_ENDPOINT (a mirror), else https://huggingface.co."""
-    return os.environ.get(ENDPOINT_VAR, DEFAULT_ENDPOINT).rstrip("/")
+    """The hub address: $HF_ENDPOINT (a mirror), else https://huggingface.co. DownloadError unless http(s)://."""
+    value = os.environ.get(ENDPOINT_VAR, DEFAULT_ENDPOINT).strip().rstrip("/")
+    if urllib.parse.urlsplit(value).scheme not in ("http", "https") or not urllib.parse.urlsplit(value).netloc:
+        raise DownloadError(f"{ENDPOINT_VAR}={value!r} is not an http:// or https:// address; "
+                            f"set it like {ENDPOINT_VAR}=https://hf-mirror.example.org, or unset it")
+    return value
 
 
 def file_url(repo: str, filename: str, revision: str = "main") -> str:
@@ -78,8 +82,8 @@ def fetch(name: str, progress: bool = True) -> Path:
     if store.is_installed(folder):
         print(f"{name}: already in {folder}")
         return folder
+    print(f"{name}: fetching {repo} from {endpoint()} into {folder}")  # endpoint() checks the address first
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"{name}: fetching {repo} from {endpoint()} into {folder}")
 
     def get(filename: str, required: bool) -> bool:
         path = download(file_url(repo, filename), folder / filename, progress=progress)

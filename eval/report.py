@@ -1,0 +1,115 @@
+"""A run's plots, summary and report page: `python -m eval.report [RUN_FOLDER]`.
+
+For a judge, pretraining, co-evolution or teaching run folder (default: runs/<kind>/latest of
+--kind, judge if not given) it draws the run's plots into the folder, prints the lecture's numbers
+(eval/lecture.py), and writes <run>/report.html: one self-contained page (images inline, no network,
+no JavaScript) with the configuration, the plots, the numbers with their equation numbers and, for
+runs that judge generated text, every judged sample grouped by step and generator, its P(author)
+shown as a colour. `make train-bert` and `make coevolve` end with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from eval import pages
+from eval.lecture import judge_results, lecture_results, summary_lines
+from eval.plots import confusion_plot, coevolve_plot, judge_plot, pretrain_plot
+from train.cli import run_program
+from train.runs import Run, latest_run
+
+KINDS = ("judge", "pretrain_neo", "coevolve", "teach")
+PAGE_FILE = "report.html"
+
+
+def judge_section(run: Run) -> tuple[dict, list[str]]:
+    """Plots and numbers of a judge run (A11-A14, B5, N4)."""
+    records, cfg = run.records(), run.config()
+    train, evals = [r for r in records if r["kind"] == "train"], [r for r in records if r["kind"] == "eval"]
+    c = cfg["config"]
+    title = (f"BERT judge ({Path(cfg['base_model']).name}), {', '.join(cfg['labels'])}: batch {c['batch_size']} x "
+             f"{c['length']}, {c['optimizer']} lr {c['lr']:g} ({c['schedule']}), {c['precision']} -> {cfg['precision']}")
+    plots = {"A12: loss and accuracy": judge_plot(train, evals, title, run.folder / "judge_plot.png",
+                                                  heldout_label=f"held-out accuracy (windows of {c['eval_length']})")}
+    if evals:
+        plots["N4: held-out confusion matrix"] = confusion_plot(evals[-1]["confusion"], cfg["labels"],
+                                                                "held-out windows, last evaluation", run.folder / "confusion.png")
+    numbers = judge_results(train, evals)
+    report = run.folder / "report.json"
+    if report.is_file():
+        numbers["report"] = json.loads(report.read_text(encoding="utf-8"))
+    return {"plots": plots, "numbers": numbers}, pages.judge_lines(numbers)
+
+
+def pretrain_section(run: Run) -> tuple[dict, list[str]]:
+    """Plots and numbers of a pretraining run."""
+    records, cfg = run.records(), run.config()
+    summary_path = run.folder / "summary.json"
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    train, evals = [r for r in records if r["kind"] == "train"], [r for r in records if r["kind"] == "eval"]
+    final = summary.get("final_heldout_loss") or (evals[-1]["heldout"] if evals else {})
+    title = f"GPT-Neo pretraining ({cfg.get('precision')}): {len(train)} steps"
+    plots = {"B2: pretraining loss": pretrain_plot(train, evals, final, title, run.folder / "loss.png")}
+    lines = [f"held-out loss {a}: {v:.3f}" for a, v in final.items()]
+    return {"plots": plots, "numbers": summary}, lines
+
+
+def coevolve_section(run: Run) -> tuple[dict, list[str]]:
+    """Plots, numbers (B11-B16, N6) and samples of a co-evolution or teaching run."""
+    records, cfg = run.records(), run.config()
+    authors = list(cfg["train_tokens"])
+    train, evals = [r for r in records if r["kind"] == "train"], [r for r in records if r["kind"] == "eval"]
+    if not evals:
+        raise ValueError(f"{run.folder} holds no judgement yet: nothing to report")
+    c = cfg["config"]
+    title = (f"{cfg['program']}: {Path(cfg['base_folder']).name} x {len(authors)}, judged on "
+             f"{len(authors) * c['rows']} x {c['judge_length']} tokens, judge {cfg['judge_half']['dtype']}")
+    plots = {"B11-B13: the loop": coevolve_plot(train, evals, authors, title, run.folder / "coevolve.png"),
+             "N6: generated text at the last judgement": confusion_plot(
+                 evals[-1]["confusion"], authors, f"generated rows, step {evals[-1]['step']}", run.folder / "confusion.png")}
+    numbers = lecture_results(evals, authors)
+    if "nb_acc" in evals[-1]:
+        numbers["independent"] = lecture_results(evals, authors, prefix="nb_")
+    return {"plots": plots, "numbers": numbers, "samples": run.records("samples.jsonl"), "authors": authors}, \
+        summary_lines(numbers, authors)
+
+
+SECTIONS = {"judge": judge_section, "pretrain_neo": pretrain_section, "coevolve": coevolve_section,
+            "teach": coevolve_section}
+
+
+def write_report(folder: Path) -> tuple[Path, list[str]]:
+    """Plots, console lines and report.html of a run folder."""
+    run = Run.open(folder, "any", writer=False)
+    kind = run.config().get("program")
+    if kind not in SECTIONS:
+        raise ValueError(f"{folder}: unknown kind of run {kind!r}")
+    section, lines = SECTIONS[kind](run)
+    page = pages.render(kind, run.folder, run.config(), section)
+    path = run.folder / PAGE_FILE
+    path.write_text(page, encoding="utf-8")
+    return path, lines
+
+
+def run(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m eval.report", description=__doc__.split("\n\n")[0])
+    p.add_argument("run", nargs="?", help="run folder (default: runs/<kind>/latest)")
+    p.add_argument("--kind", default="judge", choices=KINDS, help="which latest run, when no folder is given")
+    p.add_argument("--runs-dir", help="runs folder (default $ALICE_EDGAR_RUNS or <repo>/runs)")
+    args = p.parse_args(argv)
+    folder = Path(args.run) if args.run else latest_run(args.kind, args.runs_dir)
+    path, lines = write_report(folder)
+    for line in lines:
+        print(line)
+    print(f"report page: {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_program(run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

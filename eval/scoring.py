@@ -1,0 +1,79 @@
+"""The judge applied to any text (lecture A, equations A14 and A15).
+
+A15: S = P(Alice | text) -- or P(a | text) for any author a of the judge.
+A14: qualitative checks -- does it recognise style (held-out accuracy), are its predictions stable
+     along a text (`stability`), how sensitive is it to the prompt (`prompt_sensitivity`).
+
+A text longer than one window is cut into consecutive windows ([CLS] ... [SEP] each, as in
+training) and the probabilities are averaged over the windows.
+"""
+
+from __future__ import annotations
+
+import torch
+from tokenizers import Tokenizer
+
+from data.windows import Specials, text_ids, text_windows
+from train.classifier import predict_logits
+
+NEUTRAL_PREFIX = "The following passage is taken from a book."
+SHIFT_WORDS = 5  # "shifted by a few words": the passage starts this many words later
+
+
+def window_probabilities(model: torch.nn.Module, tok: Tokenizer, text: str, length: int) -> torch.Tensor:
+    """y_hat = softmax(z) (A2) for each window of `text`: (W, n_classes). ValueError for empty text."""
+    ids = text_ids(tok, text)  # (N,)
+    if len(ids) == 0:
+        raise ValueError("empty text: nothing to classify (give some words)")
+    x, mask = text_windows(ids, length, Specials.of(tok))  # (W, L), (W, L)
+    return predict_logits(model, x, mask).softmax(dim=-1)  # (W, C)
+
+
+def judge_score(probs: torch.Tensor, label: int = 0) -> float:
+    """A15: S = P(Alice | text) (label 0; label a gives P(author a | text)), averaged over the text's windows."""
+    return probs[:, label].mean().item()
+
+
+def stability(probs: torch.Tensor, label: int = 0) -> dict[str, float]:
+    """A14: are the judge's predictions stable along a text? The spread of P(label) over its windows.
+
+    std (population) and min/max of the per-window probability, and the share of windows whose
+    own decision (P >= 0.5) agrees with the decision on the whole text.
+    """
+    p = probs[:, label]  # (W,)
+    decision = judge_score(probs, label) >= 0.5
+    return {"std": p.std(unbiased=False).item(), "min": p.min().item(), "max": p.max().item(),
+            "agree": ((p >= 0.5) == decision).float().mean().item()}
+
+
+def prompt_variants(text: str) -> dict[str, str]:
+    """A14's prompt changes of one passage: cut to its first half, shifted by a few words, a neutral prefix."""
+    words = text.split()
+    return {"cut": " ".join(words[: max(1, len(words) // 2)]),
+            "shift": " ".join(words[SHIFT_WORDS:]) if len(words) > SHIFT_WORDS else text,
+            "prefix": f"{NEUTRAL_PREFIX} {text}"}
+
+
+def prompt_sensitivity(model: torch.nn.Module, tok: Tokenizer, text: str, length: int) -> dict[str, float]:
+    """A14: how P(author) moves when the passage changes but its author does not.
+
+    The author is the one the judge picks for the unchanged passage; for each variant of
+    `prompt_variants`, dP = P_variant(author) - P_original(author), and whether the decision flips.
+    """
+    base = window_probabilities(model, tok, text, length).mean(0)  # (C,)
+    author = int(base.argmax())
+    out = {"p": base[author].item(), "author": author}
+    for name, variant in prompt_variants(text).items():
+        p = window_probabilities(model, tok, variant, length).mean(0)
+        out[f"dp_{name}"] = p[author].item() - base[author].item()
+        out[f"flip_{name}"] = bool(int(p.argmax()) != author)
+    return out
+
+
+def classify(model: torch.nn.Module, tok: Tokenizer, text: str, length: int, labels: list[str]) -> dict:
+    """P(author | text) for every author of the judge (A15), averaged over windows; the best author; A14 stability."""
+    probs = window_probabilities(model, tok, text, length)  # (W, C)
+    scores = {name: judge_score(probs, label) for label, name in enumerate(labels)}
+    best = max(scores, key=scores.get)
+    return {"author": best, "probs": scores, "windows": len(probs),
+            "per_window": probs[:, labels.index(best)].tolist(), "stability": stability(probs, labels.index(best))}

@@ -1,0 +1,32 @@
+"""How every program ends: a result, or one clear line on standard error and an exit code.
+
+    0    done
+    1    the machine or the files are not as needed (missing weights, offline, disk full, diverged)
+    2    bad input (a flag out of range, an unknown author, a text that is not a book, a broken config)
+    130  stopped by Ctrl-C (what was saved is said before)
+
+No traceback for any of these: they are the user's to fix, and the message says how.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from train.optim import Diverged
+
+
+def run_program(program: Callable[[list[str] | None], object], argv: list[str] | None = None) -> int:
+    """Run `program(argv)` and turn its expected failures into a message and an exit code."""
+    try:
+        program(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except ValueError as err:  # bad input: ConfigError, CheckpointError, corpus errors, ...
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (OSError, Diverged) as err:  # FileNotFoundError, ConnectionError, disk full, a diverged run
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,82 @@
+"""What lecture B's programs share (`make coevolve`, `make teach`): the generators, the judge, their data.
+
+Three (or N + 1) models in one process: the trained BERT judge of lecture A, frozen and cast to
+half precision (B5), and one copy of a pretrained GPT-Neo per author (B1), plus each author's
+training and held-out text in GPT-Neo tokens, split exactly where the judge's split is.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+
+from data.windows import AuthorIds, load_author_ids
+from model.gpt_neo import GPTNeo
+from model.sampler import bad_token_mask
+from tokenizer_bridge.hf_folder import write_model_folder
+from tokenizer_bridge.load import load_neo_tokenizer
+from train.classifier import load_judge
+from train.judgement import prepare_judge
+from train.precision import Precision
+from weights.store import resolve
+
+
+@dataclass
+class Setup:
+    """The models and the data, ready for a loop."""
+
+    generators: dict[str, GPTNeo]  # one copy of the base per author, in the judge's label order
+    judge: torch.nn.Module
+    neo_tok: Tokenizer  # GPT-Neo's byte-level BPE
+    bert_tok: Tokenizer  # the judge's WordPiece
+    bad_mask: torch.Tensor  # (V,) B9
+    ids: dict[str, AuthorIds]  # author -> GPT-Neo ids of its training and held-out split
+    info: dict  # facts for the run's config.json
+
+
+def check_authors(authors: tuple[str, ...], judge_labels: list[str]) -> None:
+    """The generators must be the judge's authors, in its label order, or S(t) reads the wrong class."""
+    if list(authors) != judge_labels:
+        raise ValueError(f"the judge tells apart {','.join(judge_labels)} but the generators were asked for "
+                         f"{','.join(authors)}: give --authors {','.join(judge_labels)}, or train a judge for "
+                         f"these authors (`make train-bert ARGS=\"--authors {','.join(authors)}\"`)")
+
+
+def load_setup(base: str, judge: str | None, authors: tuple[str, ...], precision: Precision, judge_half: bool,
+               length: int, runs_dir: str | Path | None = None) -> Setup:
+    """Load the base generator once per author, the judge (frozen, B5), and every author's GPT-Neo ids.
+
+    judge: a judge folder or run folder, None for runs/judge/latest. length: tokens per
+    fine-tuning window, checked to fit in every split.
+    """
+    judge_model, bert_tok, judge_info = load_judge(judge, runs_dir, precision.device)
+    check_authors(authors, judge_info["labels"])
+    half = prepare_judge(judge_model, precision.half if judge_half else None)  # B5
+    base_folder = resolve(base)
+    neo_tok, base_model = load_neo_tokenizer(base_folder), GPTNeo.from_pretrained(base_folder)
+    generators = {name: copy.deepcopy(base_model).to(precision.device) for name in authors}  # label order
+    print("reading and tokenizing the corpus ...", file=sys.stderr)
+    ids = load_author_ids(neo_tok, authors, judge_info.get("split", "tail"), split_tokenizer=bert_tok)
+    for a in ids.values():
+        for what, stream in (("train", a.train), ("held-out", a.heldout)):
+            if stream.numel() < length + 1:
+                raise ValueError(f"{a.name} {what} split has {stream.numel()} GPT-Neo tokens, fewer than one window "
+                                 f"of {length}: use a shorter --length")
+    bad_mask = bad_token_mask(neo_tok, base_model.config.vocab_size)
+    info = {"base_folder": str(base_folder), "generator_parameters": sum(p.numel() for p in base_model.parameters()),
+            "judge_folder": judge_info["folder"], "judge_heldout_acc": judge_info.get("heldout_acc"),
+            "judge_half": {k: half[k] for k in ("dtype", "ratio")}, "judge_half_is_fast": precision.half_is_fast,
+            "split": judge_info.get("split", "tail"), "banned_ids": int(bad_mask.sum()),
+            "train_tokens": {a.name: a.train.numel() for a in ids.values()}}
+    return Setup(generators, judge_model, neo_tok, bert_tok, bad_mask, ids, info)
+
+
+def save_generators(folder: Path, setup: Setup, extra: dict) -> None:
+    """Every generator as a Hugging Face folder <folder>/<author>/ (transformers loads it as it is)."""
+    for name, model in setup.generators.items():
+        write_model_folder(folder / name, model, setup.neo_tok, extra={"training.json": dict(extra, author=name)})

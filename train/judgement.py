@@ -1,0 +1,168 @@
+"""One judgement of the generators: Generate -> Classify, and what it measures (B4, B5, B7, B11-B13, B16, N6).
+
+    start tokens (R, 1), the same for every generator                 (B7)
+      -> each generator writes k L GPT-Neo tokens per row             (B1, B8, B9, B10)
+      -> GPT-Neo ids -> text -> L BERT tokens per row                  (B6, B8; tokenizer_bridge/bridge.py)
+      -> the frozen half-precision judge reads the N R rows            (B4, B5, B7)
+      -> accuracy (B11), L_cls (B12), S(t) (B13), mismatch ratio (B16), S_a(t) per generator (N6)
+
+The generators draw their samples from different random streams. At step 0 they are the same
+network, so with one shared stream they would write the very same text, the judge would give
+every block the same answer and the accuracy would be exactly 1/N by construction, which shows
+nothing. With separate streams the step-0 accuracy is a real measurement whose expected value is 1/N.
+
+`make coevolve` and `make teach` judge their generators with the same function, so their numbers
+can be compared.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from tokenizers import Tokenizer
+
+from model.gpt_neo import GPTNeo
+from model.half import cast_half
+from tokenizer_bridge.bridge import JudgeBatch, generate_for_judge
+from train.classifier import predict_logits
+from train.metrics import accuracy, confusion_matrix, cross_entropy, wilson_interval
+
+# ----------------------------------------------------------------------------- the equations
+
+
+def judge_labels(rows_per_generator: int, n_generators: int = 2) -> torch.Tensor:
+    """B7: y = (0 x32, 1 x32) -- the rows of generator g (in label order) all carry label g. (N,) long."""
+    return torch.arange(n_generators).repeat_interleave(rows_per_generator)  # (G * R,)
+
+
+def judge_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """B11: Acc = (1/N) sum_i 1(y_hat_i = y_i), as A11 (train/metrics.py:accuracy); ~1/N before fine-tuning."""
+    return accuracy(logits, labels)
+
+
+def judge_loss(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """B12: L_cls = -(1/N) sum_i sum_c y_ic log y_hat_ic (B3 = A3) on the judged rows; expect L_cls^(t+1) < L_cls^(t).
+
+    The judge is frozen: L_cls falls only because the generators' texts become easier to tell apart.
+    """
+    return cross_entropy(logits, labels).item()
+
+
+def coevolution_score(p_author: torch.Tensor) -> float:
+    """B13: S(t) = P_BERT(Alice | X_t), averaged over the rows X_t one generator wrote at step t.
+
+    p_author (R,): the judge's probability of "Alice" for each row. S(t) rising for the Alice
+    generator means it writes more like Carroll; for the Edgar generator it should fall. With N
+    authors (N6), S_a(t) = P_judge(a | X_t of generator a), the same mean of each row's P(a).
+    """
+    if p_author.numel() == 0:
+        raise ValueError("no rows to score")
+    return p_author.float().mean().item()
+
+
+def mean_mismatch_ratio(ratios: list[float]) -> float:
+    """B16: mean over rows of |T_neo(x)| / |T_bert(x)|, the two tokenizers' lengths for the same text x."""
+    if not ratios:
+        raise ValueError("no ratios to average")
+    return sum(ratios) / len(ratios)
+
+
+def start_tokens(rows: int, bad_mask: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+    """B7: (rows, 1) random start ids, uniform over the first half of the vocabulary minus the banned ids (B9).
+
+    As the course does: one random token per row, shared by every generator, dropped before decoding.
+    """
+    half = bad_mask.numel() // 2
+    allowed = torch.nonzero(~bad_mask[:half].cpu()).flatten()  # (n_allowed,)
+    if allowed.numel() == 0:
+        raise ValueError("every id in the first half of the vocabulary is banned: no start token to draw")
+    pick = torch.randint(0, allowed.numel(), (rows,), generator=rng)  # (rows,)
+    return allowed[pick].unsqueeze(1)  # (rows, 1)
+
+
+def prepare_judge(judge: torch.nn.Module, half: torch.dtype | None) -> dict:
+    """B5: the judge frozen (no gradient ever reaches it) and cast to 16 bits (half=None: kept float32).
+
+    Returns cast_half's report (dtype, bytes before and after, ratio).
+    """
+    judge.eval()
+    for p in judge.parameters():
+        p.requires_grad_(False)  # the judge only measures (B15)
+    if half is None:
+        return {"dtype": "float32", "ratio": 1.0}
+    return cast_half(judge, half)
+
+
+# ----------------------------------------------------------------------------- generate -> classify
+
+
+@dataclass
+class Judgement:
+    """What one judgement measured: its metrics (one metrics.jsonl line), one sample per row, the batches."""
+
+    metrics: dict
+    samples: list[dict]
+    batches: dict[str, JudgeBatch]
+    probs: torch.Tensor  # (G R, N) the judge's P(author) per row
+
+
+def write_rows(generators: dict[str, GPTNeo], start: torch.Tensor, rngs: dict[str, torch.Generator],
+               neo_tok: Tokenizer, bert_tok: Tokenizer, L: int, overgen: float, max_rounds: int,
+               **sampling) -> dict[str, JudgeBatch]:
+    """Generate: every generator writes one row per start token, translated and cut to L BERT tokens (B6, B8)."""
+    batches = {}
+    for name, model in generators.items():
+        model.eval()  # no dropout while sampling
+        device = next(model.parameters()).device
+        batches[name] = generate_for_judge(model, start.to(device), neo_tok, bert_tok, L, overgen=overgen,
+                                           max_rounds=max_rounds, rng=rngs[name], **sampling)
+    return batches
+
+
+def score_rows(probs: torch.Tensor, labels: torch.Tensor, names: list[str], prefix: str = "") -> dict:
+    """B11, B12, B13 and N6 from the judge's probabilities (G R, N) of rows whose true labels are `labels`."""
+    logits = probs.clamp_min(1e-12).log()  # log-probabilities serve as logits: softmax gives probs back
+    correct = int((probs.argmax(-1) == labels).sum())
+    low, high = wilson_interval(correct, len(labels))
+    m = {f"{prefix}n": len(labels), f"{prefix}correct": correct, f"{prefix}acc": judge_accuracy(logits, labels),
+         f"{prefix}acc_low": low, f"{prefix}acc_high": high, f"{prefix}judge_loss": judge_loss(logits, labels),
+         f"{prefix}confusion": confusion_matrix(probs.argmax(-1), labels, len(names))}
+    for g, name in enumerate(names):
+        rows = labels == g
+        m[f"{prefix}S_{name}"] = coevolution_score(probs[rows, 0])  # B13: P(first author, Alice) of g's rows
+        m[f"{prefix}own_{name}"] = coevolution_score(probs[rows, g])  # N6: S_a = P(a) of a's rows
+    return m
+
+
+def judge_generators(generators: dict[str, GPTNeo], judge: torch.nn.Module, neo_tok: Tokenizer, bert_tok: Tokenizer,
+                     start: torch.Tensor, rngs: dict[str, torch.Generator], L: int, overgen: float, max_rounds: int = 3,
+                     independent: Callable[[list[str]], torch.Tensor] | None = None, **sampling) -> Judgement:
+    """B4, B7, N6: every generator writes one row per start token (R, 1); the judge classifies all G R rows.
+
+    `generators` in the judge's label order. `independent(texts) -> (n, N)` probabilities: a second
+    judge that is never trained against (N5), scored on the same texts ("nb_" metrics).
+    `sampling` goes to model.sampler.generate (temperature, top_k, repetition_penalty, penalty_mode, bad_mask).
+    """
+    names, R = list(generators), start.shape[0]
+    t0 = time.time()
+    batches = write_rows(generators, start, rngs, neo_tok, bert_tok, L, overgen, max_rounds, **sampling)
+    gen_s, t0 = time.time() - t0, time.time()
+    ids = torch.cat([batches[n].input_ids for n in names])  # (G R, L + 2)
+    probs = predict_logits(judge, ids, torch.ones_like(ids), batch_size=len(ids)).softmax(-1)  # B4: (G R, N)
+    labels = judge_labels(R, len(names))  # (G R,)
+    metrics = score_rows(probs, labels, names)
+    texts = [t for n in names for t in batches[n].texts]
+    if independent is not None:
+        metrics.update(score_rows(independent(texts), labels, names, prefix="nb_"))
+    for name in names:
+        metrics[f"ratio_{name}"] = mean_mismatch_ratio(batches[name].neo_bert_ratio)  # B16
+        metrics[f"extra_tokens_{name}"] = sum(batches[name].extra_tokens)
+    metrics["ratio"] = mean_mismatch_ratio([r for n in names for r in batches[n].neo_bert_ratio])
+    metrics["gen_s"], metrics["judge_s"] = gen_s, time.time() - t0
+    samples = [{"generator": name, "row": r, "start_id": int(start[r, 0]), "probs": probs[g * R + r].tolist(),
+                "predicted": names[int(probs[g * R + r].argmax())], "ratio": batches[name].neo_bert_ratio[r],
+                "text": batches[name].texts[r]} for g, name in enumerate(names) for r in range(R)]
+    return Judgement(metrics, samples, batches, probs)

@@ -1,0 +1,130 @@
+"""Device and precision, chosen by measurement at the start of every program.
+
+Half precision is a property of the machine, not of the code: a CPU with AVX512-BF16 or AMX runs
+bfloat16 matrix products 3-5x faster than float32, one with AVX2 only runs them ~100x slower.
+So on a CPU `choose_precision` times one float32 and one bfloat16 product of the program's own
+sizes (well under a second) and picks bfloat16 autocast only where it is clearly faster
+(>= FAST_RATIO). On CUDA: bfloat16 where the GPU supports it, else float16 with a gradient scaler.
+
+What stays float32 whatever is chosen: the weights and the optimizer state (autocast computes
+the matrix products in 16 bits from float32 weights), LayerNorm (model/layers.py) and the losses
+(train/metrics.py, train/lm.py). `--precision fp32|bf16|fp16` overrides the choice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+FAST_RATIO = 1.3  # bfloat16 must be at least this much faster than float32 to be chosen
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' -> cuda if available else cpu; otherwise the named device, checked (ValueError if unusable)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name!r}: this project runs on cpu or cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA device: use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: there are only {torch.cuda.device_count()} CUDA devices")
+    return device
+
+
+@dataclass
+class Precision:
+    """What a program computes in: `name` for training autocast, `half` for the B5 judge, and why."""
+
+    device: torch.device
+    name: str  # "fp32", "bf16" or "fp16": the autocast dtype of training steps
+    half: torch.dtype  # the 16-bit dtype of the B5 judge (it is always cast: the memory halves)
+    ratio: float | None  # measured float32 time / bfloat16 time on this machine (None: not measured)
+    reason: str
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return DTYPES[self.name]
+
+    @property
+    def half_is_fast(self) -> bool:
+        """Is the 16-bit judge faster here, or only smaller?"""
+        return self.device.type == "cuda" or (self.ratio is not None and self.ratio >= FAST_RATIO)
+
+    def autocast(self):
+        """The context a forward pass runs in: autocast to 16 bits, or nothing for float32."""
+        if self.name == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def describe(self) -> dict:
+        """What goes into the run's config.json and the console."""
+        return {"precision": self.name, "half_dtype": str(self.half).removeprefix("torch."),
+                "bf16_over_fp32_speed": self.ratio, "reason": self.reason}
+
+
+def probe_ratio(device: torch.device, m: int, k: int, n: int, repeats: int = 3) -> float:
+    """float32 time / bfloat16 time of an (m, k) @ (k, n) product on `device`: > 1 means bfloat16 is faster.
+
+    The program's own sizes (rows of a batch x width x width) are what matter: small products are
+    bound by memory and overhead, not by the arithmetic units. Each dtype: one warm-up, best of `repeats`.
+    """
+    times = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        a = torch.randn(m, k, device=device).to(dtype)
+        b = torch.randn(k, n, device=device).to(dtype)
+        best = float("inf")
+        for i in range(repeats + 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            a @ b
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i > 0:
+                best = min(best, time.perf_counter() - t0)
+        times[dtype] = best
+    return times[torch.float32] / times[torch.bfloat16]
+
+
+def choose_precision(device: torch.device, requested: str = "auto", sizes: tuple[int, int, int] = (2048, 384, 1536)
+                     ) -> Precision:
+    """The precision of a program on `device`: `requested` if not "auto", else measured (see the module docstring).
+
+    sizes: (m, k, n) of the program's typical matrix product. On a CPU the B5 judge is bfloat16
+    whatever is chosen (half the memory); `half_is_fast` says whether it is also faster.
+    """
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {requested!r}")
+    if device.type == "cuda":
+        bf16 = torch.cuda.is_bf16_supported()
+        half = torch.bfloat16 if bf16 else torch.float16
+        name = requested if requested != "auto" else ("bf16" if bf16 else "fp16")
+        return Precision(device, name, half, None, "CUDA: bfloat16 autocast" if bf16 else "CUDA without bfloat16: float16")
+    if requested == "fp16":
+        raise ValueError("--precision fp16 is for CUDA; on a CPU float16 matrix products are emulated and slow")
+    ratio = probe_ratio(device, *sizes)
+    if requested != "auto":
+        return Precision(device, requested, torch.bfloat16, ratio, f"asked for {requested}")
+    if ratio >= FAST_RATIO:
+        return Precision(device, "bf16", torch.bfloat16, ratio,
+                         f"bfloat16 products measured {ratio:.1f}x faster than float32 here")
+    return Precision(device, "fp32", torch.bfloat16, ratio,
+                     f"bfloat16 products measured {ratio:.2f}x the speed of float32 here (no fast bfloat16): "
+                     "training stays float32; the B5 judge is still cast to bfloat16 for the memory and will be slower")
+
+
+def grad_scaler(precision: Precision) -> torch.amp.GradScaler | None:
+    """float16 gradients underflow without loss scaling; bfloat16 and float32 need none."""
+    if precision.name == "fp16":
+        return torch.amp.GradScaler(precision.device.type)
+    return None
