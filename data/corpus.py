@@ -194,10 +194,10 @@ _HEADER_LINE = re.compile(r"^\s*(The )?Project Gutenberg('s)? e-?(Book|text)\b|T
                           r"|^\s*(Release Date|Posting Date|Character set encoding|Last Updated):", re.IGNORECASE)
 HEADER_ZONE_LINES = 60  # a header without its START line is looked for in the first lines only
 
-# A character U+00C2..U+00F4 (a UTF-8 lead byte read as Latin-1/cp1252) followed by a continuation
-# byte read the same way: the mark of UTF-8 decoded as Latin-1/cp1252 and encoded as UTF-8 again.
+# A character U+00C2..U+00F4 (a UTF-8 lead byte read as Latin-1/cp1252) followed by one to three
+# continuation bytes read the same way: the mark of UTF-8 decoded as Latin-1/cp1252 and encoded again.
 _CP1252_HIGH = "€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ"
-_MOJIBAKE = re.compile(f"[\u00c2-\u00f4][\u0080-\u00bf{_CP1252_HIGH}]")
+_MOJIBAKE = re.compile(f"[\u00c2-\u00f4][\u0080-\u00bf{_CP1252_HIGH}]{{1,3}}")
 
 
 def decode_text(raw: bytes | str, name: str = "text") -> str:
@@ -217,10 +217,10 @@ def decode_text(raw: bytes | str, name: str = "text") -> str:
 
 
 def looks_double_encoded(text: str) -> bool:
-    """True if most non-ASCII characters come in UTF-8-read-as-Latin-1 pairs ("â€™" for "’")."""
-    pairs = len(_MOJIBAKE.findall(text))
+    """True if most non-ASCII characters come in UTF-8-read-as-Latin-1 sequences ("â€™" for "’")."""
+    sequences = _MOJIBAKE.findall(text)
     non_ascii = sum(1 for ch in text if ord(ch) > 127)
-    return pairs >= 10 and 2 * pairs >= 0.8 * non_ascii
+    return len(sequences) >= 10 and sum(map(len, sequences)) >= 0.8 * non_ascii
 
 
 def undo_double_encoding(text: str, name: str = "text") -> str:
@@ -252,31 +252,31 @@ def strip_gutenberg_boilerplate(text: str) -> str:
 
     The footer starts at the first footer marker after the first header marker (a ``*** START:
     FULL LICENSE`` line inside the licence is never taken for the book's start); the header ends
-    at the last header marker before the footer. A text with no markers goes to
-    `strip_unmarked_boilerplate`.
+    at the last header marker before the footer. Where a file lost its marker lines, the licence
+    and the header are still recognised by lines only they hold (`unmarked_footer`,
+    `unmarked_header_end`). A leading "Produced by ..." credit paragraph goes too.
     """
     lines = text.split("\n")
     header_lines = [i for i, line in enumerate(lines) if _HEADER_END.match(line)]
     first_body = header_lines[0] + 1 if header_lines else 0
     footer = next((i for i in range(first_body, len(lines)) if _FOOTER_START.match(lines[i])), None)
-    if not header_lines and footer is None:
-        return strip_unmarked_boilerplate(lines)
-    footer = len(lines) if footer is None else footer
-    header_end = max((i for i in header_lines if i < footer), default=-1)
-    return "\n".join(lines[header_end + 1 : footer])
+    footer = unmarked_footer(lines) if footer is None else footer
+    header_end = max((i for i in header_lines if i < footer), default=None)
+    header_end = unmarked_header_end(lines, footer) if header_end is None else header_end
+    body = "\n".join(lines[header_end + 1 : footer]).lstrip("\n")
+    if body.startswith("Produced by"):  # the transcribers' credit, the header's last paragraph
+        body = body.split("\n\n", 1)[-1]
+    return body
 
 
-def strip_unmarked_boilerplate(lines: list[str]) -> str:
-    """A file whose START/END lines were removed may still hold the header and the licence: cut them too.
+def unmarked_footer(lines: list[str]) -> int:
+    """The first line in the second half of the text that only the licence holds ("Project Gutenberg-tm", ...)."""
+    return next((i for i in range(len(lines) // 2, len(lines)) if _LICENCE_LINE.search(lines[i])), len(lines))
 
-    Footer: from the first line in the second half of the text that only the licence holds
-    ("Project Gutenberg-tm", "FULL LICENSE", ...). Header: up to the last line among the first
-    HEADER_ZONE_LINES that only a header holds ("The Project Gutenberg EBook of", "Release Date:", ...).
-    """
-    n = len(lines)
-    footer = next((i for i in range(n // 2, n) if _LICENCE_LINE.search(lines[i])), n)
-    header = [i for i in range(min(HEADER_ZONE_LINES, footer)) if _HEADER_LINE.search(lines[i])]
-    return "\n".join(lines[header[-1] + 1 if header else 0 : footer])
+
+def unmarked_header_end(lines: list[str], footer: int) -> int:
+    """The last line among the first HEADER_ZONE_LINES that only a header holds ("Release Date:", ...), or -1."""
+    return max((i for i in range(min(HEADER_ZONE_LINES, footer)) if _HEADER_LINE.search(lines[i])), default=-1)
 
 
 def normalise_whitespace(text: str) -> str:

@@ -152,6 +152,21 @@ def heldout_set(authors: dict[str, AuthorIds], length: int, sp: Specials, per_au
     return x, torch.ones_like(x), torch.cat(ys)
 
 
+def heldout_passages(tok: Tokenizer, text: str, length: int, sp: Specials, count: int | None = None
+                     ) -> tuple[torch.Tensor, list[str]]:
+    """Fixed held-out windows of `text` AND the raw text each one covers: ((count, length) ids, count strings).
+
+    The same evenly spaced windows as `heldout_set`, so that a judge that reads token ids (BERT) and
+    one that reads characters (the n-gram baseline, N5) can be compared on exactly the same passages.
+    """
+    enc = tok.encode(text, add_special_tokens=False)
+    n = text_tokens_per_window(length)
+    check_long_enough(len(enc.ids), n, "held-out text")
+    starts = evenly_spaced_starts(len(enc.ids), n, count)
+    ids = windows_at(torch.tensor(enc.ids, dtype=torch.long), starts, length, sp)
+    return ids, [text[enc.offsets[s][0] : enc.offsets[s + n - 1][1]] for s in starts]
+
+
 def max_balanced_windows(authors: dict[str, AuthorIds], length: int) -> int:
     """The most non-overlapping held-out windows every author can give (for a balanced set)."""
     return min(len(a.heldout) // text_tokens_per_window(length) for a in authors.values())

@@ -6,7 +6,10 @@ For the latest judge run (or --run RUN) it
    matrix (N4), the memory ratio, how often float32 and half agree;
 2. measures A14's prompt sensitivity on held-out passages: how P(author) moves when a passage is
    cut, shifted by a few words, or prefixed with a neutral sentence (eval/scoring.py);
-3. writes everything to <run>/report.json; `python -m eval.report` shows it.
+3. puts the judge beside the independent n-gram baseline (N5) on the same held-out passages of
+   64, 128 and 256 tokens: confusion matrices, macro accuracy, accuracy per author with its
+   Wilson interval (N3, N4; eval/authorship.py);
+4. writes everything to <run>/report.json; `python -m eval.report` shows it.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from pathlib import Path
 import torch
 
 from data.windows import Specials, heldout_set, load_author_ids, max_balanced_windows
+from eval.authorship import authorship, table_lines
 from eval.scoring import prompt_sensitivity
 from model.half import cast_half
 from train.classifier import heldout_metrics, judge_folder, load_judge, predict_logits
 from train.cli import run_program
+from train.independent import independent_judge
 from train.precision import pick_device
 from weights.atomic import atomic_write_json
 
@@ -75,9 +80,11 @@ def report(run: str | None, runs_dir: str | None, per_author: int | None, device
     authors = load_author_ids(tok, labels, info.get("split", "tail"))
     n = per_author or max_balanced_windows(authors, length)
     heldout = heldout_set(authors, length, Specials.of(tok), n)
+    ngram, ngram_folder = independent_judge(labels, info.get("split", "tail"), tok, runs_dir)
     result = {"judge": str(folder), "labels": labels, "split": info.get("split", "tail"),
               "heldout": {"windows": len(heldout[0]), "per_author": n, "length": length},
-              **half_comparison(model, heldout, labels), "prompt_sensitivity": sensitivity(model, tok, authors, length)}
+              **half_comparison(model, heldout, labels), "prompt_sensitivity": sensitivity(model, tok, authors, length),
+              "authorship": authorship(model, tok, labels, info.get("split", "tail"), ngram), "ngram": str(ngram_folder)}
     atomic_write_json(folder.parent / REPORT_FILE, result)
     return result
 
@@ -97,6 +104,9 @@ def print_summary(r: dict) -> None:
     print(f"A14 prompt sensitivity ({s['passages']} passages): mean |dP| cut {s['mean_abs_dp_cut']:.3f}, "
           f"shift {s['mean_abs_dp_shift']:.3f}, neutral prefix {s['mean_abs_dp_prefix']:.3f}; decisions flipped "
           f"{s['flips_cut']:.0%} / {s['flips_shift']:.0%} / {s['flips_prefix']:.0%}")
+    print("both judges on the same held-out passages (N3-N5):")
+    for line in table_lines(r["authorship"], r["labels"]):
+        print("  " + line)
 
 
 def run(argv: list[str] | None = None) -> None:

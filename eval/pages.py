@@ -91,10 +91,11 @@ def render(kind: str, folder: Path, config: dict, section: dict) -> str:
     settings = table(sorted((k, v) for k, v in config.get("config", {}).items()), ("setting", "value"))
     facts = table([(k, v) for k, v in config.items() if k != "config" and not isinstance(v, (dict, list))], ("fact", "value"))
     plots = "".join(f"<h3>{html.escape(name)}</h3>{image(path)}" for name, path in section["plots"].items())
+    extra = "".join(f"<h3>{html.escape(title)}</h3>{table(rows, header)}" for title, rows, header in section.get("tables", []))
     body = [f"<h1>{html.escape(kind)} run {html.escape(folder.name)}</h1>",
             f"<p>{html.escape(str(folder))} · page written {time.strftime('%Y-%m-%d %H:%M')}</p>",
             "<h2>The lecture's numbers</h2>", table(numbers_rows(section["numbers"]), ("number (equation)", "value")),
-            "<h2>Plots</h2>", plots, "<h2>Configuration</h2>", settings, facts]
+            extra, "<h2>Plots</h2>", plots, "<h2>Configuration</h2>", settings, facts]
     if section.get("samples"):
         body.append(samples_section(section["samples"], section["authors"]))
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(kind)} "
@@ -113,3 +114,28 @@ def judge_lines(n: dict) -> list[str]:
     if "update_first" in n:
         lines.append(f"A13 update size |theta_t+1 - theta_t|: first {n['update_first']:.2e}, last {n['update_last']:.2e}")
     return lines
+
+
+def judge_report_numbers(r: dict) -> dict:
+    """The headline numbers of eval/judge_report.py's report.json, named with their equations."""
+    s = r["prompt_sensitivity"]
+    return {"A11 held-out accuracy float32 (all windows)": r["float32"]["heldout_acc"],
+            f"A11 held-out accuracy {r['half']['dtype']}": r["half"]["heldout_acc"],
+            "N4 held-out macro accuracy float32": r["float32"]["heldout_macro_acc"],
+            "B5 memory ratio half / float32": r["memory"]["ratio"],
+            "B5 agreement float32 vs half": r["agreement"],
+            "A14 mean |dP| passage cut in half": s["mean_abs_dp_cut"],
+            "A14 mean |dP| shifted by a few words": s["mean_abs_dp_shift"],
+            "A14 mean |dP| neutral prefix": s["mean_abs_dp_prefix"]}
+
+
+def authorship_tables(result: dict, authors: list[str]) -> list[tuple]:
+    """One table per window length: each author's accuracy [Wilson 95 %] under BERT and the n-gram baseline."""
+    tables = []
+    for length, r in result.items():
+        rows = [(a, *(f"{r[j]['per_author'][a]['acc']:.3f} [{r[j]['per_author'][a]['ci95'][0]:.2f}, "
+                      f"{r[j]['per_author'][a]['ci95'][1]:.2f}]" for j in ("bert", "ngram"))) for a in authors]
+        rows.append(("macro accuracy (N4)", f"{r['bert']['macro_acc']:.3f}", f"{r['ngram']['macro_acc']:.3f}"))
+        tables.append((f"N3-N5: {length}-token held-out passages ({r['passages']}), chance {1 / len(authors):.3f}",
+                       rows, ("author", "BERT judge", "n-gram naive Bayes (N5)")))
+    return tables

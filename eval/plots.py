@@ -194,10 +194,14 @@ def coevolve_plot(train: Sequence[dict], evals: Sequence[dict], authors: Sequenc
     acc_ax.axhline(1 / len(authors), color=ACC_COLOR, linestyle=":", linewidth=1)
     acc_ax.set_ylim(0.2 if len(authors) == 2 else 0.0, 1.02)
     acc_ax.set_ylabel("judge accuracy")
+    key, what = ("S", f"S(t) = P({authors[0]} | X_t)") if len(authors) == 2 else ("own", "S_a(t) = P(a | X_t of a)")
     for a in authors:
-        handles += bottom.plot(steps, [r[f"S_{a}"] for r in evals], "o-", color=color(a), linewidth=2,
-                               label=f"S(t) = P({authors[0]} | X_t), {a} generator (B13)")
-    bottom.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+        handles += bottom.plot(steps, [r[f"{key}_{a}"] for r in evals], "o-", color=color(a), linewidth=2,
+                               label=f"{what}, {a} generator (B13/N6)")
+        if f"nb_{key}_{a}" in evals[0]:
+            handles += bottom.plot(steps, [r[f"nb_{key}_{a}"] for r in evals], "x--", color=color(a), linewidth=1,
+                                   label=f"the same, independent n-gram judge (N5)")
+    bottom.axhline(0.5 if len(authors) == 2 else 1 / len(authors), color="grey", linestyle=":", linewidth=1)
     bottom.set_ylim(-0.02, 1.02)
     bottom.set_ylabel("S(t)")
     bottom.set_xlabel("fine-tuning step")

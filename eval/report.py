@@ -37,11 +37,18 @@ def judge_section(run: Run) -> tuple[dict, list[str]]:
     if evals:
         plots["N4: held-out confusion matrix"] = confusion_plot(evals[-1]["confusion"], cfg["labels"],
                                                                 "held-out windows, last evaluation", run.folder / "confusion.png")
-    numbers = judge_results(train, evals)
+    numbers, tables = judge_results(train, evals), []
     report = run.folder / "report.json"
     if report.is_file():
-        numbers["report"] = json.loads(report.read_text(encoding="utf-8"))
-    return {"plots": plots, "numbers": numbers}, pages.judge_lines(numbers)
+        r = json.loads(report.read_text(encoding="utf-8"))
+        numbers.update(pages.judge_report_numbers(r))
+        tables = pages.authorship_tables(r["authorship"], r["labels"])
+        longest = max(r["authorship"], key=int)
+        for judge in ("bert", "ngram"):
+            plots[f"N4: {judge} on {longest}-token held-out passages"] = confusion_plot(
+                r["authorship"][longest][judge]["confusion"], r["labels"], f"{judge}, {longest}-token held-out passages",
+                run.folder / f"confusion_{judge}_{longest}.png")
+    return {"plots": plots, "numbers": numbers, "tables": tables}, pages.judge_lines(numbers)
 
 
 def pretrain_section(run: Run) -> tuple[dict, list[str]]:

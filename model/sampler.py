@@ -30,6 +30,7 @@ import math
 import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
+from tqdm import tqdm
 
 from model.gpt_neo import GPTNeo, KVCache
 
@@ -194,12 +195,14 @@ def generate(
     do_sample: bool = True,
     rng: torch.Generator | None = None,
     use_cache: bool = True,
+    desc: str | None = None,
 ) -> torch.Tensor:
     """Append `new_tokens` tokens to each prompt row: (B, T0) -> (B, T0 + new_tokens) LongTensor.
 
     penalty_mode "lecture" is B10 on probabilities, "hf" the library's rule; bad_mask (V,) bool from
     `bad_token_mask` (B9); do_sample=False is greedy; a seeded `rng` makes sampling reproducible;
-    use_cache=False reruns the whole prefix each step (same result, slower: for tests).
+    use_cache=False reruns the whole prefix each step (same result, slower: for tests); `desc` shows a
+    progress bar with that title.
     """
     check_sampling(model, prompt_ids, new_tokens, temperature=temperature, top_k=top_k,
                    repetition_penalty=repetition_penalty, penalty_mode=penalty_mode, bad_mask=bad_mask)
@@ -213,7 +216,7 @@ def generate(
     if use_cache and new_tokens > 0:  # the last new token is never fed back, so total - 1 positions
         dtype = next(model.parameters()).dtype
         cache = KVCache(model.config, B, total - 1, device=device, dtype=dtype)
-    for t in range(T0, total):
+    for t in tqdm(range(T0, total), desc=desc, disable=desc is None, leave=False, unit="token"):
         logits = next_logits(model, ids, t, cache)  # (B, V)
         scores = process_scores(
             logits, ids[:, :t], temperature=temperature, repetition_penalty=repetition_penalty,

@@ -15,6 +15,7 @@ removed, the previous checkpoint is intact, and the error says so.
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,12 +99,12 @@ def save_checkpoint(run_dir: Path, step: int, models: dict[str, torch.nn.Module]
     target = step_folder(run_dir, step)
     try:
         atomic_folder(target, write)
-    except OSError as err:
+    except (OSError, SafetensorError) as err:
         if not is_disk_full(err):
             raise
         kept = f"the checkpoint of {previous.name} is intact" if previous else "no earlier checkpoint exists"
-        raise OSError(err.errno, f"no space left to save the checkpoint of step {step} in {run_dir} "
-                      f"({err.strerror}); the partial files were removed and {kept}. Free some disk space "
+        raise OSError(errno.ENOSPC, f"no space left to save the checkpoint of step {step} in {run_dir} "
+                      f"({err}); the partial files were removed and {kept}. Free some disk space "
                       "and resume with --resume") from None
     for old in (Path(run_dir) / CHECKPOINTS).glob("step-*"):
         if old != target:

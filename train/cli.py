@@ -14,6 +14,7 @@ import sys
 from typing import Callable
 
 from train.optim import Diverged
+from weights.atomic import is_disk_full
 
 
 def run_program(program: Callable[[list[str] | None], object], argv: list[str] | None = None) -> int:
@@ -28,5 +29,10 @@ def run_program(program: Callable[[list[str] | None], object], argv: list[str] |
         return 2
     except (OSError, Diverged) as err:  # FileNotFoundError, ConnectionError, disk full, a diverged run
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:  # a library's own error for a full disk (safetensors reports "os error 28")
+        if not is_disk_full(err):
+            raise
+        print(f"error: no space left on the disk ({err}); what was being written was removed", file=sys.stderr)
         return 1
     return 0

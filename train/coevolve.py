@@ -156,7 +156,7 @@ def judge_now(loop: Loop, step: int) -> dict:
     start = start_tokens(cfg.rows, s.bad_mask, loop.rngs["start"])  # (R, 1), the same for every generator
     j = judge_generators(s.generators, s.judge, s.neo_tok, s.bert_tok, start,
                          {a: loop.rngs[f"sample_{a}"] for a in s.generators}, cfg.judge_length, cfg.overgen,
-                         cfg.max_rounds, temperature=cfg.temperature, top_k=cfg.top_k,
+                         cfg.max_rounds, independent=s.independent_probs, temperature=cfg.temperature, top_k=cfg.top_k,
                          repetition_penalty=cfg.repetition_penalty, penalty_mode=cfg.penalty_mode, bad_mask=s.bad_mask)
     record = {"kind": "eval", "step": step, **j.metrics, "time": time.time() - loop.t0}
     for a, model in s.generators.items():  # B2 on held-out text of each generator's own author

@@ -17,10 +17,12 @@ from tokenizers import Tokenizer
 
 from data.windows import AuthorIds, load_author_ids
 from model.gpt_neo import GPTNeo
+from model.ngram import NgramJudge
 from model.sampler import bad_token_mask
 from tokenizer_bridge.hf_folder import write_model_folder
 from tokenizer_bridge.load import load_neo_tokenizer
 from train.classifier import load_judge
+from train.independent import independent_judge
 from train.judgement import prepare_judge
 from train.precision import Precision
 from weights.store import resolve
@@ -36,7 +38,12 @@ class Setup:
     bert_tok: Tokenizer  # the judge's WordPiece
     bad_mask: torch.Tensor  # (V,) B9
     ids: dict[str, AuthorIds]  # author -> GPT-Neo ids of its training and held-out split
+    independent: NgramJudge  # N5: the second judge, never trained against
     info: dict  # facts for the run's config.json
+
+    def independent_probs(self, texts: list[str]) -> torch.Tensor:
+        """P(author | text) of the independent judge: (len(texts), N)."""
+        return torch.from_numpy(self.independent.probabilities(texts)).float()
 
 
 def check_authors(authors: tuple[str, ...], judge_labels: list[str]) -> None:
@@ -68,12 +75,13 @@ def load_setup(base: str, judge: str | None, authors: tuple[str, ...], precision
                 raise ValueError(f"{a.name} {what} split has {stream.numel()} GPT-Neo tokens, fewer than one window "
                                  f"of {length}: use a shorter --length")
     bad_mask = bad_token_mask(neo_tok, base_model.config.vocab_size)
-    info = {"base_folder": str(base_folder), "generator_parameters": sum(p.numel() for p in base_model.parameters()),
+    ngram, ngram_folder = independent_judge(list(authors), judge_info.get("split", "tail"), bert_tok, runs_dir)
+    info = {"independent_judge": str(ngram_folder),"base_folder": str(base_folder), "generator_parameters": sum(p.numel() for p in base_model.parameters()),
             "judge_folder": judge_info["folder"], "judge_heldout_acc": judge_info.get("heldout_acc"),
             "judge_half": {k: half[k] for k in ("dtype", "ratio")}, "judge_half_is_fast": precision.half_is_fast,
             "split": judge_info.get("split", "tail"), "banned_ids": int(bad_mask.sum()),
             "train_tokens": {a.name: a.train.numel() for a in ids.values()}}
-    return Setup(generators, judge_model, neo_tok, bert_tok, bad_mask, ids, info)
+    return Setup(generators, judge_model, neo_tok, bert_tok, bad_mask, ids, ngram, info)
 
 
 def save_generators(folder: Path, setup: Setup, extra: dict) -> None:

@@ -113,5 +113,11 @@ def remove_stale(folder: str | Path) -> list[str]:
 
 
 def is_disk_full(err: BaseException) -> bool:
-    """True for the OSErrors that mean no space is left (disk, quota, or file-size limit)."""
-    return isinstance(err, OSError) and err.errno in DISK_FULL
+    """True for the errors that mean no space is left (disk, quota, or file-size limit).
+
+    An OSError carries its errno; the safetensors library reports the same failure as its own
+    error whose text ends with "(os error N)".
+    """
+    if isinstance(err, OSError):
+        return err.errno in DISK_FULL
+    return any(f"(os error {code})" in str(err) for code in DISK_FULL)

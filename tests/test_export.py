@@ -1,0 +1,80 @@
+"""Keep what you train: Hugging Face folders that transformers loads as they are, and `eval.generate`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from eval import generate as gen_cli
+from eval.scoring import classify
+from model.bert import Bert, BertClassifier
+from model.config import GPTNeoConfig
+from model.gpt_neo import GPTNeo
+from model.sampler import bad_token_mask
+from tokenizer_bridge.bpe import eos_id, train_bpe
+from tokenizer_bridge.hf_folder import write_model_folder
+from tokenizer_bridge.load import load_bert_tokenizer, load_neo_tokenizer
+from train.classifier import INFO_KEY, load_judge
+
+transformers = pytest.importorskip("transformers")
+TEXT = "'Curiouser and curiouser!' cried Alice (she was so much surprised, that for the moment she quite forgot."
+
+
+@pytest.fixture(scope="module")
+def judge_folder(minilm_folder, tmp_path_factory):
+    """The real MiniLM with a seeded random head for three authors, exported as a judge folder."""
+    torch.manual_seed(0)
+    model = BertClassifier(Bert.from_pretrained(minilm_folder), ("alice", "edgar", "doyle"))
+    return write_model_folder(tmp_path_factory.mktemp("judge") / "hf", model, load_bert_tokenizer(minilm_folder),
+                              config_extra={INFO_KEY: {"eval_length": 256}})
+
+
+@pytest.fixture(scope="module")
+def neo_folder(wonderland_text, tmp_path_factory):
+    tok = train_bpe([wonderland_text], vocab_size=400)
+    cfg = GPTNeoConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=96, hidden_size=32, num_layers=2,
+                       num_heads=4, window_size=8, attention_layers=["local", "global"], bos_token_id=eos_id(tok),
+                       eos_token_id=eos_id(tok))
+    torch.manual_seed(0)
+    return write_model_folder(tmp_path_factory.mktemp("neo") / "alice", GPTNeo(cfg), tok)
+
+
+def test_judge_folder_in_a_transformers_pipeline_gives_our_probabilities(judge_folder):
+    ours, tok, info = load_judge(judge_folder)
+    assert ours.labels == ["alice", "edgar", "doyle"] and info["eval_length"] == 256
+    expected = classify(ours, tok, TEXT, 256, ours.labels)["probs"]
+    pipe = transformers.pipeline("text-classification", model=str(judge_folder), top_k=None, device="cpu")
+    got = {r["label"]: r["score"] for r in pipe([TEXT])[0]}
+    assert set(got) == set(expected)
+    for author, p in expected.items():
+        assert abs(got[author] - p) <= 1e-5, (author, got[author], p)
+    hf = transformers.AutoModelForSequenceClassification.from_pretrained(str(judge_folder))
+    assert hf.config.id2label == {0: "alice", 1: "edgar", 2: "doyle"}
+
+
+def test_generator_folder_loads_in_transformers_with_our_logits(neo_folder):
+    ours = GPTNeo.from_pretrained(neo_folder)
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(str(neo_folder)).eval()
+    ids = torch.randint(0, ours.config.vocab_size, (2, 40), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert (ours(ids) - theirs(ids).logits).abs().max().item() <= 1e-5
+
+
+def test_generate_is_seeded_keeps_the_bad_token_mask_and_its_judge_matches_classify(neo_folder, judge_folder, capsys):
+    argv = [str(neo_folder), "--tokens", "40", "--rows", "3", "--seed", "5", "--json"]
+    assert gen_cli.main(argv) == 0
+    first = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert gen_cli.main(argv) == 0
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == first  # seeded
+    tok, model = load_neo_tokenizer(neo_folder), GPTNeo.from_pretrained(neo_folder)
+    banned = set(bad_token_mask(tok, model.config.vocab_size).nonzero().flatten().tolist())
+    ids, skip = gen_cli.sample(model, tok, gen_cli.parse_args(argv))
+    assert ids.shape == (3, 41) and skip == 1
+    assert not banned & set(ids[:, 1:].flatten().tolist())  # no whitespace-only token was sampled (B9)
+    assert gen_cli.main(argv + ["--judge", str(judge_folder)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    judge, jtok, _ = load_judge(judge_folder)
+    assert rows[0]["probs"] == pytest.approx(classify(judge, jtok, rows[0]["text"], 256, judge.labels)["probs"])
+    assert gen_cli.main(argv[:1] + ["--rows", "0"]) == 2
