@@ -13,7 +13,7 @@ STAMP      := $(VENV)/.installed
 export OMP_WAIT_POLICY ?= PASSIVE
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: setup test-deps weights test train-bert pretrain-neo prerequisites coevolve bench clean
+.PHONY: setup test-deps weights test train-bert pretrain-neo prerequisites coevolve teach teach-compare teach-sweep bench clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,28 @@ prerequisites: weights
 coevolve: prerequisites
 	$(PY) -m train.coevolve $(ARGS)
 	$(PY) -m eval.report --kind coevolve
+
+# The judge as teacher: RL from the judge's score (T1-T8), then its report page.
+teach: prerequisites
+	$(PY) -m train.teach $(ARGS)
+	$(PY) -m eval.report --kind teach
+
+# Three arms from the same base, seed and wall-clock budget (MINUTES each), then one table and plot:
+# the lecture's LM fine-tuning, RL from the judge, best-of-N with as many judge calls as RL made.
+MINUTES ?= 10
+teach-compare: prerequisites
+	$(PY) -m train.teach --arm lm --steps 0 --minutes $(MINUTES) $(ARGS)
+	@readlink -f runs/teach/latest > runs/.compare-lm
+	$(PY) -m train.teach --arm rl --steps 0 --minutes $(MINUTES) $(ARGS)
+	@readlink -f runs/teach/latest > runs/.compare-rl
+	$(PY) -m train.teach --arm best-of-n --steps 0 --minutes $(MINUTES) --match-judge-calls $$(cat runs/.compare-rl) $(ARGS)
+	$(PY) -m eval.compare $$(cat runs/.compare-lm) $$(cat runs/.compare-rl) $$(readlink -f runs/teach/latest)
+
+# KL coefficient sweep (Gao et al.: reward rises with KL, then the true reward turns).
+BETAS ?= 0,0.02,0.05,0.2
+teach-sweep: prerequisites
+	$(PY) -m train.teach --beta $(BETAS) $(ARGS) | tee runs/.sweep
+	$(PY) -m eval.compare $$(grep -o "compare with: .*" runs/.sweep | cut -d' ' -f5-)
 
 bench: test-deps weights
 	$(PY) -m bench $(ARGS)

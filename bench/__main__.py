@@ -4,10 +4,11 @@
     python -m bench --quick    # tiny sizes: checks that every workload runs (seconds, not a measurement)
     python -m bench --profile  # also one profiled run per side: operator tables in <run>/profiles/
 
-Each row runs ours and transformers alternately (interleaved repeats, warm-up excluded) and
-reports medians, the ratio HF time / our time (> 1: ours is faster) and the fraction of the
-machine's measured matmul peak for that dtype. The table is printed and written as JSON to
-runs/bench/<timestamp>/bench.json.
+Each row runs ours and transformers alternately (interleaved repeats, warm-up excluded) and reports
+medians, the ratio HF time / our time (> 1: ours is faster) and the fraction of the machine's
+measured matmul peak. The header says what this machine is: its CPU flags, the float32 and
+bfloat16 peaks, and the precision the programs choose here (train/precision.py). The table is
+printed and written as JSON to runs/bench/<timestamp>/bench.json.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import platform
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,35 +30,62 @@ from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
 from model.sampler import bad_token_mask
 from tokenizer_bridge.load import load_neo_tokenizer
+from train.precision import FAST_RATIO, choose_precision
 from weights import store
 
-# Sizes: the issue's on a GPU. On a CPU, the work a 2-core machine can repeat 2 x 6 times within the
-# 15-minute budget: a 64 x 256 training step takes 15-25 s here, and the 125M-shaped model makes ~5
-# tokens per second per row, so those two rows are cut (every row prints its exact shape). 16-bit rows
-# shrink when the CPU has no fast 16-bit matmul (measured below): they would take most of the budget alone.
-# The linear-in-length rows (ours alone) run on the first model of `linear` that is there: neo-small's
-# context is 512 positions, so 1024 new tokens need the 125M shape; on a CPU without neo-small (a fresh
-# clone before `make pretrain-neo`) the 125M shape runs them with few rows.
+# Sizes: the issue's on a GPU. On a CPU, what a 2-core machine can repeat 2 x 6 times within 15 minutes:
+# the 125M-shaped model makes ~5 tokens per second per row, so its generation row is cut (every row prints
+# its exact shape). 16-bit rows shrink when this CPU has no fast 16-bit matmul (measured): they would take
+# the whole budget. The linear-in-length rows (ours alone) run on the first model of `linear` that is there.
 SIZES = {
-    "cuda": dict(train=(64, 256), infer=(64, 128), gen_small=(32, 512), gen_125m=(32, 512),
+    "cuda": dict(train=(64, 256), infer=(64, 128), gen_small=(32, 512), gen_125m=(32, 512), pretrain=(8, 512),
                  linear={"125M-shaped": (32, (256, 512, 1024))}),
-    "cpu": dict(train=(16, 256), infer=(64, 128), gen_small=(32, 512), gen_125m=(32, 64),
+    "cpu": dict(train=(16, 256), infer=(64, 128), gen_small=(32, 512), gen_125m=(32, 64), pretrain=(8, 512),
                 linear={"neo-small": (32, (64, 128, 256)), "125M-shaped": (4, (32, 64, 128))}),
-    "quick": dict(train=(2, 32), infer=(2, 32), gen_small=(2, 8), gen_125m=(1, 4),
+    "quick": dict(train=(2, 32), infer=(2, 32), gen_small=(2, 8), gen_125m=(1, 4), pretrain=(2, 16),
                   linear={"neo-small": (2, (4, 8)), "125M-shaped": (1, (4, 8))}),
 }
 GPT_NEO_125M = GPTNeoConfig(vocab_size=50257, max_position_embeddings=2048, hidden_size=768, num_layers=12,
                             num_heads=12, window_size=256, attention_layers=["global", "local"] * 6)
+TINY_NEO = GPTNeoConfig(vocab_size=512, max_position_embeddings=64, hidden_size=32, num_layers=2, num_heads=2,
+                        window_size=8, attention_layers=["global", "local"])
+NEO_SMALL_SHAPE = GPTNeoConfig(vocab_size=4096, max_position_embeddings=512, hidden_size=256, num_layers=4,
+                               num_heads=4, window_size=256, attention_layers=["global", "local"] * 2)
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16")
 
 
-def random_125m_folder(tmp: Path, quick: bool) -> Path:
-    """A random-weight model shaped like gpt-neo-125M (tiny in --quick), saved in the HF layout."""
-    torch.manual_seed(0)
-    cfg = GPT_NEO_125M if not quick else GPTNeoConfig(vocab_size=512, max_position_embeddings=64, hidden_size=32,
-                                                       num_layers=2, num_heads=2, window_size=8,
-                                                       attention_layers=["global", "local"])
-    GPTNeo(cfg).save_pretrained(tmp / "gpt-neo-125M-shaped")
-    return tmp / "gpt-neo-125M-shaped"
+@dataclass
+class Bench:
+    """What every row needs: where to run, how often, the peaks, where profiles go."""
+
+    device: str
+    repeats: int
+    sizes: dict
+    peak32: float
+    peak16: float
+    profiles: Path | None
+
+    @property
+    def slow16(self) -> bool:
+        """No fast 16-bit matmul here (e.g. AVX2 only): 16-bit rows are cut."""
+        return self.peak16 < self.peak32
+
+    def peak(self, dtype: str) -> float:
+        """A 16-bit row runs part of its work in float32 (LayerNorm, losses), so its ceiling is the faster peak."""
+        return self.peak32 if dtype == "fp32" else max(self.peak16, self.peak32)
+
+    def measure(self, pair: W.Pair) -> dict:
+        """Time one workload and print its row at once; with profiles, one profiled run per side too."""
+        runs = {"ours": pair.ours} if pair.hf is None else {"ours": pair.ours, "hf": pair.hf}
+        result = row(pair, interleaved(runs, repeats=self.repeats, warmup=1, device=self.device), self.peak(pair.dtype))
+        ratio = f", HF/ours {result['ratio']:.2f}x" if "ratio" in result else ""
+        print(f"  {pair.name} [{pair.dtype}]: ours {result['ours_s']:.3f} s{ratio}", flush=True)
+        if self.profiles is not None:
+            self.profiles.mkdir(parents=True, exist_ok=True)
+            for side, fn in runs.items():
+                slug = f"{pair.name} {pair.dtype} {side}".replace(" ", "-")
+                (self.profiles / f"{slug}.txt").write_text(profile_table(fn, self.device) + "\n")
+        return result
 
 
 def row(pair: W.Pair, seconds: dict[str, float], peak: float) -> dict:
@@ -69,35 +98,125 @@ def row(pair: W.Pair, seconds: dict[str, float], peak: float) -> dict:
     return out
 
 
-def measure(pair: W.Pair, peak: float, repeats: int, device: str, profiles: Path | None = None) -> dict:
-    """Time one workload and print its row at once (a long run shows its results as it goes).
+def cut(pair: W.Pair, full: int, used: int) -> W.Pair:
+    """Note on a row whose batch was cut because 16-bit products are slow here."""
+    pair.note = f"batch cut {full // used}x: bf16 is slow on this CPU" if used != full else ""
+    return pair
 
-    With `profiles`, each side then runs once more under torch.profiler, and its table of the
-    operators with the most self time goes to profiles/<workload>-<side>.txt: where the time goes.
-    """
-    runs = {"ours": pair.ours} if pair.hf is None else {"ours": pair.ours, "hf": pair.hf}
-    result = row(pair, interleaved(runs, repeats=repeats, warmup=1, device=device), peak)
-    ratio = f", HF/ours {result['ratio']:.2f}x" if "ratio" in result else ""
-    print(f"  {pair.name} [{pair.dtype}]: ours {result['ours_s']:.3f} s{ratio}", flush=True)
-    if profiles is not None:
-        profiles.mkdir(parents=True, exist_ok=True)
-        for side, fn in runs.items():
-            slug = f"{pair.name} {pair.dtype} {side}".replace(" ", "-")
-            (profiles / f"{slug}.txt").write_text(profile_table(fn, device) + "\n")
-    return result
+
+def judge_rows(b: Bench, minilm: Path) -> tuple[list[dict], list[str]]:
+    """The judge's training step in float32 and bfloat16 autocast, its inference in float32 and half (B5)."""
+    rows, memory = [], []
+    n, t = b.sizes["train"]
+    rows.append(b.measure(W.judge_train_step(minilm, n, t, "fp32", b.device)))
+    n16 = max(2, n // 32) if b.slow16 else n
+    rows.append(b.measure(cut(W.judge_train_step(minilm, n16, t, "bf16", b.device), n, n16)))
+    n, t = b.sizes["infer"]
+    for half in (False, True):
+        ni = max(2, n // 8) if half and b.slow16 else n
+        pair, mem = W.judge_inference(minilm, ni, t, half, b.device)
+        rows.append(b.measure(cut(pair, n, ni)))
+        memory.append("judge parameters: " + ", ".join(f"{k} {v / 2**20:.1f} MiB" if k.endswith("bytes")
+                                                      else f"{k} {v:.3f}" for k, v in mem.items()))
+    return rows, memory
+
+
+def neo_folders(tmp: Path, quick: bool) -> dict[str, Path]:
+    """neo-small from the store (if pretrained), and random models shaped like gpt-neo-125M and like neo-small."""
+    folders = {}
+    try:
+        folders["neo-small"] = store.resolve("neo-small")
+    except FileNotFoundError:
+        print("  neo-small not in the weights store (make pretrain-neo): its generation rows are skipped")
+    torch.manual_seed(0)
+    for name, cfg in (("125M-shaped", GPT_NEO_125M), ("neo-small-shaped", NEO_SMALL_SHAPE)):
+        GPTNeo(TINY_NEO if quick else cfg).save_pretrained(tmp / name)
+        folders[name] = tmp / name
+    return folders
+
+
+def generation_rows(b: Bench, folders: dict[str, Path]) -> list[dict]:
+    """Sampling against `generate` on both models, then ours alone at growing lengths (cost per new token)."""
+    rows = []
+    for name in ("neo-small", "125M-shaped"):
+        if name not in folders:
+            continue
+        n, new = b.sizes["gen_small" if name == "neo-small" else "gen_125m"]
+        folder = folders[name]
+        V = GPTNeo.from_pretrained(folder).config.vocab_size
+        bad = (bad_token_mask(load_neo_tokenizer(folder), V).nonzero().flatten().tolist()
+               if (folder / "tokenizer.json").is_file() else list(range(1, 40)))  # random weights: as many bans
+        pair = W.generation(folder, n, new, bad, b.device)
+        pair.name += f" {name}"
+        rows.append(b.measure(pair))
+    name = next(n for n in b.sizes["linear"] if n in folders)
+    n, lengths = b.sizes["linear"][name]
+    for new in lengths:
+        pair = W.generation(folders[name], n, new, [], b.device, with_hf=False)
+        pair.name += f" {name} (ours)"
+        result = b.measure(pair)
+        result["note"] = f"{1000 * result['ours_s'] / new:.1f} ms per step (flat = linear in length)"
+        rows.append(result)
+    return rows
+
+
+def pretrain_rows(b: Bench, folders: dict[str, Path]) -> list[dict]:
+    """One pretraining step of a neo-small-shaped GPT-Neo in both precisions: tokens per second, fraction of peak."""
+    n, t = b.sizes["pretrain"]
+    rows = [b.measure(W.pretrain_step(folders["neo-small-shaped"], n, t, "fp32", b.device))]
+    n16 = max(1, n // 8) if b.slow16 else n
+    rows.append(b.measure(cut(W.pretrain_step(folders["neo-small-shaped"], n16, t, "bf16", b.device), n, n16)))
+    return rows
+
+
+def machine(device: str, quick: bool) -> dict:
+    """What this machine is: its processor and flags, the measured peaks, the precision the programs choose."""
+    peak32 = matmul_peak(torch.float32, device, n=256 if quick else 1024)
+    peak16 = matmul_peak(torch.bfloat16, device, n=256 if quick else 512)
+    chosen = choose_precision(torch.device(device), "auto")
+    flags = []
+    if os.path.exists("/proc/cpuinfo"):
+        words = set(open("/proc/cpuinfo").read().split())
+        flags = [f for f in CPU_FLAGS if f in words]
+    name = torch.cuda.get_device_name() if device == "cuda" else (platform.processor() or "cpu")
+    return {"device": name, "cpu_flags": flags, "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "peak_fp32": peak32, "peak_bf16": peak16, "precision": chosen.name, "precision_reason": chosen.reason,
+            "bf16_over_fp32_speed": chosen.ratio}
+
+
+def targets(rows: list[dict], header: dict) -> list[str]:
+    """The goals `make bench` checks, each with its measured number (issue: fast on every machine)."""
+    by = {(r["workload"].split(" ")[0] + " " + r["workload"].split(" ")[1], r["dtype"]): r for r in rows}
+    lines, peak_ratio = [], header["peak_bf16"] / header["peak_fp32"]
+    train32, train16 = by.get(("judge train", "fp32")), by.get(("judge train", "bf16"))
+    for r in (train32, train16):
+        if r and "ratio" in r:
+            lines.append(f"judge training step {r['dtype']}: {r['ratio']:.2f}x transformers (goal >= 1.5x)")
+    if train32 and train16 and not train16["note"]:
+        lines.append(f"our bfloat16 step / our float32 step: {train32['ours_s'] / train16['ours_s']:.2f}x "
+                     f"(goal >= 2.5x where the peak ratio, here {peak_ratio:.1f}, is >= 3)")
+    inf32, inf16 = by.get(("judge inference", "fp32")), by.get(("judge inference", "bfloat16"))
+    if inf32 and inf16:
+        lines.append(f"half judge inference / float32: {inf16['ours_tok_s'] / inf32['ours_tok_s']:.2f}x throughput "
+                     f"(goal >= 2.5x where the peak ratio is >= 3)")
+    for r in rows:
+        if r["workload"].startswith("generate") and "ratio" in r:
+            lines.append(f"{r['workload']}: {r['ratio']:.2f}x transformers' generate (goal >= 1.5x)")
+    return lines
 
 
 def print_table(rows: list[dict], header: dict) -> None:
-    print(f"\n{header['device']} | torch {header['torch']} | {header['threads']} threads | "
-          f"peak fp32 {header['peak_fp32']:.0f} GFLOP/s, bf16 {header['peak_bf16']:.1f} GFLOP/s")
-    cols = f"{'workload':<34}{'dtype':<10}{'ours s':>9}{'HF s':>9}{'HF/ours':>9}{'ours tok/s':>12}{'ours %pk':>9}{'HF %pk':>8}"
+    print(f"\n{header['device']} ({', '.join(header['cpu_flags']) or 'no flags read'}) | torch {header['torch']} | "
+          f"{header['threads']} threads | peak fp32 {header['peak_fp32']:.0f} GFLOP/s, bf16 {header['peak_bf16']:.0f} "
+          f"GFLOP/s | programs choose {header['precision']} ({header['precision_reason']})")
+    cols = f"{'workload':<36}{'dtype':<10}{'ours s':>9}{'HF s':>9}{'HF/ours':>9}{'ours tok/s':>12}{'ours %pk':>9}{'HF %pk':>8}"
     print(cols + "\n" + "-" * len(cols))
     for r in rows:
         hf = f"{r['hf_s']:>9.3f}{r['ratio']:>8.2f}x" if "hf_s" in r else f"{'-':>9}{'-':>9}"
         hf_pk = f"{100 * r['hf_peak']:>7.1f}%" if "hf_peak" in r else f"{'-':>8}"
-        print(f"{r['workload']:<34}{r['dtype']:<10}{r['ours_s']:>9.3f}{hf}{r['ours_tok_s']:>12.0f}"
+        print(f"{r['workload']:<36}{r['dtype']:<10}{r['ours_s']:>9.3f}{hf}{r['ours_tok_s']:>12.0f}"
               f"{100 * r['ours_peak']:>8.1f}%{hf_pk}" + (f"  {r['note']}" if r["note"] else ""))
-    for line in header.get("memory", []):
+    for line in header.get("memory", []) + [""] + header.get("targets", []):
         print(line)
 
 
@@ -107,78 +226,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per side (median reported)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--runs-dir", default=os.environ.get("ALICE_EDGAR_RUNS", "runs"))
-    parser.add_argument("--profile", action="store_true",
-                        help="also profile each side once: operator tables in the run folder's profiles/")
+    parser.add_argument("--profile", action="store_true", help="also profile each side once: operator tables")
     args = parser.parse_args(argv)
-    device, repeats = args.device, (1 if args.quick else args.repeats)
-    sizes = SIZES["quick" if args.quick else device]
-    started = time.time()
-    out = Path(args.runs_dir) / "bench" / time.strftime("%Y%m%d-%H%M%S")
+    started, out = time.time(), Path(args.runs_dir) / "bench" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    profiles = out / "profiles" if args.profile else None
-
-    def timed(pair: W.Pair, peak: float) -> dict:
-        return measure(pair, peak, repeats, device, profiles)
-
-    peak32 = matmul_peak(torch.float32, device, n=256 if args.quick else 1024)
-    peak16 = matmul_peak(torch.bfloat16, device, n=256 if args.quick else 512)
-    slow16 = peak16 < peak32  # no fast 16-bit matmul on this CPU (e.g. AVX2 only)
-    header = {"device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
-              "torch": torch.__version__, "threads": torch.get_num_threads(), "peak_fp32": peak32,
-              "peak_bf16": peak16, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "sizes": sizes}
-    # A 16-bit row runs part of its work in float32 (autocast keeps softmax, LayerNorm, ...), so its
-    # ceiling is the faster of the two peaks, not the 16-bit one alone.
-    peak_half = max(peak16, peak32)
-    peaks = {"fp32": peak32, "bf16": peak_half, "bfloat16": peak_half, "float16": peak_half}
-    print(f"peak matmul: fp32 {peak32:.1f} GFLOP/s, bf16 {peak16:.1f} GFLOP/s "
-          f"({header['cpu_capability'] if device == 'cpu' else device})")
-
-    minilm = store.resolve("minilm")
-    rows, memory = [], []
-    b, t = sizes["train"]
-    rows.append(timed(W.judge_train_step(minilm, b, t, "fp32", device), peak32))
-    b16 = max(2, b // 32) if slow16 else b
-    pair = W.judge_train_step(minilm, b16, t, "bf16", device)
-    pair.note = f"batch cut {b // b16}x: bf16 is slow on this CPU" if b16 != b else ""
-    rows.append(timed(pair, peaks["bf16"]))
-
-    b, t = sizes["infer"]
-    for half in (False, True):
-        bi = max(2, b // 8) if half and slow16 else b
-        pair, mem = W.judge_inference(minilm, bi, t, half, device)
-        pair.note = f"batch cut {b // bi}x: bf16 is slow on this CPU" if bi != b else ""
-        rows.append(timed(pair, peaks[pair.dtype]))
-        memory.append("judge parameters: " + ", ".join(f"{k} {v / 2**20:.1f} MiB" if k.endswith("bytes")
-                                                      else f"{k} {v:.3f}" for k, v in mem.items()))
-
+    header = machine(args.device, args.quick)
+    print(f"peak matmul: fp32 {header['peak_fp32']:.1f} GFLOP/s, bf16 {header['peak_bf16']:.1f} GFLOP/s; "
+          f"programs choose {header['precision']}")
+    b = Bench(args.device, 1 if args.quick else args.repeats, SIZES["quick" if args.quick else args.device],
+              header["peak_fp32"], header["peak_bf16"], out / "profiles" if args.profile else None)
+    rows, header["memory"] = judge_rows(b, store.resolve("minilm"))
     with tempfile.TemporaryDirectory() as tmp:
-        folders = {}
-        try:
-            folders["neo-small"] = store.resolve("neo-small")
-        except FileNotFoundError:
-            print("  neo-small not in the weights store (make pretrain-neo): its rows are skipped")
-        folders["125M-shaped"] = random_125m_folder(Path(tmp), args.quick)
-        for name, folder in folders.items():
-            rows_, new = sizes["gen_small" if name == "neo-small" else "gen_125m"]
-            V = GPTNeo.from_pretrained(folder).config.vocab_size
-            if (folder / "tokenizer.json").is_file():
-                bad = bad_token_mask(load_neo_tokenizer(folder), V).nonzero().flatten().tolist()
-            else:  # random weights, no tokenizer: ban as many ids as a real tokenizer would (speed only)
-                bad = list(range(1, 40))
-            pair = W.generation(folder, rows_, new, bad, device)
-            pair.name += f" {name}"
-            rows.append(timed(pair, peak32))
-        name = next(n for n in sizes["linear"] if n in folders)
-        rows_, lengths = sizes["linear"][name]
-        for new in lengths:
-            pair = W.generation(folders[name], rows_, new, [], device, with_hf=False)
-            pair.name += f" {name} (ours)"
-            result = timed(pair, peak32)
-            result["note"] = f"{1000 * result['ours_s'] / new:.1f} ms per step (flat = linear in length)"
-            rows.append(result)
-
-    header["memory"] = memory
-    header["seconds"] = time.time() - started
+        folders = neo_folders(Path(tmp), args.quick)
+        rows += generation_rows(b, folders) + pretrain_rows(b, folders)
+    header.update(targets=targets(rows, header), seconds=time.time() - started, sizes=b.sizes,
+                  fast_ratio=FAST_RATIO)
     print_table(rows, header)
     (out / "bench.json").write_text(json.dumps({"header": header, "rows": rows}, indent=2))
     print(f"\nwrote {out / 'bench.json'} ({header['seconds']:.0f} s)")

@@ -159,3 +159,33 @@ def generation(folder: Path, rows: int, new_tokens: int, bad_ids: list[int], dev
 
     return Pair(f"generate {rows}x{new_tokens}", "fp32", run_ours, run_hf if with_hf else None,
                 generation_flops(ours, rows, 1, new_tokens), rows * new_tokens)
+
+
+def lm_train_flops(model: GPTNeo, batch: int, length: int) -> float:
+    """Forward + backward (3 forward passes) of B2 on (batch, length): blocks, LM head on every position, attention."""
+    cfg = model.config
+    per_row = sum(2 * non_embedding_params(model) + 2 * cfg.hidden_size * cfg.vocab_size
+                  + 4 * cfg.hidden_size * sum(min(t + 1, cfg.window_size) if kind == "local" else t + 1
+                                              for kind in cfg.attention_layers) for t in range(length))
+    return 3 * batch * per_row
+
+
+def pretrain_step(folder: Path, batch: int, length: int, dtype: str, device: str) -> Pair:
+    """One pretraining step of a GPT-Neo (forward, B2 loss, backward, AdamW), ours against GPTNeoForCausalLM."""
+    ours = GPTNeo.from_pretrained(folder).to(device).train()
+    hf = transformers.GPTNeoForCausalLM.from_pretrained(str(folder)).to(device).train()
+    ids = torch.randint(0, ours.config.vocab_size, (batch, length), device=device)
+
+    def step(model: nn.Module, optimizer: torch.optim.Optimizer, logits_of):
+        def run():
+            with autocast(dtype, device):
+                logits = logits_of(model(ids))
+            F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1)).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return run
+
+    return Pair(f"pretrain step {batch}x{length}", dtype,
+                step(ours, torch.optim.AdamW(ours.parameters(), lr=1e-4), lambda out: out),
+                step(hf, torch.optim.AdamW(hf.parameters(), lr=1e-4), lambda out: out.logits),
+                lm_train_flops(ours, batch, length), batch * length)

@@ -41,16 +41,15 @@ def attention_with_dropout(
     float32 noise and makes extra passes over the (B, nh, Tq, T) weights. Here the weights are
     zeroed through a bool mask, and the 1/(1 - p) of inverted dropout is applied to the small
     (Tq, hs) result instead of the (Tq, T) weights: the same number, since (a W) v = a (W v).
-    On a CPU, 16-bit inputs (bfloat16 autocast) are computed in float32, as PyTorch's CPU kernel does.
+    Everything runs in the inputs' dtype (16 bits under bfloat16 autocast, which a program only
+    chooses where it measured 16-bit products to be fast, train/precision.py); PyTorch's softmax
+    kernel sums in float32 inside, so its 16-bit weights are the float32 ones rounded once.
     """
-    if q.device.type == "cpu" and q.dtype != torch.float32:
-        with torch.autocast("cpu", enabled=False):  # autocast would turn the float32 matmuls back to 16 bits
-            return attention_with_dropout(q.float(), k.float(), v.float(), mask, p).to(q.dtype)
     att = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, nh, Tq, T)
     if mask is not None:
-        att = att + mask
-    att = apply_dropout(torch.softmax(att, dim=-1), p)  # zeroed weights; the rescale comes next
-    return (att @ v) / (1.0 - p)  # (B, nh, Tq, hs)
+        att = att + mask.to(att.dtype)
+    weights = torch.softmax(att, dim=-1)  # (B, nh, Tq, T), each row sums to 1
+    return (apply_dropout(weights, p) @ v) / (1.0 - p)  # zeroed weights, then the rescale; (B, nh, Tq, hs)
 
 
 class BertSelfAttention(nn.Module):

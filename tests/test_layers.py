@@ -72,14 +72,14 @@ def test_attention_with_dropout_zero_equals_sdpa_values_and_gradients():
         assert (a - b).abs().max() < 1e-5
 
 
-def test_attention_with_dropout_computes_16_bit_inputs_in_float32_on_cpu():
-    """Like F.scaled_dot_product_attention on a CPU: bfloat16 in and out, float32 inside (under autocast too)."""
+def test_attention_with_dropout_in_16_bits_stays_close_to_float32():
+    """bfloat16 in and out, products in bfloat16, softmax in float32 (under autocast too): a few roundings off."""
     q, k, v = (t.detach().bfloat16() for t in random_qkv())
     ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
     with torch.autocast("cpu", dtype=torch.bfloat16):
         ours = attention_with_dropout(q, k, v, None, 0.0)
     assert ours.dtype == torch.bfloat16
-    assert (ours.float() - ref).abs().max() <= (ref.abs().max() * 2**-8).item()  # one bfloat16 rounding
+    assert (ours.float() - ref).abs().max() <= (ref.abs().max() * 4 * 2**-8).item()  # a few bfloat16 roundings
 
 
 def test_attention_with_dropout_is_unbiased():

@@ -49,6 +49,12 @@ class JudgeBatch:
     extra_tokens: list[int]  # GPT-Neo tokens generated for the row beyond k * L (0 if none)
     rows: list[torch.Tensor]  # the GPT-Neo ids of each row, start token first (rows may differ in length)
 
+    def select(self, index: list[int]) -> "JudgeBatch":
+        """The rows at `index`, in that order."""
+        return JudgeBatch(self.input_ids[index], self.attention_mask[index], [self.texts[i] for i in index],
+                          [self.neo_bert_ratio[i] for i in index], [self.extra_tokens[i] for i in index],
+                          [self.rows[i] for i in index])
+
 
 def neo_to_bert_text(neo_ids: list[int], neo_tok: Tokenizer, bert_tok: Tokenizer) -> tuple[str, Encoding]:
     """B6: T_bert(T_neo^{-1}(x)). GPT-Neo ids -> text -> BERT encoding (ids and character offsets, no specials)."""

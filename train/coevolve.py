@@ -39,13 +39,12 @@ from model.sampler import PENALTY_MODES
 from train import distributed
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.cli import run_program
-from train.config import ConfigError, as_dict, from_dict, parse_config, refuse_changes, setting
-from train.generators import Setup, load_setup, save_generators
-from train.judgement import judge_generators, start_tokens
-from train.lm import heldout_loss, lm_step
+from train.config import ConfigError, as_dict, parse_program, setting
+from train.generators import Setup, eval_line, judge_round, load_setup, make_rngs, save_generators
+from train.lm import lm_step
 from train.optim import OPTIMIZERS, make_optimizer
 from train.precision import PRECISIONS, Precision, choose_precision, grad_scaler
-from train.runs import Run, StopRequest, latest_run
+from train.runs import Run, StopRequest
 from weights.store import resolve
 
 SAMPLES_FILE = "samples.jsonl"
@@ -105,16 +104,7 @@ RESUME_MAY_CHANGE = {"steps", "device", "precision"}
 
 def parse_args(argv: list[str] | None) -> tuple[CoevolveConfig, Path | None, object]:
     """(checked config, run to resume or None, the other arguments)."""
-    def extra(p):
-        p.add_argument("--resume", nargs="?", const="latest", metavar="RUN", help="continue a stopped run")
-        p.add_argument("--runs-dir", help="runs folder (default $ALICE_EDGAR_RUNS or <repo>/runs)")
-
-    cfg, given, args = parse_config(CoevolveConfig, PRESETS, argv, "python -m train.coevolve", __doc__, extra)
-    resume = None
-    if args.resume is not None:
-        resume = latest_run("coevolve", args.runs_dir) if args.resume == "latest" else Path(args.resume)
-        saved = from_dict(CoevolveConfig, Run.open(resume, "coevolve", writer=False).config()["config"])
-        cfg = refuse_changes(saved, cfg, given, RESUME_MAY_CHANGE)
+    cfg, resume, _, args = parse_program(CoevolveConfig, PRESETS, argv, "coevolve", __doc__, RESUME_MAY_CHANGE)
     return cfg, resume, args
 
 
@@ -142,40 +132,15 @@ class Loop:
     t0: float
 
 
-def make_rngs(seed: int, authors: list[str], device: torch.device) -> dict[str, torch.Generator]:
-    """Seeded random streams, one per purpose: each generator's batches and samples, the start tokens."""
-    rngs = {f"data_{a}": torch.Generator().manual_seed(seed + 1 + i) for i, a in enumerate(authors)}
-    rngs.update({f"sample_{a}": torch.Generator(device).manual_seed(seed + 101 + i) for i, a in enumerate(authors)})
-    rngs["start"] = torch.Generator().manual_seed(seed + 201)
-    return rngs
-
-
 def judge_now(loop: Loop, step: int) -> dict:
-    """Generate -> Classify (B4, B7, B11-B13, B16) and each generator's held-out LM loss (B2); logged."""
-    cfg, s = loop.cfg, loop.setup
-    start = start_tokens(cfg.rows, s.bad_mask, loop.rngs["start"])  # (R, 1), the same for every generator
-    j = judge_generators(s.generators, s.judge, s.neo_tok, s.bert_tok, start,
-                         {a: loop.rngs[f"sample_{a}"] for a in s.generators}, cfg.judge_length, cfg.overgen,
-                         cfg.max_rounds, independent=s.independent_probs, temperature=cfg.temperature, top_k=cfg.top_k,
-                         repetition_penalty=cfg.repetition_penalty, penalty_mode=cfg.penalty_mode, bad_mask=s.bad_mask)
-    record = {"kind": "eval", "step": step, **j.metrics, "time": time.time() - loop.t0}
-    for a, model in s.generators.items():  # B2 on held-out text of each generator's own author
-        record[f"heldout_{a}"] = heldout_loss(model, s.ids[a].heldout, cfg.length, loop.precision,
-                                              max_windows=cfg.heldout_windows)
-    for sample in j.samples:
+    """Generate -> Classify and the held-out LM losses (train/generators.py:judge_round); logged."""
+    record, judgement = judge_round(loop.cfg, loop.setup, loop.rngs, loop.precision)
+    record.update(step=step, time=time.time() - loop.t0)
+    for sample in judgement.samples:
         loop.run.log({"step": step, **sample}, SAMPLES_FILE)
     loop.run.log(record)
-    tqdm.write(eval_line(record, list(s.generators)), file=sys.stderr)
+    tqdm.write(eval_line(record, list(loop.setup.generators)), file=sys.stderr)
     return record
-
-
-def eval_line(r: dict, names: list[str]) -> str:
-    """One judgement as a console line."""
-    s = " ".join(f"{a} {r[f'S_{a}']:.3f}" for a in names)
-    held = " ".join(f"{a} {r[f'heldout_{a}']:.3f}" for a in names)
-    return (f"step {r['step']:4d}: acc {r['acc']:.3f} [{r['acc_low']:.2f}, {r['acc_high']:.2f}]  L_cls "
-            f"{r['judge_loss']:.3f}  S(t) {s}  ratio {r['ratio']:.2f}  held-out LM {held}  "
-            f"(generate {r['gen_s']:.0f} s, judge {r['judge_s']:.0f} s)")
 
 
 def save(loop: Loop, step: int) -> None:

@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import MISSING, Field, asdict, field, fields, replace
+from dataclasses import Field, asdict, field, fields, replace
+from pathlib import Path
 from typing import Any, Callable
+
+from train.runs import Run, latest_run
 
 
 class ConfigError(ValueError):
@@ -144,6 +147,24 @@ def as_dict(cfg: Any) -> dict:
     return asdict(cfg)
 
 
-def required(f: Field) -> bool:
-    """True if a field has no default (every config field: presets give the values)."""
-    return f.default is MISSING and f.default_factory is MISSING
+def parse_program(cls: type, presets: dict[str, Any], argv: list[str] | None, kind: str, description: str,
+                  may_change: set[str], extra: Callable[[argparse.ArgumentParser], None] | None = None
+                  ) -> tuple[Any, Path | None, dict, argparse.Namespace]:
+    """A training program's command line: (config, run folder to resume or None, its config.json or {}, arguments).
+
+    Every program takes --resume [RUN] (default: runs/<kind>/latest) and --runs-dir. For --resume
+    the config is the saved one, with only the `may_change` fields taken from the flags.
+    """
+    def flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--resume", nargs="?", const="latest", metavar="RUN",
+                       help=f"continue RUN (default: runs/{kind}/latest) from its newest checkpoint")
+        p.add_argument("--runs-dir", help="runs folder (default $ALICE_EDGAR_RUNS or <repo>/runs)")
+        if extra is not None:
+            extra(p)
+
+    cfg, given, args = parse_config(cls, presets, argv, f"python -m train.{kind}", description, flags)
+    if args.resume is None:
+        return cfg, None, {}, args
+    resume = latest_run(kind, args.runs_dir) if args.resume == "latest" else Path(args.resume)
+    saved = Run.open(resume, kind, writer=False).config()
+    return refuse_changes(from_dict(cls, saved["config"]), cfg, given, may_change), resume, saved, args

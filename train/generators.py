@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from tokenizer_bridge.hf_folder import write_model_folder
 from tokenizer_bridge.load import load_neo_tokenizer
 from train.classifier import load_judge
 from train.independent import independent_judge
-from train.judgement import prepare_judge
+from train.judgement import Judgement, classify_rows, judge_generators, prepare_judge, start_tokens
+from train.lm import heldout_loss
 from train.precision import Precision
 from weights.store import resolve
 
@@ -88,3 +90,52 @@ def save_generators(folder: Path, setup: Setup, extra: dict) -> None:
     """Every generator as a Hugging Face folder <folder>/<author>/ (transformers loads it as it is)."""
     for name, model in setup.generators.items():
         write_model_folder(folder / name, model, setup.neo_tok, extra={"training.json": dict(extra, author=name)})
+
+
+# ----------------------------------------------------------------------------- one judgement of the loop
+
+
+def make_rngs(seed: int, authors: list[str], device: torch.device) -> dict[str, torch.Generator]:
+    """Seeded random streams, one per purpose: each generator's batches and samples, the start tokens."""
+    rngs = {f"data_{a}": torch.Generator().manual_seed(seed + 1 + i) for i, a in enumerate(authors)}
+    rngs.update({f"sample_{a}": torch.Generator(device).manual_seed(seed + 101 + i) for i, a in enumerate(authors)})
+    rngs["start"] = torch.Generator().manual_seed(seed + 201)
+    return rngs
+
+
+def sampling(cfg, setup: Setup) -> dict:
+    """The lecture's sampler settings of a program's config (B9 mask, B10 penalty, top-k, temperature)."""
+    return dict(temperature=cfg.temperature, top_k=cfg.top_k, repetition_penalty=cfg.repetition_penalty,
+                penalty_mode=cfg.penalty_mode, bad_mask=setup.bad_mask)
+
+
+def judge_round(cfg, setup: Setup, rngs: dict[str, torch.Generator], precision: Precision,
+                write=None) -> tuple[dict, Judgement]:
+    """The lecture's judgement (B4, B7, B11-B13, B16, N6, and N5's second opinion) plus each generator's
+    held-out LM loss on its own author (B2). `cfg` holds rows, judge_length, overgen, max_rounds, the
+    sampling settings, length and heldout_windows. `write(start)` may replace the generators' own
+    writing (best-of-N). Returns (the metrics record, the judgement).
+    """
+    start = start_tokens(cfg.rows, setup.bad_mask, rngs["start"])  # (R, 1), the same for every generator
+    if write is None:
+        judgement = judge_generators(setup.generators, setup.judge, setup.neo_tok, setup.bert_tok, start,
+                                     {a: rngs[f"sample_{a}"] for a in setup.generators}, cfg.judge_length,
+                                     cfg.overgen, cfg.max_rounds, setup.independent_probs, **sampling(cfg, setup))
+    else:
+        t0 = time.time()
+        judgement = classify_rows(write(start), setup.judge, start, setup.independent_probs)
+        judgement.metrics["gen_s"] = time.time() - t0 - judgement.metrics["judge_s"]
+    record = {"kind": "eval", **judgement.metrics}
+    for a, model in setup.generators.items():  # B2 on held-out text of each generator's own author
+        record[f"heldout_{a}"] = heldout_loss(model, setup.ids[a].heldout, cfg.length, precision,
+                                              max_windows=cfg.heldout_windows)
+    return record, judgement
+
+
+def eval_line(r: dict, names: list[str]) -> str:
+    """One judgement as a console line."""
+    s = " ".join(f"{a} {r[f'S_{a}']:.3f}" for a in names)
+    held = " ".join(f"{a} {r[f'heldout_{a}']:.3f}" for a in names)
+    return (f"step {r['step']:4d}: acc {r['acc']:.3f} [{r['acc_low']:.2f}, {r['acc_high']:.2f}]  L_cls "
+            f"{r['judge_loss']:.3f}  S(t) {s}  ratio {r['ratio']:.2f}  held-out LM {held}  "
+            f"(generate {r['gen_s']:.0f} s, judge {r['judge_s']:.0f} s)")

@@ -36,11 +36,11 @@ from train import distributed
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.classifier import HF_FOLDER, INFO_KEY, classifier_step, evaluate
 from train.cli import run_program
-from train.config import ConfigError, as_dict, from_dict, parse_config, refuse_changes, setting
+from train.config import ConfigError, as_dict, parse_program, setting
 from train.metrics import snapshot
 from train.optim import OPTIMIZERS, SCHEDULES, lr_at, make_optimizer, set_lr
 from train.precision import PRECISIONS, Precision, choose_precision, grad_scaler
-from train.runs import Run, StopRequest, latest_run
+from train.runs import Run, StopRequest
 from weights.store import resolve
 
 
@@ -93,21 +93,8 @@ def tokens_seen(batch_size: int, length: int, steps: int) -> int:
 
 
 def parse_args(argv: list[str] | None) -> tuple[JudgeConfig, Path | None, dict, object]:
-    """(checked config, run to resume or None, that run's config.json or {}, the other arguments).
-
-    For --resume the config is the saved one, with only steps, device and precision taken from the flags.
-    """
-    def extra(p):
-        p.add_argument("--resume", nargs="?", const="latest", metavar="RUN",
-                       help="continue RUN (default: the latest run) from its newest checkpoint")
-        p.add_argument("--runs-dir", help="runs folder (default $ALICE_EDGAR_RUNS or <repo>/runs)")
-
-    cfg, given, args = parse_config(JudgeConfig, PRESETS, argv, "python -m train.judge", __doc__, extra)
-    resume, saved = None, {}
-    if args.resume is not None:
-        resume = latest_run("judge", args.runs_dir) if args.resume == "latest" else Path(args.resume)
-        saved = Run.open(resume, "judge", writer=False).config()
-        cfg = refuse_changes(from_dict(JudgeConfig, saved["config"]), cfg, given, RESUME_MAY_CHANGE)
+    """(checked config, run to resume or None, that run's config.json or {}, the other arguments)."""
+    cfg, resume, saved, args = parse_program(JudgeConfig, PRESETS, argv, "judge", __doc__, RESUME_MAY_CHANGE)
     n_authors = len(select_authors(cfg.authors))
     if cfg.batch_size % n_authors:
         raise ConfigError(f"--batch-size {cfg.batch_size} must be a multiple of the {n_authors} authors (A8/N2)")

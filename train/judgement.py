@@ -146,22 +146,28 @@ def judge_generators(generators: dict[str, GPTNeo], judge: torch.nn.Module, neo_
     judge that is never trained against (N5), scored on the same texts ("nb_" metrics).
     `sampling` goes to model.sampler.generate (temperature, top_k, repetition_penalty, penalty_mode, bad_mask).
     """
-    names, R = list(generators), start.shape[0]
     t0 = time.time()
     batches = write_rows(generators, start, rngs, neo_tok, bert_tok, L, overgen, max_rounds, **sampling)
-    gen_s, t0 = time.time() - t0, time.time()
+    judgement = classify_rows(batches, judge, start, independent)
+    judgement.metrics["gen_s"] = time.time() - t0 - judgement.metrics["judge_s"]
+    return judgement
+
+
+def classify_rows(batches: dict[str, JudgeBatch], judge: torch.nn.Module, start: torch.Tensor,
+                  independent: Callable[[list[str]], torch.Tensor] | None = None) -> Judgement:
+    """Classify: the judge reads every generator's rows (B4); B11-B13, B16 and N6 as metrics, every row as a sample."""
+    t0, names, R = time.time(), list(batches), start.shape[0]
     ids = torch.cat([batches[n].input_ids for n in names])  # (G R, L + 2)
     probs = predict_logits(judge, ids, torch.ones_like(ids), batch_size=len(ids)).softmax(-1)  # B4: (G R, N)
     labels = judge_labels(R, len(names))  # (G R,)
     metrics = score_rows(probs, labels, names)
-    texts = [t for n in names for t in batches[n].texts]
     if independent is not None:
-        metrics.update(score_rows(independent(texts), labels, names, prefix="nb_"))
+        metrics.update(score_rows(independent([t for n in names for t in batches[n].texts]), labels, names, prefix="nb_"))
     for name in names:
         metrics[f"ratio_{name}"] = mean_mismatch_ratio(batches[name].neo_bert_ratio)  # B16
         metrics[f"extra_tokens_{name}"] = sum(batches[name].extra_tokens)
     metrics["ratio"] = mean_mismatch_ratio([r for n in names for r in batches[n].neo_bert_ratio])
-    metrics["gen_s"], metrics["judge_s"] = gen_s, time.time() - t0
+    metrics["judge_s"] = time.time() - t0
     samples = [{"generator": name, "row": r, "start_id": int(start[r, 0]), "probs": probs[g * R + r].tolist(),
                 "predicted": names[int(probs[g * R + r].argmax())], "ratio": batches[name].neo_bert_ratio[r],
                 "text": batches[name].texts[r]} for g, name in enumerate(names) for r in range(R)]

@@ -47,11 +47,11 @@ from tokenizer_bridge.load import load_bert_tokenizer
 from train import distributed
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.cli import run_program
-from train.config import ConfigError, as_dict, from_dict, parse_config, refuse_changes, setting
+from train.config import ConfigError, as_dict, parse_program, setting
 from train.lm import heldout_loss, lm_step
 from train.optim import lr_at, make_optimizer, set_lr
 from train.precision import PRECISIONS, Precision, choose_precision, grad_scaler
-from train.runs import Run, StopRequest, latest_run
+from train.runs import Run, StopRequest
 from weights.atomic import atomic_write_json, atomic_write_text
 from weights.store import folder_for, is_installed, resolve
 
@@ -148,15 +148,8 @@ def parse_args(argv: list[str] | None) -> tuple[PretrainConfig, Path | None, obj
     def extra(p):
         p.add_argument("--out", help=f"model folder to write (default: the weights-store entry {STORE_NAME!r})")
         p.add_argument("--force", action="store_true", help="pretrain again even if the model is installed")
-        p.add_argument("--resume", nargs="?", const="latest", metavar="RUN", help="continue a stopped run")
-        p.add_argument("--runs-dir", help="runs folder (default $ALICE_EDGAR_RUNS or <repo>/runs)")
 
-    cfg, given, args = parse_config(PretrainConfig, PRESETS, argv, "python -m train.pretrain_neo", __doc__, extra)
-    resume = None
-    if args.resume is not None:
-        resume = latest_run("pretrain_neo", args.runs_dir) if args.resume == "latest" else Path(args.resume)
-        saved = from_dict(PretrainConfig, Run.open(resume, "pretrain_neo", writer=False).config()["config"])
-        cfg = refuse_changes(saved, cfg, given, RESUME_MAY_CHANGE)
+    cfg, resume, _, args = parse_program(PretrainConfig, PRESETS, argv, "pretrain_neo", __doc__, RESUME_MAY_CHANGE, extra)
     return check(cfg), resume, args
 
 

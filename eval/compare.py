@@ -1,0 +1,141 @@
+"""Compare teaching arms, or a sweep of beta: `python -m eval.compare RUN [RUN ...]` (`make teach-compare`).
+
+For each run (a `make teach` run of any arm, or a `make coevolve` run) the numbers of its last
+judgement: accuracy with its Wilson interval (B11), S(t) of each generator under the trained judge
+(B13) and under the independent n-gram judge (N5, never trained against), the KL per token to the
+model it started from (T3; for best-of-N the T7 bound per sequence), held-out LM loss on real text,
+distinct-2 (T8) against the base's, the judge calls spent and the wall-clock. Writes, into
+runs/compare/<time>/, compare.md (the table), compare.json, compare.png (S(t) against wall-clock
+time for every run) and, for a sweep, reward against KL (Gao et al.: the proxy reward rises with KL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from eval.plots import color, save_figure  # noqa: E402
+from train.cli import run_program  # noqa: E402
+from train.runs import Run, runs_root  # noqa: E402
+from weights.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+
+
+def label_of(config: dict) -> str:
+    """A run's name in the table: its arm (and beta for RL)."""
+    c = config["config"]
+    if config["program"] == "coevolve":
+        return "lm (make coevolve)"
+    return f"rl, beta {config['beta_value']:g}" if c["arm"] == "rl" else \
+        (f"best-of-{c['best_of']}" if c["arm"] == "best-of-n" else "lm")
+
+
+def summarise(folder: Path) -> dict:
+    """The last judgement of a run, in the table's terms, and its judgements over time."""
+    run = Run.open(folder, "teach", writer=False)
+    config, evals = run.config(), [r for r in run.records() if r["kind"] == "eval"]
+    if not evals:
+        raise ValueError(f"{folder} holds no judgement yet")
+    authors, first, last = list(config["train_tokens"]), evals[0], evals[-1]
+    mean = lambda key, r: sum(r[f"{key}_{a}"] for a in authors) / len(authors)  # noqa: E731
+    out = {"run": str(folder), "label": label_of(config), "authors": authors, "step": last["step"],
+           "acc": last["acc"], "acc_ci95": [last["acc_low"], last["acc_high"]], "time_s": last.get("time", 0.0),
+           "heldout": mean("heldout", last), "judge_calls": last.get("judge_calls", 0),
+           "beta": config.get("beta_value"), "curve": [(r.get("time", 0.0), {a: r[f"S_{a}"] for a in authors},
+                                                        {a: r.get(f"nb_S_{a}") for a in authors}) for r in evals]}
+    for a in authors:
+        out[f"S_{a}"], out[f"nb_S_{a}"] = last[f"S_{a}"], last.get(f"nb_S_{a}")
+    if f"distinct2_{authors[0]}" in last:
+        out["distinct2"], out["distinct2_base"] = mean("distinct2", last), mean("distinct2", first)
+        out["reward"] = mean("reward", last)
+        out["kl"] = mean("kl", last) if f"kl_{authors[0]}" in last else None
+        out["kl_bound_per_sequence"] = last.get(f"kl_bound_{authors[0]}")
+    return out
+
+
+def fmt(v, digits: int = 3) -> str:
+    return "-" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+
+
+def table(rows: list[dict]) -> str:
+    """The comparison as a Markdown table."""
+    authors = rows[0]["authors"]
+    head = (["arm", "steps", "wall-clock s", "accuracy [95 %]"] + [f"S {a}" for a in authors]
+            + [f"S {a} (n-gram)" for a in authors] + ["KL/token to start", "held-out LM loss", "distinct-2 (base)",
+                                                       "judge calls"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        kl = fmt(r.get("kl")) if r.get("kl") is not None else (
+            f"<= {r['kl_bound_per_sequence']:.2f} per text (T7)" if r.get("kl_bound_per_sequence") is not None else "-")
+        cells = ([r["label"], str(r["step"]), f"{r['time_s']:.0f}", f"{r['acc']:.3f} [{r['acc_ci95'][0]:.2f}, "
+                  f"{r['acc_ci95'][1]:.2f}]"] + [fmt(r[f"S_{a}"]) for a in authors]
+                 + [fmt(r[f"nb_S_{a}"]) for a in authors]
+                 + [kl, fmt(r["heldout"]), f"{fmt(r.get('distinct2'))} ({fmt(r.get('distinct2_base'))})",
+                    str(r["judge_calls"])])
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def curve_plot(rows: list[dict], path: Path) -> Path:
+    """S(t) of every generator against wall-clock time, one colour per run; dotted: the independent judge."""
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=120)
+    palette = ["tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:cyan"]
+    for r, c in zip(rows, palette):
+        t = [p[0] for p in r["curve"]]
+        for a, style in zip(r["authors"], ("o-", "s--", "^-.", "v:", "d-", "x--")):
+            ax.plot(t, [p[1][a] for p in r["curve"]], style, color=c, label=f"{r['label']}: S(t) of the {a} generator")
+            if r["curve"][0][2][a] is not None:
+                ax.plot(t, [p[2][a] for p in r["curve"]], style, color=c, alpha=0.35, linewidth=1)
+    ax.set_xlabel("wall-clock seconds")
+    ax.set_ylabel(f"S(t) = P({rows[0]['authors'][0]} | text)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title("S(t) against wall-clock time (faint: the same texts scored by the independent n-gram judge)", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    return save_figure(fig, path)
+
+
+def sweep_plot(rows: list[dict], path: Path) -> Path:
+    """Reward (T1, trained judge) and the independent judge's score against KL, one point per beta."""
+    rows = sorted((r for r in rows if r.get("kl") is not None), key=lambda r: r["kl"])
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    ax.plot([r["kl"] for r in rows], [r["reward"] for r in rows], "o-", color="tab:red", label="mean reward log P (T1)")
+    for r in rows:
+        ax.annotate(f"beta {r['beta']:g}", (r["kl"], r["reward"]), fontsize=8)
+    ax.set_xlabel("KL per token to the start (T3)")
+    ax.set_ylabel("reward")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def run(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m eval.compare", description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", help="teach or coevolve run folders")
+    p.add_argument("--runs-dir", help="runs folder (default $ALICE_EDGAR_RUNS or <repo>/runs)")
+    args = p.parse_args(argv)
+    rows = [summarise(Path(f)) for f in args.runs]
+    out = runs_root(args.runs_dir) / "compare" / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    md = table(rows)
+    atomic_write_text(out / "compare.md", md)
+    atomic_write_json(out / "compare.json", rows)
+    curve_plot(rows, out / "compare.png")
+    if len({r.get("beta") for r in rows if r.get("beta") is not None}) > 1:
+        sweep_plot(rows, out / "sweep.png")
+    print(md + f"\nwritten to {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_program(run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

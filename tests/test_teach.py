@@ -1,0 +1,187 @@
+"""The judge as teacher (train/rl.py, train/teach.py): T1-T8 by hand, the sampled distribution, tiny runs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from model.config import GPTNeoConfig
+from model.gpt_neo import GPTNeo
+from model.sampler import generate
+from tokenizer_bridge.bpe import eos_id, train_bpe
+from tokenizer_bridge.hf_folder import write_model_folder
+from train import teach as program
+from train.config import ConfigError
+from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio, policy_gradient_loss,
+                      processed_log_probs, rloo_advantages, total_loss)
+from train.runs import read_jsonl
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+# ----------------------------------------------------------------------------- T1-T8 by hand
+
+
+def test_t1_reward_is_the_log_probability_of_the_target_author():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    r = judge_reward(logits, torch.tensor([0, 0]))
+    assert r.tolist() == pytest.approx([2 - math.log(math.exp(2) + 1), -math.log(1 + math.e)])
+    assert (r <= 0).all()
+
+
+def test_t2_t3_k3_by_hand_and_never_negative():
+    delta = log_ratio(torch.tensor([[-1.0, -2.0, -0.5]]), torch.tensor([[-1.5, -1.0, -0.5]]))  # 0.5, -1, 0
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    by_hand = ((math.exp(-0.5) - 1 + 0.5) + (math.exp(1) - 1 - 1)) / 2  # the masked third token left out
+    assert kl_k3(delta, mask).item() == pytest.approx(by_hand)
+    assert (kl_k3(torch.randn(50, 7) * 3, torch.ones(50, 7)) >= 0).all()
+
+
+def test_t3_k3_is_an_unbiased_estimate_of_the_kl():
+    """E_{x ~ pi}[k3] = KL(pi || ref) exactly; the sample mean of 200,000 draws is close."""
+    pi, ref = torch.tensor([0.5, 0.3, 0.2]), torch.tensor([0.2, 0.5, 0.3])
+    x = torch.multinomial(pi, 200_000, replacement=True, generator=torch.Generator().manual_seed(0))
+    delta = (pi.log() - ref.log())[x][None]
+    kl = (pi * (pi / ref).log()).sum().item()
+    assert kl_k3(delta, torch.ones_like(delta)).item() == pytest.approx(kl, abs=0.005)
+
+
+def test_t4_rloo_baseline_is_the_mean_of_the_others():
+    r = torch.tensor([[1.0, 2.0, 6.0], [0.0, 0.0, 3.0]])
+    a = rloo_advantages(r)
+    assert a[0].tolist() == pytest.approx([1 - 4, 2 - 3.5, 6 - 1.5]) and a[1].tolist() == pytest.approx([-1.5, -1.5, 3])
+    with pytest.raises(ValueError, match="G >= 2"):
+        rloo_advantages(torch.ones(2, 1))
+
+
+def test_t5_t6_loss_by_hand():
+    logp = torch.tensor([[-1.0, -2.0, -9.0], [-0.5, -0.5, -0.5]], requires_grad=True)
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    adv = torch.tensor([2.0, -1.0])
+    pg = policy_gradient_loss(logp, mask, adv)
+    assert pg.item() == pytest.approx(-(2.0 * -1.5 + -1.0 * -0.5) / 2)  # -(1/G) sum A_i (1/n_i) sum_t log pi
+    kl = torch.tensor([0.1, 0.3])
+    assert total_loss(pg, kl, 0.05).item() == pytest.approx(pg.item() + 0.05 * 0.2)
+    pg.backward()
+    assert logp.grad[0].tolist() == pytest.approx([-0.5, -0.5, 0.0])  # -A_i / (G n_i) on kept tokens only
+
+
+def test_t7_best_of_n_and_its_kl_bound():
+    assert best_of_n(torch.tensor([[0.1, -3.0, 0.5], [-1.0, -0.2, -0.9]])).tolist() == [2, 1]
+    assert best_of_n_kl_bound(1) == 0.0
+    assert best_of_n_kl_bound(4) == pytest.approx(math.log(4) - 3 / 4)
+
+
+def test_t8_distinct_n_by_hand():
+    texts = ["the cat the cat", "a dog"]
+    assert distinct_n(texts, 1) == pytest.approx(4 / 6)  # the, cat, a, dog of 6 words
+    assert distinct_n(texts, 2) == pytest.approx(3 / 4)  # (the cat) twice, (cat the), (a dog)
+    assert distinct_n([], 2) == 0.0
+
+
+def _tiny(vocab: int = 40) -> GPTNeo:
+    torch.manual_seed(0)
+    cfg = GPTNeoConfig(vocab_size=vocab, max_position_embeddings=32, hidden_size=16, num_layers=2, num_heads=2,
+                       window_size=4, attention_layers=["global", "local"])
+    return GPTNeo(cfg).eval()
+
+
+@pytest.mark.parametrize("mode", ["lecture", "hf"])
+def test_processed_log_probs_are_the_distribution_the_sampler_draws_from(mode):
+    """Frequencies of 40,000 sampled second tokens match exp(processed log-prob) (top-k, penalty, ban, temperature)."""
+    model, bad = _tiny(), torch.zeros(40, dtype=torch.bool)
+    bad[[3, 7]] = True
+    settings = dict(temperature=0.8, top_k=6, repetition_penalty=1.5, penalty_mode=mode, bad_mask=bad)
+    prompt = torch.tensor([[5, 9]]).repeat(40_000, 1)  # token 5 and 9 already seen: penalised
+    ids = generate(model, prompt, 1, rng=torch.Generator().manual_seed(1), **settings)
+    counts = torch.bincount(ids[:, -1], minlength=40).float() / 40_000
+    every = torch.cat([prompt[:40], torch.arange(40)[:, None]], dim=1)  # each possible third token
+    with torch.no_grad():
+        logp = processed_log_probs(model(every), every, 2, **settings)[:, 0]
+    p = logp.exp()
+    top = p.topk(6).indices  # the sampler's support; a token outside it is scored on its support plus itself
+    assert p[top].sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert counts.sum() - counts[top].sum() == 0 and counts[[3, 7]].sum() == 0  # nothing drawn outside, nothing banned
+    assert torch.allclose(counts[top], p[top], atol=0.01)
+
+
+def test_the_kl_of_a_model_to_itself_is_zero_under_top_k():
+    """The TRL failure (negative KL with top-k): here both models share the sampled support, so KL(pi || pi) = 0."""
+    model = _tiny()
+    ids = generate(model, torch.tensor([[1], [2]]), 10, top_k=5, rng=torch.Generator().manual_seed(0))
+    s = dict(temperature=1.0, top_k=5, repetition_penalty=1.3, penalty_mode="lecture", bad_mask=None)
+    with torch.no_grad():
+        a = processed_log_probs(model(ids), ids, 1, **s)
+        b = processed_log_probs(model(ids), ids, 1, **s)
+    assert torch.isfinite(a).all() and kl_k3(log_ratio(a, b), torch.ones_like(a)).abs().max() == 0
+
+
+# ----------------------------------------------------------------------------- tiny runs of the three arms
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory, wonderland_text) -> Path:
+    tok = train_bpe([wonderland_text], vocab_size=400)
+    cfg = GPTNeoConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=128, hidden_size=32, num_layers=2,
+                       num_heads=4, window_size=16, attention_layers=["global", "local"], bos_token_id=eos_id(tok),
+                       eos_token_id=eos_id(tok))
+    torch.manual_seed(0)
+    return write_model_folder(tmp_path_factory.mktemp("neo") / "base", GPTNeo(cfg), tok)
+
+
+@pytest.fixture
+def judge_runs(tmp_path, make_tiny_judge) -> Path:
+    make_tiny_judge(tmp_path)
+    return tmp_path
+
+
+def argv(base: Path, runs: Path, *extra: str) -> list[str]:
+    return ["--base", str(base), "--runs-dir", str(runs), "--steps", "2", "--eval-every", "1", "--rows", "2",
+            "--prompts", "2", "--samples", "2", "--judge-length", "12", "--overgen", "4", "--rl-overgen", "3",
+            "--length", "32", "--batch-size", "2", "--heldout-windows", "2", "--lr", "1e-3", "--device", "cpu", *extra]
+
+
+def test_rl_run_logs_t8_numbers_saves_generators_and_leaves_the_judge_alone(tiny_base, judge_runs, small_mirror):
+    judge_file = next((judge_runs / "judge").glob("2*/hf/model.safetensors"))
+    before = load_file(judge_file)
+    [run] = program.teach(argv(tiny_base, judge_runs))
+    records = read_jsonl(run / "metrics.jsonl")
+    train, evals = [r for r in records if r["kind"] == "train"], [r for r in records if r["kind"] == "eval"]
+    assert [r["step"] for r in train] == [1, 2] and [r["step"] for r in evals] == [0, 1, 2]
+    for r in train:
+        assert r["reward_alice"] <= 0 and r["kl_alice"] >= 0 and r["tokens_alice"] > 0
+    assert train[-1]["judge_calls"] == 2 * 2 * 2 * 2  # steps x authors x P x G
+    assert evals[0]["kl_alice"] == pytest.approx(0.0, abs=1e-6)  # at step 0 the generator is its reference
+    assert evals[-1]["kl_alice"] > 0  # it moved
+    for key in ("nb_acc", "nb_S_alice", "distinct2_edgar", "reward_edgar", "heldout_alice", "acc_low"):
+        assert key in evals[-1]
+    assert len(read_jsonl(run / "samples.jsonl")) == 3 * 2 * 2
+    assert GPTNeo.from_pretrained(run / "generators" / "alice").config.num_layers == 2
+    after = load_file(judge_file)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_lm_and_best_of_n_arms(tiny_base, judge_runs, small_mirror):
+    [lm] = program.teach(argv(tiny_base, judge_runs, "--arm", "lm"))
+    assert "loss_alice" in read_jsonl(lm / "metrics.jsonl")[1]
+    [bon] = program.teach(argv(tiny_base, judge_runs, "--arm", "best-of-n", "--best-of", "3"))
+    evals = [r for r in read_jsonl(bon / "metrics.jsonl") if r["kind"] == "eval"]
+    assert [r["judge_calls"] for r in evals] == [2 * 2 * 3, 2 * 2 * 3 * 2, 2 * 2 * 3 * 3]  # rows x authors x N
+    assert evals[0]["kl_bound_alice"] == pytest.approx(math.log(3) - 2 / 3)
+    [matched] = program.teach(argv(tiny_base, judge_runs, "--arm", "best-of-n", "--steps", "1",
+                                   "--match-judge-calls", str(next((judge_runs / "teach").glob("2*")))))
+    assert json.loads((matched / "config.json").read_text())["config"]["best_of"] >= 1
+
+
+def test_a_beta_sweep_makes_one_run_per_value_and_bad_values_are_refused(tiny_base, judge_runs, small_mirror):
+    runs = program.teach(argv(tiny_base, judge_runs, "--beta", "0,0.2", "--steps", "1"))
+    assert [json.loads((r / "config.json").read_text())["beta_value"] for r in runs] == [0.0, 0.2]
+    with pytest.raises(ConfigError, match="finite number >= 0"):
+        program.teach(argv(tiny_base, judge_runs, "--beta", "0,-1"))
+    with pytest.raises(ConfigError, match="needs an end"):
+        program.teach(argv(tiny_base, judge_runs, "--steps", "0"))

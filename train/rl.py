@@ -1,0 +1,116 @@
+"""The judge as teacher: reinforcement learning from the judge's score (T1-T8 of EXTENSIONS.md).
+
+A generator pi_theta writes continuations x of random start tokens; the frozen judge scores them;
+the generator is moved to raise that score, with a KL penalty that keeps it near the model it
+started from (pi_ref). One step (train/teach.py):
+
+    T1  R(x) = log P_judge(a | T_bert(T_neo^{-1}(x)))          `judge_reward`
+    T2  delta_t = log pi_theta(x_t | x_<t) - log pi_ref(x_t | x_<t)   `log_ratio`
+    T3  k3_t = exp(-delta_t) - 1 + delta_t;  KL(x) = (1/n) sum_t k3_t  `kl_k3`
+    T4  b_i = (1/(G-1)) sum_{j != i} R(x_j);  A_i = R(x_i) - b_i   `rloo_advantages`
+    T5  L_PG = -(1/G) sum_i A_i (1/n_i) sum_t log pi_theta(x_{i,t} | x_{i,<t})   `policy_gradient_loss`
+    T6  L = L_PG + beta (1/G) sum_i KL(x_i)                           `total_loss`
+    T7  best-of-N: keep argmax_i R(x_i); KL <= log N - (N-1)/N         `best_of_n`, `best_of_n_kl_bound`
+    T8  D_n = distinct n-grams / all n-grams                           `distinct_n`
+
+The sampled distribution is not pi_theta's raw softmax: the lecture's sampler bans whitespace
+tokens (B9), applies the repetition penalty (B10) and keeps the top k. The log-probabilities of the
+loss and of the KL are therefore computed under that same processed distribution
+(`processed_log_probs`, which calls the sampler's own `process_scores`), for pi_theta and for pi_ref
+alike, on the support the sample was drawn from. Otherwise T3 no longer estimates the KL of what
+is sampled, and it can go negative: the failure TRL reports when top-k is used while sampling.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from model.sampler import process_scores, top_k_filter
+
+
+def judge_reward(judge_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """T1: R(x) = log P_judge(a | x), the log of lecture B's S for the target author a of each row. (n,)
+
+    log P is <= 0 and keeps a gradient of meaning where P saturates near 1.
+    """
+    return F.log_softmax(judge_logits.float(), dim=-1).gather(1, targets[:, None])[:, 0]
+
+
+def log_ratio(logp_theta: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:
+    """T2: delta_t = log pi_theta(x_t | x_<t) - log pi_ref(x_t | x_<t), token by token."""
+    return logp_theta - logp_ref
+
+
+def kl_k3(delta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """T3: k3_t = exp(-delta_t) - 1 + delta_t (never negative, unbiased); KL(x) = (1/n) sum_t k3_t per row.
+
+    delta (B, T), mask (B, T) 1 on the row's n tokens -> (B,).
+    """
+    k3 = torch.exp(-delta) - 1.0 + delta
+    return (k3 * mask).sum(-1) / mask.sum(-1)
+
+
+def rloo_advantages(rewards: torch.Tensor) -> torch.Tensor:
+    """T4 (RLOO): b_i = (1/(G-1)) sum_{j != i} R_j, A_i = R_i - b_i, within each prompt's G samples. (P, G) -> (P, G)."""
+    G = rewards.shape[-1]
+    if G < 2:
+        raise ValueError("RLOO needs at least 2 samples per prompt (G >= 2): the baseline is the others' mean")
+    baseline = (rewards.sum(-1, keepdim=True) - rewards) / (G - 1)
+    return rewards - baseline
+
+
+def policy_gradient_loss(logp: torch.Tensor, mask: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+    """T5: L_PG = -(1/G) sum_i A_i (1/n_i) sum_t log pi_theta(x_{i,t} | x_{i,<t}), averaged over all rows.
+
+    logp, mask (B, T); advantages (B,), constants (no gradient flows into them).
+    """
+    per_row = (logp * mask).sum(-1) / mask.sum(-1)  # (1/n_i) sum_t log pi
+    return -(advantages.detach() * per_row).mean()
+
+
+def total_loss(pg_loss: torch.Tensor, kl: torch.Tensor, beta: float) -> torch.Tensor:
+    """T6: L = L_PG + beta (1/G) sum_i KL(x_i)."""
+    return pg_loss + beta * kl.mean()
+
+
+def best_of_n(rewards: torch.Tensor) -> torch.Tensor:
+    """T7: x* = argmax_i R(x_i) among the N candidates of each row. rewards (rows, N) -> index (rows,)."""
+    return rewards.argmax(dim=-1)
+
+
+def best_of_n_kl_bound(n: int) -> float:
+    """T7: KL(best-of-N || base) <= log N - (N - 1)/N, per sequence (0 for N = 1)."""
+    return math.log(n) - (n - 1) / n
+
+
+def distinct_n(texts: list[str], n: int) -> float:
+    """T8: D_n = distinct n-grams / all n-grams, over the words of all `texts` together (0 if none)."""
+    grams = [tuple(words[i : i + n]) for words in (t.split() for t in texts) for i in range(len(words) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def processed_log_probs(logits: torch.Tensor, ids: torch.Tensor, start: int, *, temperature: float, top_k: int | None,
+                        repetition_penalty: float, penalty_mode: str, bad_mask: torch.Tensor | None) -> torch.Tensor:
+    """log p(x_t | x_<t) under the distribution the sampler drew x_t from, for t = start .. T-1.
+
+    logits (B, T, V) of the model on ids (B, T) (row t predicts token t + 1). For each position the
+    scores go through the sampler's own steps (`process_scores`: penalty B10 counting every earlier
+    token, ban B9, temperature), then top-k keeps the k best, and the token actually drawn is always
+    kept (it was in the top k when it was drawn; a re-computation may differ in the last bit).
+    Differentiable in `logits`. Returns (B, T - start).
+    """
+    out = []
+    for t in range(start - 1, ids.shape[1] - 1):  # the logits at t predict ids[:, t + 1]
+        scores = process_scores(logits[:, t], ids[:, : t + 1], temperature=temperature,
+                                repetition_penalty=repetition_penalty, penalty_mode=penalty_mode,
+                                bad_mask=bad_mask, do_sample=True)  # (B, V)
+        nxt = ids[:, t + 1 : t + 2]  # (B, 1)
+        if top_k:
+            kept = top_k_filter(scores.detach(), top_k) > float("-inf")
+            kept = kept.scatter(1, nxt, True)
+            scores = scores.masked_fill(~kept, float("-inf"))
+        out.append(F.log_softmax(scores, dim=-1).gather(1, nxt))
+    return torch.cat(out, dim=1)

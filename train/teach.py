@@ -1,0 +1,371 @@
+"""The judge as teacher: `python -m train.teach` (`make teach`), reinforcement learning from the judge (T1-T8).
+
+Lecture B's loop lets the judge only watch. Here its score is the reward: each generator is moved to
+raise log P_judge(its author | what it writes) (T1), with RLOO advantages (T4), a policy-gradient
+loss (T5) and a KL penalty to the model it started from (T3, T6), under the very distribution the
+lecture's sampler draws from (train/rl.py). Three arms, judged alike (train/generators.py:judge_round):
+
+    --arm rl          reinforcement learning from the judge (this program's point)
+    --arm lm          the lecture's LM fine-tuning on each author's text (what `make coevolve` does)
+    --arm best-of-n   no training: each judged row is the best of N samples by the judge (T7)
+
+Every `eval_every` steps and at step 0: the lecture's judgement (accuracy with its Wilson interval,
+L_cls, S(t)) and, against reward hacking (T8), the independent n-gram judge's S(t), the mean KL per
+token to the starting model, distinct-1/2/3 of the texts and the held-out LM loss on real text.
+
+    python -m train.teach                              # RL, beta 0.05, from the same base as make coevolve
+    python -m train.teach --arm lm --minutes 10        # an arm within a wall-clock budget
+    python -m train.teach --beta 0,0.02,0.05,0.2       # a sweep: one run per beta
+    python -m train.teach --start-from runs/coevolve/latest   # from the generators a coevolve run fine-tuned
+
+Output: runs/teach/<time>/ as runs/coevolve/ (metrics.jsonl, samples.jsonl, checkpoints/, generators/).
+`python -m eval.report` draws and summarises a run, `python -m eval.compare` compares runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from data.authors import DEFAULT_AUTHORS, select_authors
+from data.windows import lm_windows
+from model.gpt_neo import GPTNeo
+from model.sampler import PENALTY_MODES
+from tokenizer_bridge.bridge import JudgeBatch, generate_for_judge, kept_neo_tokens
+from train.checkpoint import load_checkpoint, save_checkpoint
+from train.classifier import predict_logits
+from train.cli import run_program
+from train.config import ConfigError, as_dict, parse_program, setting
+from train.generators import Setup, eval_line, judge_round, load_setup, make_rngs, sampling, save_generators
+from train.judgement import start_tokens
+from train.lm import lm_step
+from train.optim import OPTIMIZERS, apply_update, check_finite_loss, make_optimizer
+from train.precision import PRECISIONS, Precision, choose_precision, pick_device
+from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio,
+                      policy_gradient_loss, processed_log_probs, rloo_advantages, total_loss)
+from train.runs import Run, StopRequest
+
+SAMPLES_FILE = "samples.jsonl"
+ARMS = ("rl", "lm", "best-of-n")
+
+
+def check_betas(text: str) -> None:
+    values = [float(v) for v in text.split(",")]
+    if any(not math.isfinite(v) or v < 0 for v in values):
+        raise ValueError(f"every beta must be a finite number >= 0, got {text}")
+
+
+@dataclass
+class TeachConfig:
+    """Everything that decides a teaching run (saved in the run's config.json)."""
+
+    arm: str = setting("rl: learn from the judge; lm: the lecture's LM fine-tuning; best-of-n: no training (T7)",
+                       choices=ARMS)
+    base: str = setting("the pretrained generator: a weights-store name or a GPT-Neo folder")
+    start_from: str = setting("'' = the base; or a coevolve run folder: start from its fine-tuned generators")
+    judge: str = setting("the judge: 'latest' (runs/judge/latest), a judge run folder or its hf/ folder")
+    authors: str = setting("one generator per author, in the judge's label order", check=select_authors)
+    minutes: float = setting("wall-clock budget of the loop (0: no budget, --steps decides)", min=0)
+    steps: int = setting("the most optimisation steps (0: as many as the budget allows)", min=0)
+    prompts: int = setting("P: prompts (random start tokens, B7) per RL step", min=1)
+    samples: int = setting("G: samples per prompt (RLOO needs G >= 2, T4)", min=2)
+    rl_overgen: float = setting("k of B8 for the rows RL learns from (short rows are continued)", above=1)
+    beta: str = setting("T6's KL coefficient; a comma list runs a sweep, one run per value", check=check_betas)
+    best_of: int = setting("N of best-of-N (T7): candidates per judged row", min=1)
+    optimizer: str = setting("adamw or sgd", choices=OPTIMIZERS)
+    lr: float = setting("learning rate of the generators", above=0, max=1)
+    weight_decay: float = setting("AdamW weight decay of matrices and embeddings", min=0, max=1)
+    grad_clip: float = setting("clip the gradients' joint norm (0: no clipping)", min=0)
+    batch_size: int = setting("--arm lm: windows per fine-tuning step", min=1)
+    length: int = setting("--arm lm: tokens per window; held-out LM loss windows", min=2)
+    eval_every: int = setting("judge every N steps (and at step 0 and the end)", min=1)
+    rows: int = setting("rows per generator per judgement (B7: 32)", min=1)
+    judge_length: int = setting("L: BERT tokens the judge reads per row (B7: 128)", min=1, max=510)
+    overgen: float = setting("k of B8 for the judgements: k L GPT-Neo tokens per row", above=1)
+    max_rounds: int = setting("extra sampling rounds for rows short of L BERT tokens", min=0, max=10)
+    temperature: float = setting("sampling temperature", above=0, max=100)
+    top_k: int = setting("sample among the k most likely tokens (0: all)", min=0)
+    repetition_penalty: float = setting("r of B10", above=0, max=100)
+    penalty_mode: str = setting("lecture: B10 on probabilities; hf: the library's rule", choices=PENALTY_MODES)
+    judge_half: bool = setting("B5: cast the judge to 16 bits")
+    heldout_windows: int = setting("held-out windows per author for the held-out LM loss", min=1)
+    seed: int = setting("random seed", min=0)
+    precision: str = setting("auto = measured on this machine, or fp32, bf16, fp16", choices=PRECISIONS)
+    device: str = setting("auto, cpu, cuda, cuda:N")
+
+
+SHARED = dict(base="neo-small", start_from="", judge="latest", authors=DEFAULT_AUTHORS, prompts=4, samples=4,
+              rl_overgen=1.5, best_of=16, optimizer="adamw", weight_decay=0.0, grad_clip=1.0, batch_size=16,
+              length=128, rows=32, judge_length=128, overgen=4.0, max_rounds=3, temperature=1.0, top_k=50,
+              repetition_penalty=1.3, penalty_mode="lecture", judge_half=True, heldout_windows=16, seed=0,
+              precision="auto", device="auto")
+PRESETS = {
+    "cpu": TeachConfig(arm="rl", minutes=0.0, steps=40, beta="0.05", lr=1e-4, eval_every=10, **SHARED),
+    "lecture": TeachConfig(arm="rl", minutes=0.0, steps=121, beta="0.05", lr=1.41e-5, eval_every=10,
+                           **dict(SHARED, base="gpt-neo-125M", prompts=16, samples=4)),
+}
+RESUME_MAY_CHANGE = {"steps", "minutes", "device", "precision"}
+
+
+@dataclass
+class Loop:
+    """What the teaching loop works on."""
+
+    cfg: TeachConfig
+    beta: float
+    setup: Setup
+    refs: dict[str, GPTNeo]  # pi_ref of T2: each generator as it started, frozen
+    optimizers: dict[str, torch.optim.Optimizer]
+    rngs: dict[str, torch.Generator]
+    run: Run
+    precision: Precision
+    t0: float
+    judge_calls: int = 0  # texts the judge scored for the optimisation (the judgements not counted)
+
+    def elapsed(self) -> float:
+        return time.time() - self.t0
+
+
+# ----------------------------------------------------------------------------- the pieces of a step
+
+
+def kept_batch(batch: JudgeBatch, neo_tok, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The GPT-Neo tokens each row needed for what the judge read: (B, 1 + n) ids (start token first), (B, n) mask.
+
+    Tokens sampled beyond the kept span never reached the judge, so they get no credit (n_i of T5).
+    """
+    n = [kept_neo_tokens(row, span, neo_tok) for row, span in zip(batch.rows, batch.texts)]
+    ids = torch.full((len(n), 1 + max(n)), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(n), max(n))
+    for i, (row, k) in enumerate(zip(batch.rows, n)):
+        ids[i, : 1 + k] = row[: 1 + k]
+        mask[i, :k] = 1.0
+    return ids, mask
+
+
+def sequence_log_probs(model: GPTNeo, ids: torch.Tensor, mask: torch.Tensor, loop: Loop) -> torch.Tensor:
+    """log pi(x_t | x_<t) of every kept token under the sampler's processed distribution: (B, n), 0 where masked."""
+    with loop.precision.autocast():
+        logits = model(ids.to(loop.precision.device))  # (B, 1 + n, V)
+    s = sampling(loop.cfg, loop.setup)
+    logp = processed_log_probs(logits.float(), ids.to(logits.device), 1, **s)  # (B, n)
+    return torch.where(mask.bool().to(logp.device), logp, torch.zeros_like(logp))
+
+
+def rl_step(loop: Loop, author: str, label: int) -> dict:
+    """One RL step of one generator: sample P x G rows -> T1 reward -> T4 advantages -> T2/T3 KL -> T5 + T6 -> update."""
+    cfg, s = loop.cfg, loop.setup
+    model, ref = s.generators[author], loop.refs[author]
+    prompts = start_tokens(cfg.prompts, s.bad_mask, loop.rngs["prompts"]).repeat_interleave(cfg.samples, 0)  # (P G, 1)
+    model.eval()  # no dropout: the loss sees the distribution that was sampled
+    batch = generate_for_judge(model, prompts.to(loop.precision.device), s.neo_tok, s.bert_tok, cfg.judge_length,
+                               cfg.rl_overgen, cfg.max_rounds, rng=loop.rngs[f"sample_{author}"], **sampling(cfg, s))
+    logits = predict_logits(s.judge, batch.input_ids, batch.attention_mask, batch_size=len(batch.input_ids))
+    rewards = judge_reward(logits, torch.full((len(logits),), label))  # T1: (P G,)
+    advantages = rloo_advantages(rewards.view(cfg.prompts, cfg.samples)).flatten()  # T4
+    ids, mask = kept_batch(batch, s.neo_tok, pad_id=int(prompts[0, 0]))
+    logp = sequence_log_probs(model, ids, mask, loop)  # with gradient
+    with torch.no_grad():
+        logp_ref = sequence_log_probs(ref, ids, mask, loop)
+    kl = kl_k3(torch.where(mask.bool(), log_ratio(logp, logp_ref), torch.zeros_like(logp)), mask)  # T2, T3
+    loss = total_loss(policy_gradient_loss(logp, mask, advantages), kl, loop.beta)  # T5 + T6
+    value = check_finite_loss(loss, f"the {author} generator's RL loss")
+    loss.backward()
+    norm, _ = apply_update(model, loop.optimizers[author], cfg.grad_clip)
+    loop.judge_calls += len(rewards)
+    return {f"reward_{author}": rewards.mean().item(), f"kl_{author}": kl.mean().item(), f"loss_{author}": value,
+            f"p_{author}": rewards.exp().mean().item(), f"tokens_{author}": int(mask.sum()), f"grad_norm_{author}": norm}
+
+
+def lm_arm_step(loop: Loop, author: str, label: int) -> dict:
+    """The lecture's step (B2) for comparison: one LM fine-tuning step on the author's own text."""
+    cfg, model = loop.cfg, loop.setup.generators[author]
+    batch = lm_windows(loop.setup.ids[author].train, cfg.batch_size, cfg.length, loop.rngs[f"data_{author}"])
+    loss, norm = lm_step(model, loop.optimizers[author], batch, loop.precision, cfg.grad_clip)
+    return {f"loss_{author}": loss, f"grad_norm_{author}": norm}
+
+
+def best_of_n_writer(loop: Loop):
+    """T7 as a judgement's writer: each generator samples N candidates per start token; the judge keeps the best."""
+    cfg, s, N = loop.cfg, loop.setup, loop.cfg.best_of
+
+    def write(start: torch.Tensor) -> dict[str, JudgeBatch]:
+        batches = {}
+        for label, (author, model) in enumerate(s.generators.items()):
+            cand = generate_for_judge(model.eval(), start.repeat_interleave(N, 0).to(loop.precision.device), s.neo_tok,
+                                      s.bert_tok, cfg.judge_length, cfg.overgen, cfg.max_rounds,
+                                      rng=loop.rngs[f"sample_{author}"], **sampling(cfg, s))
+            logits = predict_logits(s.judge, cand.input_ids, cand.attention_mask, batch_size=len(cand.input_ids))
+            rewards = judge_reward(logits, torch.full((len(logits),), label)).view(len(start), N)  # T1
+            batches[author] = cand.select((torch.arange(len(start)) * N + best_of_n(rewards)).tolist())
+            loop.judge_calls += len(logits)
+        return batches
+
+    return write
+
+
+@torch.no_grad()
+def judgement_extras(loop: Loop, judgement) -> dict:
+    """T8 beside the lecture's numbers: mean reward (T1), KL per token to the start (T3), distinct-1/2/3 per generator."""
+    out, names = {}, list(loop.setup.generators)
+    R = len(judgement.probs) // len(names)
+    for g, a in enumerate(names):
+        out[f"reward_{a}"] = judgement.probs[g * R : (g + 1) * R, g].clamp_min(1e-12).log().mean().item()
+        batch = judgement.batches[a]
+        for n in (1, 2, 3):
+            out[f"distinct{n}_{a}"] = distinct_n(batch.texts, n)
+        if loop.cfg.arm == "best-of-n":  # no model to measure: T7's bound, per sequence
+            out[f"kl_bound_{a}"] = best_of_n_kl_bound(loop.cfg.best_of)
+            continue
+        ids, mask = kept_batch(batch, loop.setup.neo_tok, pad_id=int(batch.rows[0][0]))
+        delta = sequence_log_probs(loop.setup.generators[a], ids, mask, loop) - sequence_log_probs(loop.refs[a], ids, mask, loop)
+        out[f"kl_{a}"] = kl_k3(delta, mask).mean().item()
+    return out
+
+
+def evaluate(loop: Loop, step: int) -> dict:
+    """The lecture's judgement (as in make coevolve), plus T8's numbers; logged with every judged sample."""
+    write = best_of_n_writer(loop) if loop.cfg.arm == "best-of-n" else None
+    record, judgement = judge_round(loop.cfg, loop.setup, loop.rngs, loop.precision, write)
+    record.update(step=step, **judgement_extras(loop, judgement), judge_calls=loop.judge_calls, time=loop.elapsed())
+    for sample in judgement.samples:
+        loop.run.log({"step": step, **sample}, SAMPLES_FILE)
+    loop.run.log(record)
+    tqdm.write(eval_line(record, list(loop.setup.generators)) + "  reward " + " ".join(
+        f"{a} {record[f'reward_{a}']:.2f}" for a in loop.setup.generators), file=sys.stderr)
+    return record
+
+
+def save(loop: Loop, step: int) -> None:
+    save_checkpoint(loop.run.folder, step, loop.setup.generators, loop.optimizers, loop.rngs,
+                    {"t": loop.elapsed(), "judge_calls": loop.judge_calls})
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def finished(loop: Loop, step: int) -> bool:
+    """The step limit or the wall-clock budget is reached."""
+    cfg = loop.cfg
+    return bool((cfg.steps and step >= cfg.steps) or (cfg.minutes and loop.elapsed() >= 60 * cfg.minutes))
+
+
+def teach_loop(loop: Loop, start: int) -> int:
+    """judge -> (each generator: an RL step, or an LM step) x eval_every -> judge ... Returns the last step."""
+    arm_step = {"rl": rl_step, "lm": lm_arm_step, "best-of-n": None}[loop.cfg.arm]
+    if start == 0:
+        evaluate(loop, 0)
+        loop.run.point_latest()
+    step, last_eval = start, start
+    bar = tqdm(desc=f"teach ({loop.cfg.arm})", unit="step", initial=start, total=loop.cfg.steps or None)
+    with StopRequest() as stop:
+        while not finished(loop, step) and not stop.requested:
+            step += 1 if arm_step else loop.cfg.eval_every  # best-of-N only judges
+            record = {"kind": "train", "step": step}
+            for label, author in enumerate(loop.setup.generators):
+                record.update(arm_step(loop, author, label) if arm_step else {})
+            if arm_step:
+                loop.run.log(dict(record, judge_calls=loop.judge_calls, time=loop.elapsed()))
+            bar.update(step - bar.n)
+            if step % loop.cfg.eval_every == 0 or finished(loop, step) or stop.requested:
+                evaluate(loop, step)
+                last_eval = step
+                save(loop, step)
+    bar.close()
+    if last_eval != step:
+        evaluate(loop, step)
+    return step
+
+
+# ----------------------------------------------------------------------------- set-up and the run
+
+
+def parse_args(argv: list[str] | None) -> tuple[TeachConfig, Path | None, object]:
+    """(checked config, run to resume or None, the other arguments)."""
+    def extra(p):
+        p.add_argument("--match-judge-calls", metavar="RUN", help="best-of-n: choose N so that one judgement spends "
+                       "as many judge calls per generator as the RL run RUN did")
+
+    cfg, resume, _, args = parse_program(TeachConfig, PRESETS, argv, "teach", __doc__, RESUME_MAY_CHANGE, extra)
+    if not cfg.steps and not cfg.minutes:
+        raise ConfigError("give --steps N or --minutes M: the loop needs an end")
+    if args.match_judge_calls:
+        records = Run.open(args.match_judge_calls, "teach", writer=False).records()
+        calls = max((r.get("judge_calls", 0) for r in records), default=0) // len(select_authors(cfg.authors))
+        cfg = replace(cfg, best_of=max(1, math.ceil(calls / cfg.rows)))
+    return cfg, resume, args
+
+
+def start_models(cfg: TeachConfig, setup: Setup) -> None:
+    """--start-from a coevolve run: its fine-tuned generators replace the copies of the base."""
+    if not cfg.start_from:
+        return
+    for author in setup.generators:
+        folder = Path(cfg.start_from) / "generators" / author
+        setup.generators[author] = GPTNeo.from_pretrained(folder).to(next(setup.judge.parameters()).device)
+
+
+def build_loop(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir) -> tuple[Loop, int]:
+    """The models, the frozen references, the optimizers and the run folder (new, or resumed at its checkpoint)."""
+    precision = choose_precision(pick_device(cfg.device), cfg.precision)
+    print(f"precision: {precision.name} ({precision.reason})", file=sys.stderr)
+    torch.manual_seed(cfg.seed)
+    setup = load_setup(cfg.base, None if cfg.judge == "latest" else cfg.judge, select_authors(cfg.authors), precision,
+                       cfg.judge_half, cfg.length, runs_dir)
+    start_models(cfg, setup)
+    refs = {a: copy.deepcopy(m).eval().requires_grad_(False) for a, m in setup.generators.items()}  # pi_ref (T2)
+    optimizers = {a: make_optimizer(m, cfg.optimizer, cfg.lr, cfg.weight_decay) for a, m in setup.generators.items()}
+    rngs = dict(make_rngs(cfg.seed, list(setup.generators), precision.device),
+                prompts=torch.Generator().manual_seed(cfg.seed + 301))
+    info = {"program": "teach", **setup.info, **precision.describe(), "beta_value": beta}
+    run = Run.create("teach", runs_dir, {"config": dict(as_dict(cfg), beta=str(beta)), **info}) if resume is None \
+        else Run(Path(resume).resolve())
+    loop, start = Loop(cfg, beta, setup, refs, optimizers, rngs, run, precision, time.time()), 0
+    if resume is not None:
+        ckpt = load_checkpoint(run.folder)
+        ckpt.restore(setup.generators, optimizers, rngs)
+        start, loop.t0, loop.judge_calls = ckpt.step, time.time() - ckpt.state["t"], ckpt.state["judge_calls"]
+        run.keep_records_until(start)
+        run.keep_records_until(start, SAMPLES_FILE)
+    return loop, start
+
+
+def teach_one(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir) -> Path:
+    """One run of one arm at one beta: set-up, the loop, the generators saved. Returns the run folder."""
+    loop, start = build_loop(cfg, beta, resume, runs_dir)
+    print(f"run folder: {loop.run.folder} (arm {cfg.arm}, beta {beta})", file=sys.stderr)
+    try:
+        step = teach_loop(loop, start)
+    except KeyboardInterrupt:
+        loop.run.discard_if_empty()
+        raise
+    save_generators(loop.run.folder / "generators", loop.setup, {"step": step, "arm": cfg.arm, "beta": beta})
+    print(f"generators saved in {loop.run.folder / 'generators'}; summary: python -m eval.report {loop.run.folder}")
+    return loop.run.folder
+
+
+def teach(argv: list[str] | None = None) -> list[Path]:
+    """Every beta of --beta in turn (one value: one run). Returns the run folders."""
+    cfg, resume, args = parse_args(argv)
+    betas = [float(b) for b in cfg.beta.split(",")]
+    if resume is not None and len(betas) > 1:
+        raise ConfigError("--resume continues one run: it cannot resume a sweep of several betas")
+    folders = [teach_one(cfg, beta, resume, args.runs_dir) for beta in betas]
+    if len(folders) > 1:
+        print("sweep done; compare with: python -m eval.compare " + " ".join(str(f) for f in folders))
+    return folders
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_program(teach, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
