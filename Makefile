@@ -66,7 +66,7 @@ teach: prerequisites
 # the lecture's LM fine-tuning, RL from the judge, best-of-N with as many judge calls as RL made.
 MINUTES ?= 10
 teach-compare: prerequisites
-	$(PY) -m train.teach --arm lm --steps 0 --minutes $(MINUTES) $(ARGS)
+	$(PY) -m train.teach --arm lm --lr 1e-4 --steps 0 --minutes $(MINUTES) $(ARGS)
 	@readlink -f runs/teach/latest > runs/.compare-lm
 	$(PY) -m train.teach --arm rl --steps 0 --minutes $(MINUTES) $(ARGS)
 	@readlink -f runs/teach/latest > runs/.compare-rl

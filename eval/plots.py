@@ -215,3 +215,44 @@ def coevolve_plot(train: Sequence[dict], evals: Sequence[dict], authors: Sequenc
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.07 + 0.015 * len(authors), 1, 1))
     return save_figure(fig, path)
+
+
+def teach_plot(train: Sequence[dict], evals: Sequence[dict], authors: Sequence[str], title: str,
+               path: str | Path) -> Path:
+    """The judge as teacher in three panels, per generator (one colour each).
+
+    top: reward (T1, per step; judged rows as dots) and, on the right, the KL per token to the start (T3);
+    middle: S(t) under the trained judge (solid) and under the independent n-gram judge (dashed, T8);
+    bottom: held-out LM loss on real text (B2) and, on the right, distinct-2 of the judged texts (T8).
+    """
+    fig, (top, mid, low) = plt.subplots(3, 1, figsize=(10, 11), dpi=120, sharex=True)
+    steps = [r["step"] for r in evals]
+    kl_ax, d_ax = top.twinx(), low.twinx()
+    for a in authors:
+        c = color(a)
+        if train and f"reward_{a}" in train[0]:
+            top.plot([r["step"] for r in train], mean_smooth([r[f"reward_{a}"] for r in train], 3), color=c,
+                     label=f"{a}: reward log P({a}) (T1), A9-smoothed")
+        top.plot(steps, [r[f"reward_{a}"] for r in evals], "o", color=c, markerfacecolor="white")
+        if f"kl_{a}" in evals[0]:
+            kl_ax.plot(steps, [r[f"kl_{a}"] for r in evals], "s--", color=c, alpha=0.6, label=f"{a}: KL per token (T3)")
+        mid.plot(steps, [r[f"S_{a}"] for r in evals], "o-", color=c, label=f"{a} generator, trained judge")
+        mid.plot(steps, [r[f"nb_S_{a}"] for r in evals], "x--", color=c, label=f"{a} generator, n-gram judge (N5)")
+        low.plot(steps, [r[f"heldout_{a}"] for r in evals], "o-", color=c, label=f"{a}: held-out LM loss (B2)")
+        d_ax.plot(steps, [r[f"distinct2_{a}"] for r in evals], "d:", color=c, label=f"{a}: distinct-2 (T8)")
+    top.set_ylabel("reward")
+    kl_ax.set_ylabel("KL per token")
+    mid.set_ylabel(f"S(t) = P({authors[0]} | X_t)")
+    mid.set_ylim(-0.02, 1.02)
+    low.set_ylabel("held-out LM loss")
+    d_ax.set_ylabel("distinct-2")
+    low.set_xlabel("step")
+    for ax, twin in ((top, kl_ax), (mid, None), (low, d_ax)):
+        handles = ax.get_legend_handles_labels()
+        if twin is not None:
+            handles = [h + t for h, t in zip(handles, twin.get_legend_handles_labels())]
+        ax.legend(*handles, fontsize=7, loc="best")
+        ax.grid(alpha=0.3)
+    top.set_title(title, fontsize=9.5)
+    fig.tight_layout()
+    return save_figure(fig, path)

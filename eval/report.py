@@ -17,7 +17,7 @@ from pathlib import Path
 
 from eval import pages
 from eval.lecture import judge_results, lecture_results, summary_lines
-from eval.plots import confusion_plot, coevolve_plot, judge_plot, pretrain_plot
+from eval.plots import coevolve_plot, confusion_plot, judge_plot, pretrain_plot, teach_plot
 from train.cli import run_program
 from train.runs import Run, latest_run
 
@@ -77,6 +77,9 @@ def coevolve_section(run: Run) -> tuple[dict, list[str]]:
     plots = {"B11-B13: the loop": coevolve_plot(train, evals, authors, title, run.folder / "coevolve.png"),
              "N6: generated text at the last judgement": confusion_plot(
                  evals[-1]["confusion"], authors, f"generated rows, step {evals[-1]['step']}", run.folder / "confusion.png")}
+    if cfg["program"] == "teach":
+        plots["T1-T8: reward, KL, both judges, held-out loss, distinct-2"] = teach_plot(
+            train, evals, authors, title, run.folder / "teach.png")
     numbers = lecture_results(evals, authors)
     if "nb_acc" in evals[-1]:
         numbers["independent"] = lecture_results(evals, authors, prefix="nb_")

@@ -92,7 +92,7 @@ def apply_temperature(scores: torch.Tensor, temperature: float) -> torch.Tensor:
 def top_k_filter(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the k highest scores per row (ties with the k-th kept, as Hugging Face does); the rest -> -inf."""
     k = min(k, scores.shape[-1])
-    kth = torch.topk(scores, k, dim=-1).values[:, -1:]  # (B, 1)
+    kth = torch.topk(scores, k, dim=-1).values[..., -1:]  # (B, 1)
     return scores.masked_fill(scores < kth, float("-inf"))
 
 
@@ -105,16 +105,19 @@ def process_scores(
     penalty_mode: str,
     bad_mask: torch.Tensor | None,
     do_sample: bool,
+    counts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Steps 1-3 of one step: penalty, bad tokens, temperature. logits (B, V) -> scores (B, V) float32.
 
-    prev_ids (B, t): every token so far, prompt included (the c_i of B10 count them).
+    prev_ids (B, t): every token so far, prompt included (the c_i of B10 count them). In the lecture's
+    mode the counts may be given instead, (..., V) like the logits: then many positions are processed
+    at once (the RL loss, train/rl.py).
     """
     scores = logits.float()  # (B, V)
     if penalty_mode == "lecture":
         scores = torch.log_softmax(scores, dim=-1)  # log p
         if repetition_penalty != 1.0:
-            counts = token_counts(prev_ids, scores.shape[-1])
+            counts = token_counts(prev_ids, scores.shape[-1]) if counts is None else counts
             scores = lecture_repetition_penalty(scores, counts, repetition_penalty)
     elif repetition_penalty != 1.0:
         scores = hf_repetition_penalty(scores, prev_ids, repetition_penalty)

@@ -185,3 +185,23 @@ def test_a_beta_sweep_makes_one_run_per_value_and_bad_values_are_refused(tiny_ba
         program.teach(argv(tiny_base, judge_runs, "--beta", "0,-1"))
     with pytest.raises(ConfigError, match="needs an end"):
         program.teach(argv(tiny_base, judge_runs, "--steps", "0"))
+
+
+@pytest.mark.parametrize("mode", ["lecture", "hf"])
+def test_all_positions_at_once_equal_the_sampler_step_by_step(mode):
+    """processed_log_probs computes every position at once; step by step with process_scores it is the same."""
+    from model.sampler import process_scores, top_k_filter
+
+    model = _tiny()
+    bad = torch.zeros(40, dtype=torch.bool)
+    bad[0] = True
+    s = dict(temperature=0.9, repetition_penalty=1.4, penalty_mode=mode, bad_mask=bad)
+    ids = generate(model, torch.tensor([[1], [2], [3]]), 12, top_k=5, rng=torch.Generator().manual_seed(0), **s)
+    with torch.no_grad():
+        logits = model(ids)
+        fast = processed_log_probs(logits, ids, 1, top_k=5, **s)
+        plain = []
+        for t in range(ids.shape[1] - 1):  # logits at t predict ids[:, t + 1], given ids[:, :t + 1]
+            scores = top_k_filter(process_scores(logits[:, t], ids[:, : t + 1], do_sample=True, **s), 5)
+            plain.append(torch.log_softmax(scores, -1).gather(1, ids[:, t + 1 : t + 2]))
+    assert torch.allclose(fast, torch.cat(plain, 1), atol=1e-5)

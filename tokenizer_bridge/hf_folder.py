@@ -17,11 +17,13 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
-from model.bert import BertClassifier
+from model.bert import BertClassifier, classifier_names
 from model.gpt_neo import GPTNeo
+from model.gpt_neo import hf_names as gpt_neo_names
+from model.lora import add_lora, lora_layers
 from tokenizer_bridge.bpe import neo_tokenizer_config
 from weights.atomic import atomic_folder
 
@@ -58,3 +60,64 @@ def write_model_folder(folder: str | Path, model: GPTNeo | BertClassifier, tok: 
             (tmp / name).write_text(json.dumps(obj, indent=2, allow_nan=False), encoding="utf-8")
 
     return atomic_folder(folder, write)
+
+
+# ----------------------------------------------------------------------------- LoRA adapters in PEFT's layout
+
+ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
+
+
+def hf_modules(model: torch.nn.Module) -> dict[str, tuple[str, ...]]:
+    """Our linear layer's name -> the Hugging Face module name(s) it is (three for the fused q/k/v)."""
+    if isinstance(model, GPTNeo):
+        table = {k: tuple(f"transformer.{n}" for n in v) for k, v in gpt_neo_names(model.config).items()}
+    else:
+        table = classifier_names(model.bert.config)
+    return {k.removesuffix(".weight"): tuple(n.removesuffix(".weight") for n in v)
+            for k, v in table.items() if k.endswith(".weight")}
+
+
+def write_adapter_folder(folder: str | Path, model: torch.nn.Module, base: str) -> Path:
+    """P2's trained part on its own, as PEFT saves it: adapter_config.json + adapter_model.safetensors.
+
+    The LoRA matrices under PEFT's names (base_model.model.<module>.lora_A.weight (r, k) and lora_B.weight
+    (d, r), one pair per q, k, v of our fused matrix), and the judge's head as a module PEFT saves whole.
+    `peft.PeftModel.from_pretrained(transformers_model, folder)` loads it.
+    """
+    modules, tensors, targets, first = hf_modules(model), {}, [], None
+    for name, layer in lora_layers(model):
+        first = first or layer
+        for part, hf in enumerate(modules[name]):
+            tensors[f"base_model.model.{hf}.lora_A.weight"] = layer.lora_A[part].detach().float().contiguous()
+            tensors[f"base_model.model.{hf}.lora_B.weight"] = layer.lora_B[part].detach().float().contiguous()
+            targets.append(hf)
+    if isinstance(model, BertClassifier):
+        tensors.update({f"base_model.model.classifier.{k}": v.detach().float() for k, v in model.head.state_dict().items()})
+    config = {"peft_type": "LORA", "task_type": "CAUSAL_LM" if isinstance(model, GPTNeo) else "SEQ_CLS",
+              "r": first.rank, "lora_alpha": first.alpha, "lora_dropout": first.drop.p, "target_modules": sorted(targets),
+              "modules_to_save": None if isinstance(model, GPTNeo) else ["classifier"], "bias": "none",
+              "fan_in_fan_out": False, "inference_mode": True, "init_lora_weights": "gaussian",
+              "base_model_name_or_path": str(base)}
+
+    def write(tmp: Path) -> None:
+        (tmp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
+        save_file(tensors, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+
+    return atomic_folder(folder, write)
+
+
+@torch.no_grad()
+def load_adapter_folder(model: torch.nn.Module, folder: str | Path) -> torch.nn.Module:
+    """The inverse: add adapters to `model` (our BertClassifier or GPTNeo) as the folder describes, with its weights."""
+    config = json.loads((Path(folder) / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    tensors = load_file(str(Path(folder) / ADAPTER_WEIGHTS))
+    modules = hf_modules(model)
+    ours = [name for name, hf in modules.items() if any(h in config["target_modules"] for h in hf)]
+    add_lora(model, config["r"], config["lora_alpha"], targets=tuple(ours), dropout=config.get("lora_dropout", 0.0))
+    for name, layer in lora_layers(model):
+        for part, hf in enumerate(modules[name]):
+            layer.lora_A[part].copy_(tensors[f"base_model.model.{hf}.lora_A.weight"])
+            layer.lora_B[part].copy_(tensors[f"base_model.model.{hf}.lora_B.weight"])
+    if isinstance(model, BertClassifier):
+        model.head.load_state_dict({k: tensors[f"base_model.model.classifier.{k}"] for k in ("weight", "bias")})
+    return model

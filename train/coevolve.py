@@ -39,12 +39,15 @@ from model.sampler import PENALTY_MODES
 from train import distributed
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.cli import run_program
-from train.config import ConfigError, as_dict, parse_program, setting
-from train.generators import Setup, eval_line, judge_round, load_setup, make_rngs, save_generators
+from train.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
+from train.generators import (Setup, add_adapters, eval_line, judge_round, load_setup, make_rngs, run_summary,
+                              save_generators)
 from train.lm import lm_step
+from train.metrics import reset_peak_memory
 from train.optim import OPTIMIZERS, make_optimizer
 from train.precision import PRECISIONS, Precision, choose_precision, grad_scaler
 from train.runs import Run, StopRequest
+from weights.atomic import atomic_write_json
 from weights.store import resolve
 
 SAMPLES_FILE = "samples.jsonl"
@@ -52,7 +55,7 @@ KEEP = ("end", "every")
 
 
 @dataclass
-class CoevolveConfig:
+class CoevolveConfig(LoraSettings):
     """Everything that decides a co-evolution run (saved in the run's config.json)."""
 
     base: str = setting("the pretrained generator: a weights-store name (neo-small, gpt-neo-125M) or a GPT-Neo folder")
@@ -92,12 +95,14 @@ PRESETS = {
                           length=128, optimizer="adamw", lr=1e-4, weight_decay=0.0, grad_clip=1.0, micro_batch=0,
                           eval_every=10, rows=32, judge_length=128, overgen=4.0, max_rounds=3, temperature=1.0,
                           top_k=50, repetition_penalty=1.3, penalty_mode="lecture", judge_half=True,
-                          heldout_windows=16, keep_generators="end", seed=0, precision="auto", device="auto"),
+                          heldout_windows=16, keep_generators="end", seed=0, precision="auto", device="auto",
+                          **lora_off(1e-3)),
     "lecture": CoevolveConfig(base="gpt-neo-125M", judge="latest", authors=DEFAULT_AUTHORS, steps=121, batch_size=64,
                               length=128, optimizer="adamw", lr=1e-5, weight_decay=0.0, grad_clip=1.0, micro_batch=0,
                               eval_every=10, rows=32, judge_length=128, overgen=4.0, max_rounds=3, temperature=1.0,
                               top_k=50, repetition_penalty=1.3, penalty_mode="lecture", judge_half=True,
-                              heldout_windows=16, keep_generators="end", seed=0, precision="auto", device="auto"),
+                              heldout_windows=16, keep_generators="end", seed=0, precision="auto", device="auto",
+                              **lora_off(1e-4)),
 }
 RESUME_MAY_CHANGE = {"steps", "device", "precision"}
 
@@ -161,6 +166,7 @@ def coevolve_loop(loop: Loop, start: int) -> int:
     if start == 0:
         judge_now(loop, 0)
         loop.run.point_latest()  # latest = the newest run with something to show
+    reset_peak_memory(loop.precision.device)
     step = start
     bar = tqdm(range(start + 1, cfg.steps + 1), desc="co-evolve", unit="step", initial=start, total=cfg.steps)
     with StopRequest() as stop:
@@ -194,7 +200,9 @@ def coevolve(argv: list[str] | None = None) -> Path:
     torch.manual_seed(cfg.seed)
     setup = load_setup(cfg.base, None if cfg.judge == "latest" else cfg.judge, select_authors(cfg.authors), precision,
                        cfg.judge_half, cfg.length, args.runs_dir)
-    optimizers = {a: make_optimizer(m, cfg.optimizer, cfg.lr, cfg.weight_decay) for a, m in setup.generators.items()}
+    add_adapters(setup, cfg)
+    optimizers = {a: make_optimizer(m, cfg.optimizer, learning_rate(cfg), cfg.weight_decay)
+                  for a, m in setup.generators.items()}
     rngs = make_rngs(cfg.seed, list(setup.generators), device)
     start, t_before = 0, 0.0
     if resume is None:
@@ -215,6 +223,7 @@ def coevolve(argv: list[str] | None = None) -> Path:
         run.discard_if_empty()
         raise
     save_generators(run.folder / "generators", setup, {"step": step, "run": str(run.folder)})
+    atomic_write_json(run.folder / "summary.json", run_summary(setup, optimizers, precision, step, time.time() - loop.t0))
     print(f"generators saved in {run.folder / 'generators'}; summary: python -m eval.report {run.folder}")
     if step < cfg.steps:
         print(f"stopped at step {step}: continue with `python -m train.coevolve --resume {run.folder}`", file=sys.stderr)

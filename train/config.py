@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import Field, asdict, field, fields, replace
+from dataclasses import Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -168,3 +168,26 @@ def parse_program(cls: type, presets: dict[str, Any], argv: list[str] | None, ki
     resume = latest_run(kind, args.runs_dir) if args.resume == "latest" else Path(args.resume)
     saved = Run.open(resume, kind, writer=False).config()
     return refuse_changes(from_dict(cls, saved["config"]), cfg, given, may_change), resume, saved, args
+
+
+@dataclass
+class LoraSettings:
+    """The LoRA switch of every training program (model/lora.py, P1-P4): rank 0 is full fine-tuning."""
+
+    lora_rank: int = setting("LoRA rank r (P1): train only low-rank updates of the chosen layers; 0: every weight", min=0)
+    lora_alpha: float = setting("LoRA alpha: the update B A is scaled by alpha / r", above=0)
+    lora_targets: str = setting("layers with adapters: attention (q, k, v, output) or attention+mlp",
+                                choices=("attention", "attention+mlp"))
+    lora_dropout: float = setting("dropout on the adapters' input", min=0, max=0.9)
+    lora_lr: float = setting("learning rate with LoRA (it replaces --lr): updates that start at 0 need a larger one",
+                             above=0, max=1)
+
+
+def lora_off(lora_lr: float) -> dict:
+    """The LoRA settings of a preset: off (rank 0), and the learning rate it would use when switched on."""
+    return dict(lora_rank=0, lora_alpha=16.0, lora_targets="attention", lora_dropout=0.0, lora_lr=lora_lr)
+
+
+def learning_rate(cfg) -> float:
+    """The learning rate a program trains with: --lora-lr with adapters, --lr without."""
+    return cfg.lora_lr if cfg.lora_rank else cfg.lr

@@ -20,12 +20,14 @@ from data.windows import AuthorIds, load_author_ids
 from model.gpt_neo import GPTNeo
 from model.ngram import NgramJudge
 from model.sampler import bad_token_mask
-from tokenizer_bridge.hf_folder import write_model_folder
+from model.lora import add_lora, has_lora, merged_copy, trainable_parameters
+from tokenizer_bridge.hf_folder import write_adapter_folder, write_model_folder
 from tokenizer_bridge.load import load_neo_tokenizer
 from train.classifier import load_judge
 from train.independent import independent_judge
 from train.judgement import Judgement, classify_rows, judge_generators, prepare_judge, start_tokens
 from train.lm import heldout_loss
+from train.metrics import optimizer_state_bytes, peak_memory_mib
 from train.precision import Precision
 from weights.store import resolve
 
@@ -86,10 +88,22 @@ def load_setup(base: str, judge: str | None, authors: tuple[str, ...], precision
     return Setup(generators, judge_model, neo_tok, bert_tok, bad_mask, ids, ngram, info)
 
 
+def add_adapters(setup: Setup, cfg) -> None:
+    """With --lora-rank r, every generator is frozen and gets adapters (model/lora.py, P1); else nothing."""
+    if cfg.lora_rank:
+        for model in setup.generators.values():
+            add_lora(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets, cfg.lora_dropout)
+
+
 def save_generators(folder: Path, setup: Setup, extra: dict) -> None:
-    """Every generator as a Hugging Face folder <folder>/<author>/ (transformers loads it as it is)."""
+    """Every generator as a Hugging Face folder <folder>/<author>/ (transformers loads it as it is).
+
+    A generator with adapters is saved merged (P3), and its adapters alone in <author>/adapter/, in PEFT's layout.
+    """
     for name, model in setup.generators.items():
-        write_model_folder(folder / name, model, setup.neo_tok, extra={"training.json": dict(extra, author=name)})
+        write_model_folder(folder / name, merged_copy(model), setup.neo_tok, extra={"training.json": dict(extra, author=name)})
+        if has_lora(model):
+            write_adapter_folder(folder / name / "adapter", model, setup.info["base_folder"])
 
 
 # ----------------------------------------------------------------------------- one judgement of the loop
@@ -139,3 +153,11 @@ def eval_line(r: dict, names: list[str]) -> str:
     return (f"step {r['step']:4d}: acc {r['acc']:.3f} [{r['acc_low']:.2f}, {r['acc_high']:.2f}]  L_cls "
             f"{r['judge_loss']:.3f}  S(t) {s}  ratio {r['ratio']:.2f}  held-out LM {held}  "
             f"(generate {r['gen_s']:.0f} s, judge {r['judge_s']:.0f} s)")
+
+
+def run_summary(setup: Setup, optimizers: dict, precision: Precision, step: int, seconds: float) -> dict:
+    """The figures of a generators' run that P2's comparison reads: parameters trained, optimizer state, peak memory."""
+    first = next(iter(setup.generators.values()))
+    return {"step": step, "time_s": seconds, **trainable_parameters(first), "generators": len(setup.generators),
+            "optimizer_state_bytes": sum(optimizer_state_bytes(o) for o in optimizers.values()),
+            "peak_memory_mib": peak_memory_mib(precision.device)}

@@ -36,16 +36,19 @@ from train import distributed
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.classifier import HF_FOLDER, INFO_KEY, classifier_step, evaluate
 from train.cli import run_program
-from train.config import ConfigError, as_dict, parse_program, setting
-from train.metrics import snapshot
+from model.lora import add_lora, has_lora, merged_copy, trainable_parameters
+from tokenizer_bridge.hf_folder import write_adapter_folder
+from train.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
+from train.metrics import optimizer_state_bytes, peak_memory_mib, reset_peak_memory, snapshot
 from train.optim import OPTIMIZERS, SCHEDULES, lr_at, make_optimizer, set_lr
 from train.precision import PRECISIONS, Precision, choose_precision, grad_scaler
 from train.runs import Run, StopRequest
+from weights.atomic import atomic_write_json
 from weights.store import resolve
 
 
 @dataclass
-class JudgeConfig:
+class JudgeConfig(LoraSettings):
     """Everything that decides a judge training run (saved in the run's config.json)."""
 
     model: str = setting("pretrained BERT: a weights-store name (minilm, bert-base-uncased) or a BERT folder")
@@ -75,11 +78,11 @@ PRESETS = {
     "cpu": JudgeConfig(model="minilm", authors=DEFAULT_AUTHORS, split="tail", batch_size=16, length=64,
                        eval_length=256, steps=60, optimizer="adamw", lr=1e-4, schedule="linear", weight_decay=0.01,
                        grad_clip=0.0, dropout=0.1, seed=1234, eval_every=20, eval_per_author=16, save_every=30,
-                       precision="auto", device="auto"),
+                       precision="auto", device="auto", **lora_off(2e-3)),
     "lecture": JudgeConfig(model="bert-base-uncased", authors=DEFAULT_AUTHORS, split="tail", batch_size=64,
                            length=256, eval_length=256, steps=150, optimizer="adamw", lr=5e-7, schedule="constant",
                            weight_decay=0.01, grad_clip=0.0, dropout=0.1, seed=1234, eval_every=10,
-                           eval_per_author=31, save_every=50, precision="auto", device="auto"),
+                           eval_per_author=31, save_every=50, precision="auto", device="auto", **lora_off(5e-4)),
 }
 RESUME_MAY_CHANGE = {"steps", "device", "precision"}
 
@@ -124,9 +127,16 @@ def load_data(cfg: JudgeConfig, base: Path) -> Data:
 
 
 def build_model(cfg: JudgeConfig, base: Path, labels: list[str], precision: Precision) -> BertClassifier:
-    """2-3. the pretrained BERT + a new classification head (seeded); weights stay float32."""
+    """2-3. the pretrained BERT + a new classification head (seeded); weights stay float32.
+
+    With --lora-rank r, BERT is frozen and gets adapters (P1); the new head stays fully trained.
+    """
     torch.manual_seed(cfg.seed)
-    return BertClassifier(Bert.from_pretrained(base), labels, dropout=cfg.dropout).to(precision.device)
+    model = BertClassifier(Bert.from_pretrained(base), labels, dropout=cfg.dropout)
+    if cfg.lora_rank:
+        add_lora(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets, cfg.lora_dropout)
+        model.head.requires_grad_(True)
+    return model.to(precision.device)
 
 
 @dataclass
@@ -172,8 +182,10 @@ def save(loop: Loop, step: int) -> None:
                     loop.state)
     info = {"eval_length": loop.cfg.eval_length, "split": loop.cfg.split, "step": step, "run": str(loop.run.folder),
             "base_model": loop.run.config()["base_model"], "heldout_acc": loop.state["metrics"].get("heldout_acc")}
-    write_model_folder(loop.run.folder / HF_FOLDER, loop.model, loop.data.tok,
+    write_model_folder(loop.run.folder / HF_FOLDER, merged_copy(loop.model), loop.data.tok,  # P3 for a LoRA judge
                        extra={"training.json": {"config": as_dict(loop.cfg), **info}}, config_extra={INFO_KEY: info})
+    if has_lora(loop.model):
+        write_adapter_folder(loop.run.folder / "adapter", loop.model, info["base_model"])
     loop.run.point_latest()
 
 
@@ -195,13 +207,14 @@ def train_loop(loop: Loop, start: int) -> int:
     t0, done = time.time() - loop.state["time"], start  # a resumed run continues the clock
     if start == 0:
         heldout_eval(loop, 0)  # the untrained judge: about 1/N
+    reset_peak_memory(loop.precision.device)  # the peak of the training steps (P2's comparison)
     bar = tqdm(range(start + 1, cfg.steps + 1), desc="train judge", initial=start, total=cfg.steps,
                disable=not loop.dist.main)
     with StopRequest() as stop:
         for step in bar:
             batch = balanced_batch(loop.data.train_ids, cfg.batch_size, cfg.length, loop.rng, Specials.of(loop.data.tok))
             batch = distributed.share(batch, loop.dist, n_authors)  # this rank's rows (all of them for one process)
-            lr = set_lr(loop.optimizer, lr_at(cfg.schedule, cfg.lr, (step - 1) / cfg.steps))
+            lr = set_lr(loop.optimizer, lr_at(cfg.schedule, learning_rate(cfg), (step - 1) / cfg.steps))
             out = classifier_step(loop.ddp, loop.optimizer, batch, loop.precision, cfg.grad_clip, before, scaler)
             out["loss"], out["acc"] = distributed.mean(out["loss"], loop.dist), distributed.mean(out["acc"], loop.dist)
             record = {"kind": "train", "step": step, **out, "lr": lr,
@@ -234,7 +247,7 @@ def train_judge(argv: list[str] | None = None) -> Path:
         print("tokenizing the corpus ...", file=sys.stderr)
     data = load_data(cfg, base)
     model = build_model(cfg, base, data.labels, precision)
-    optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
+    optimizer = make_optimizer(model, cfg.optimizer, learning_rate(cfg), cfg.weight_decay)
     rng = torch.Generator().manual_seed(cfg.seed)
     info = {"program": "judge", "base_model": str(base), "labels": data.labels, **precision.describe(),
             "world_size": dist_.world}
@@ -256,10 +269,14 @@ def train_judge(argv: list[str] | None = None) -> Path:
 
 
 def finish(loop: Loop, done: int) -> None:
-    """What the user reads at the end: where the judge is and its held-out accuracy."""
+    """What the user reads at the end: where the judge is and its held-out accuracy; summary.json."""
     if not loop.dist.main:
         return
     m = loop.state["metrics"]
+    atomic_write_json(loop.run.folder / "summary.json", {
+        "step": done, "heldout_acc": m.get("heldout_acc"), "time_s": m.get("time"),
+        **trainable_parameters(loop.model), "optimizer_state_bytes": optimizer_state_bytes(loop.optimizer),
+        "peak_memory_mib": peak_memory_mib(loop.precision.device)})
     where = loop.run.folder / HF_FOLDER
     if done < loop.cfg.steps:
         print(f"stopped at step {done}: checkpoint saved; continue with `python -m train.judge --resume {loop.run.folder}`",

@@ -119,3 +119,37 @@ def macro_accuracy(confusion: Sequence[Sequence[int]]) -> float:
     if not rows:
         raise ValueError("the confusion matrix is empty")
     return sum(right / total for right, total in rows) / len(rows)
+
+
+# ----------------------------------------------------------------------------- memory (for LoRA's comparison, P2)
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of an optimizer's state tensors (AdamW: two moments per trained parameter)."""
+    return sum(v.numel() * v.element_size() for state in optimizer.state.values() for v in state.values()
+               if torch.is_tensor(v))
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start measuring the peak from now: CUDA's allocator peak, or on Linux the process's peak resident memory."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM, the peak resident set size
+        except OSError:
+            pass
+
+
+def peak_memory_mib(device: torch.device) -> float | None:
+    """The peak since `reset_peak_memory`: CUDA allocated bytes, or the process's peak resident memory (VmHWM)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None

@@ -96,21 +96,37 @@ def processed_log_probs(logits: torch.Tensor, ids: torch.Tensor, start: int, *, 
                         repetition_penalty: float, penalty_mode: str, bad_mask: torch.Tensor | None) -> torch.Tensor:
     """log p(x_t | x_<t) under the distribution the sampler drew x_t from, for t = start .. T-1.
 
-    logits (B, T, V) of the model on ids (B, T) (row t predicts token t + 1). For each position the
-    scores go through the sampler's own steps (`process_scores`: penalty B10 counting every earlier
-    token, ban B9, temperature), then top-k keeps the k best, and the token actually drawn is always
-    kept (it was in the top k when it was drawn; a re-computation may differ in the last bit).
-    Differentiable in `logits`. Returns (B, T - start).
+    logits (B, T, V) of the model on ids (B, T) (row t predicts token t + 1). Every position's scores
+    go through the sampler's own steps (model/sampler.py:process_scores: penalty B10 counting every
+    earlier token, ban B9, temperature), then top-k keeps the k best, and the token actually drawn is
+    always kept (it was in the top k when it was drawn; a re-computation may differ in the last bit).
+    All positions at once, a few rows at a time (the (rows, T, V) scores are large). Differentiable
+    in `logits`. Returns (B, T - start).
     """
-    out = []
-    for t in range(start - 1, ids.shape[1] - 1):  # the logits at t predict ids[:, t + 1]
-        scores = process_scores(logits[:, t], ids[:, : t + 1], temperature=temperature,
-                                repetition_penalty=repetition_penalty, penalty_mode=penalty_mode,
-                                bad_mask=bad_mask, do_sample=True)  # (B, V)
-        nxt = ids[:, t + 1 : t + 2]  # (B, 1)
-        if top_k:
-            kept = top_k_filter(scores.detach(), top_k) > float("-inf")
-            kept = kept.scatter(1, nxt, True)
-            scores = scores.masked_fill(~kept, float("-inf"))
-        out.append(F.log_softmax(scores, dim=-1).gather(1, nxt))
-    return torch.cat(out, dim=1)
+    B, T, V = logits.shape
+    chunk = max(1, 2**25 // max(1, (T - start) * V))  # rows per chunk: at most ~32 M scores at a time
+    settings = dict(temperature=temperature, top_k=top_k, repetition_penalty=repetition_penalty,
+                    penalty_mode=penalty_mode, bad_mask=bad_mask)
+    return torch.cat([_processed_rows(logits[i : i + chunk], ids[i : i + chunk], start, **settings)
+                      for i in range(0, B, chunk)])
+
+
+def _processed_rows(logits: torch.Tensor, ids: torch.Tensor, start: int, *, top_k: int | None, penalty_mode: str,
+                    **settings) -> torch.Tensor:
+    """processed_log_probs for a few rows: (b, T, V) logits -> (b, T - start)."""
+    b, T, V = logits.shape
+    z, nxt = logits[:, start - 1 : T - 1], ids[:, start:]  # (b, n, V) predict (b, n)
+    if penalty_mode == "lecture":  # c_i of B10 at every position: counts of the tokens up to it
+        counts = F.one_hot(ids[:, : T - 1], V).to(z.dtype).cumsum(1)[:, start - 1 :]  # (b, n, V)
+        scores = process_scores(z, None, counts=counts, penalty_mode=penalty_mode, do_sample=True, **settings)
+    else:  # the library's rule reads the earlier tokens themselves; later ones are replaced by the first
+        n = T - start  # token, already among the earlier ones, so that they change nothing ("once, however often")
+        prev = ids[:, None, : T - 1].expand(b, n, T - 1).clone()  # (b, n, T - 1)
+        later = torch.arange(T - 1)[None, :] > torch.arange(start - 1, T - 1)[:, None]  # (n, T - 1)
+        prev[:, later] = ids[:, :1, None].expand(b, n, T - 1)[:, later]
+        scores = process_scores(z.reshape(b * n, V), prev.reshape(b * n, T - 1), penalty_mode=penalty_mode,
+                                do_sample=True, **settings).reshape(b, n, V)
+    if top_k:
+        kept = (top_k_filter(scores.detach(), top_k) > float("-inf")).scatter(-1, nxt[..., None], True)
+        scores = scores.masked_fill(~kept, float("-inf"))
+    return F.log_softmax(scores, dim=-1).gather(-1, nxt[..., None])[..., 0]

@@ -24,6 +24,7 @@ Output: runs/teach/<time>/ as runs/coevolve/ (metrics.jsonl, samples.jsonl, chec
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import sys
@@ -37,20 +38,24 @@ from tqdm import tqdm
 from data.authors import DEFAULT_AUTHORS, select_authors
 from data.windows import lm_windows
 from model.gpt_neo import GPTNeo
+from model.lora import adapters_off
 from model.sampler import PENALTY_MODES
 from tokenizer_bridge.bridge import JudgeBatch, generate_for_judge, kept_neo_tokens
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.classifier import predict_logits
 from train.cli import run_program
-from train.config import ConfigError, as_dict, parse_program, setting
-from train.generators import Setup, eval_line, judge_round, load_setup, make_rngs, sampling, save_generators
+from train.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
+from train.generators import (Setup, add_adapters, eval_line, judge_round, load_setup, make_rngs, run_summary,
+                              sampling, save_generators)
 from train.judgement import start_tokens
 from train.lm import lm_step
 from train.optim import OPTIMIZERS, apply_update, check_finite_loss, make_optimizer
 from train.precision import PRECISIONS, Precision, choose_precision, pick_device
 from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio,
                       policy_gradient_loss, processed_log_probs, rloo_advantages, total_loss)
+from train.metrics import reset_peak_memory
 from train.runs import Run, StopRequest
+from weights.atomic import atomic_write_json
 
 SAMPLES_FILE = "samples.jsonl"
 ARMS = ("rl", "lm", "best-of-n")
@@ -63,7 +68,7 @@ def check_betas(text: str) -> None:
 
 
 @dataclass
-class TeachConfig:
+class TeachConfig(LoraSettings):
     """Everything that decides a teaching run (saved in the run's config.json)."""
 
     arm: str = setting("rl: learn from the judge; lm: the lecture's LM fine-tuning; best-of-n: no training (T7)",
@@ -105,9 +110,9 @@ SHARED = dict(base="neo-small", start_from="", judge="latest", authors=DEFAULT_A
               rl_overgen=1.5, best_of=16, optimizer="adamw", weight_decay=0.0, grad_clip=1.0, batch_size=16,
               length=128, rows=32, judge_length=128, overgen=4.0, max_rounds=3, temperature=1.0, top_k=50,
               repetition_penalty=1.3, penalty_mode="lecture", judge_half=True, heldout_windows=16, seed=0,
-              precision="auto", device="auto")
+              precision="auto", device="auto", **lora_off(2e-3))
 PRESETS = {
-    "cpu": TeachConfig(arm="rl", minutes=0.0, steps=40, beta="0.05", lr=1e-4, eval_every=10, **SHARED),
+    "cpu": TeachConfig(arm="rl", minutes=0.0, steps=30, beta="0.05", lr=3e-4, eval_every=10, **SHARED),
     "lecture": TeachConfig(arm="rl", minutes=0.0, steps=121, beta="0.05", lr=1.41e-5, eval_every=10,
                            **dict(SHARED, base="gpt-neo-125M", prompts=16, samples=4)),
 }
@@ -121,7 +126,7 @@ class Loop:
     cfg: TeachConfig
     beta: float
     setup: Setup
-    refs: dict[str, GPTNeo]  # pi_ref of T2: each generator as it started, frozen
+    refs: dict[str, GPTNeo]  # pi_ref of T2: each generator as it started, frozen (none with LoRA: P4)
     optimizers: dict[str, torch.optim.Optimizer]
     rngs: dict[str, torch.Generator]
     run: Run
@@ -131,6 +136,15 @@ class Loop:
 
     def elapsed(self) -> float:
         return time.time() - self.t0
+
+    @contextlib.contextmanager
+    def reference(self, author: str):
+        """pi_ref of T2: the frozen copy, or with LoRA the same network with its adapters off (P4)."""
+        if author in self.refs:
+            yield self.refs[author]
+        else:
+            with adapters_off(self.setup.generators[author]) as model:
+                yield model
 
 
 # ----------------------------------------------------------------------------- the pieces of a step
@@ -162,7 +176,7 @@ def sequence_log_probs(model: GPTNeo, ids: torch.Tensor, mask: torch.Tensor, loo
 def rl_step(loop: Loop, author: str, label: int) -> dict:
     """One RL step of one generator: sample P x G rows -> T1 reward -> T4 advantages -> T2/T3 KL -> T5 + T6 -> update."""
     cfg, s = loop.cfg, loop.setup
-    model, ref = s.generators[author], loop.refs[author]
+    model = s.generators[author]
     prompts = start_tokens(cfg.prompts, s.bad_mask, loop.rngs["prompts"]).repeat_interleave(cfg.samples, 0)  # (P G, 1)
     model.eval()  # no dropout: the loss sees the distribution that was sampled
     batch = generate_for_judge(model, prompts.to(loop.precision.device), s.neo_tok, s.bert_tok, cfg.judge_length,
@@ -172,7 +186,7 @@ def rl_step(loop: Loop, author: str, label: int) -> dict:
     advantages = rloo_advantages(rewards.view(cfg.prompts, cfg.samples)).flatten()  # T4
     ids, mask = kept_batch(batch, s.neo_tok, pad_id=int(prompts[0, 0]))
     logp = sequence_log_probs(model, ids, mask, loop)  # with gradient
-    with torch.no_grad():
+    with torch.no_grad(), loop.reference(author) as ref:
         logp_ref = sequence_log_probs(ref, ids, mask, loop)
     kl = kl_k3(torch.where(mask.bool(), log_ratio(logp, logp_ref), torch.zeros_like(logp)), mask)  # T2, T3
     loss = total_loss(policy_gradient_loss(logp, mask, advantages), kl, loop.beta)  # T5 + T6
@@ -225,7 +239,9 @@ def judgement_extras(loop: Loop, judgement) -> dict:
             out[f"kl_bound_{a}"] = best_of_n_kl_bound(loop.cfg.best_of)
             continue
         ids, mask = kept_batch(batch, loop.setup.neo_tok, pad_id=int(batch.rows[0][0]))
-        delta = sequence_log_probs(loop.setup.generators[a], ids, mask, loop) - sequence_log_probs(loop.refs[a], ids, mask, loop)
+        logp = sequence_log_probs(loop.setup.generators[a], ids, mask, loop)
+        with loop.reference(a) as ref:
+            delta = logp - sequence_log_probs(ref, ids, mask, loop)
         out[f"kl_{a}"] = kl_k3(delta, mask).mean().item()
     return out
 
@@ -263,6 +279,7 @@ def teach_loop(loop: Loop, start: int) -> int:
     if start == 0:
         evaluate(loop, 0)
         loop.run.point_latest()
+    reset_peak_memory(loop.precision.device)
     step, last_eval = start, start
     bar = tqdm(desc=f"teach ({loop.cfg.arm})", unit="step", initial=start, total=loop.cfg.steps or None)
     with StopRequest() as stop:
@@ -320,8 +337,11 @@ def build_loop(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir) -> 
     setup = load_setup(cfg.base, None if cfg.judge == "latest" else cfg.judge, select_authors(cfg.authors), precision,
                        cfg.judge_half, cfg.length, runs_dir)
     start_models(cfg, setup)
-    refs = {a: copy.deepcopy(m).eval().requires_grad_(False) for a, m in setup.generators.items()}  # pi_ref (T2)
-    optimizers = {a: make_optimizer(m, cfg.optimizer, cfg.lr, cfg.weight_decay) for a, m in setup.generators.items()}
+    refs = {} if cfg.lora_rank else {a: copy.deepcopy(m).eval().requires_grad_(False)  # pi_ref of T2
+                                     for a, m in setup.generators.items()}
+    add_adapters(setup, cfg)
+    optimizers = {a: make_optimizer(m, cfg.optimizer, learning_rate(cfg), cfg.weight_decay)
+                  for a, m in setup.generators.items()}
     rngs = dict(make_rngs(cfg.seed, list(setup.generators), precision.device),
                 prompts=torch.Generator().manual_seed(cfg.seed + 301))
     info = {"program": "teach", **setup.info, **precision.describe(), "beta_value": beta}
@@ -347,6 +367,8 @@ def teach_one(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir) -> P
         loop.run.discard_if_empty()
         raise
     save_generators(loop.run.folder / "generators", loop.setup, {"step": step, "arm": cfg.arm, "beta": beta})
+    atomic_write_json(loop.run.folder / "summary.json",
+                      run_summary(loop.setup, loop.optimizers, loop.precision, step, loop.elapsed()))
     print(f"generators saved in {loop.run.folder / 'generators'}; summary: python -m eval.report {loop.run.folder}")
     return loop.run.folder
 

@@ -1,0 +1,167 @@
+"""model/lora.py and the adapters' files: P1-P4 by hand, separate q/k/v updates, PEFT's layout."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from model.bert import Bert, BertClassifier
+from model.config import GPTNeoConfig
+from model.gpt_neo import GPTNeo
+from model.lora import LoRALinear, adapters_off, add_lora, lora_layers, merge_lora, trainable_parameters
+from tokenizer_bridge.hf_folder import load_adapter_folder, write_adapter_folder, write_model_folder
+from tokenizer_bridge.load import load_bert_tokenizer
+
+
+def _neo() -> GPTNeo:
+    torch.manual_seed(0)
+    return GPTNeo(GPTNeoConfig(vocab_size=60, max_position_embeddings=32, hidden_size=16, num_layers=2, num_heads=2,
+                               window_size=4, attention_layers=["global", "local"])).eval()
+
+
+def _trained_lora(model: torch.nn.Module) -> torch.nn.Module:
+    """Adapters with random B (as if trained), so that the update is not zero."""
+    torch.manual_seed(1)
+    for _, layer in lora_layers(model):
+        layer.lora_B.data.normal_(0, 0.1)
+    return model
+
+
+def test_p1_the_update_is_alpha_over_r_b_a_and_zero_at_the_start():
+    torch.manual_seed(0)
+    base = torch.nn.Linear(6, 4)
+    x = torch.randn(3, 6)
+    layer = LoRALinear(copy.deepcopy(base), rank=2, alpha=8.0)
+    assert torch.equal(layer(x), base(x))  # B = 0: W' = W before training
+    layer.lora_B.data.normal_()
+    a, b = layer.lora_A[0], layer.lora_B[0]
+    assert torch.allclose(layer(x), x @ base.weight.T + base.bias + (8.0 / 2) * x @ (b @ a).T, atol=1e-6)
+    assert not layer.base.weight.requires_grad and layer.lora_A.requires_grad and layer.lora_B.requires_grad
+
+
+def test_the_fused_qkv_gets_three_separate_updates():
+    torch.manual_seed(0)
+    layer = LoRALinear(torch.nn.Linear(8, 24, bias=False), rank=2, alpha=2.0, parts=3)
+    assert layer.lora_A.shape == (3, 2, 8) and layer.lora_B.shape == (3, 8, 2)
+    x = torch.randn(5, 8)
+    before = layer(x)
+    layer.lora_B.data[1].normal_()  # only the k block's B
+    change = layer(x) - before
+    assert change[:, :8].abs().max() == 0 and change[:, 16:].abs().max() == 0 and change[:, 8:16].abs().max() > 0
+
+
+def test_p2_only_adapters_and_head_train_and_the_count_by_hand(tiny_bert_config):
+    model = BertClassifier(Bert(tiny_bert_config))
+    names = add_lora(model, rank=4, alpha=8.0)
+    model.head.requires_grad_(True)
+    assert names == [f"bert.blocks.{i}.attn.{m}" for i in range(2) for m in ("qkv", "proj")]
+    d = tiny_bert_config.hidden_size  # 32
+    per_layer = 3 * 4 * (d + d) + 4 * (d + d)  # q, k, v: r (d + k) each; the output projection too
+    info = trainable_parameters(model)
+    assert info["lora"] == 2 * per_layer
+    assert info["trainable"] == 2 * per_layer + (d * 2 + 2)  # + the head
+    model(torch.randint(1000, 2000, (2, 8))).sum().backward()
+    with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert with_grad == {n for n, p in model.named_parameters() if "lora_" in n or n.startswith("head.")}
+
+
+def test_p3_merged_equals_unmerged_and_p4_off_equals_the_base():
+    model = _neo()
+    base = copy.deepcopy(model)
+    add_lora(model, rank=2, alpha=4.0, targets="attention+mlp")
+    _trained_lora(model)
+    ids = torch.randint(0, 60, (2, 20))
+    with torch.no_grad():
+        adapted = model(ids)
+        with adapters_off(model):
+            assert torch.equal(model(ids), base(ids))  # P4: exactly the base
+        merged = merge_lora(copy.deepcopy(model))
+        assert not lora_layers(merged)
+        assert (merged(ids) - adapted).abs().max() <= 1e-5  # P3
+        assert (adapted - base(ids)).abs().max() > 1e-3  # the adapters do something
+
+
+def test_adapter_files_round_trip_and_merged_export_loads_everywhere(tmp_path, wonderland_text):
+    from tokenizer_bridge.bpe import train_bpe
+
+    model = _neo()
+    add_lora(model, rank=2, alpha=4.0)
+    _trained_lora(model)
+    write_adapter_folder(tmp_path / "adapter", model, "base")
+    again = load_adapter_folder(_neo(), tmp_path / "adapter")
+    ids = torch.randint(0, 60, (2, 12))
+    with torch.no_grad():
+        assert torch.equal(again(ids), model(ids))
+    tok = train_bpe([wonderland_text[:5000]], vocab_size=300)
+    merged = merge_lora(copy.deepcopy(model))
+    folder = write_model_folder(tmp_path / "merged", merged, tok)
+    with torch.no_grad():
+        assert (GPTNeo.from_pretrained(folder)(ids) - model(ids)).abs().max() <= 1e-5
+
+
+def test_peft_loads_our_adapters_onto_transformers_with_our_outputs(tmp_path, minilm_folder):
+    peft = pytest.importorskip("peft")
+    transformers = pytest.importorskip("transformers")
+    # the judge: real MiniLM, adapters on the attention, a trained head
+    torch.manual_seed(0)
+    judge = BertClassifier(Bert.from_pretrained(minilm_folder)).eval()
+    add_lora(judge, rank=4, alpha=8.0)
+    _trained_lora(judge)
+    write_adapter_folder(tmp_path / "judge_adapter", judge, str(minilm_folder))
+    hf = transformers.BertForSequenceClassification.from_pretrained(str(minilm_folder), num_labels=2)
+    hf = peft.PeftModel.from_pretrained(hf, str(tmp_path / "judge_adapter")).eval()
+    ids = torch.tensor([load_bert_tokenizer(minilm_folder).encode("Curiouser and curiouser! cried Alice.").ids])
+    with torch.no_grad():
+        assert (hf(input_ids=ids).logits - judge(ids)).abs().max() <= 1e-5
+    # a generator: a tiny GPT-Neo, adapters on attention and MLP
+    neo = _neo()
+    neo.save_pretrained(tmp_path / "neo")
+    add_lora(neo, rank=2, alpha=4.0, targets="attention+mlp")
+    _trained_lora(neo)
+    write_adapter_folder(tmp_path / "neo_adapter", neo, str(tmp_path / "neo"))
+    hf = transformers.GPTNeoForCausalLM.from_pretrained(str(tmp_path / "neo"))
+    hf = peft.PeftModel.from_pretrained(hf, str(tmp_path / "neo_adapter")).eval()
+    ids = torch.randint(0, 60, (2, 20))
+    with torch.no_grad():
+        assert (hf(input_ids=ids).logits - neo(ids)).abs().max() <= 1e-5
+
+
+# ----------------------------------------------------------------------------- the switch in every program
+
+
+def test_every_training_program_takes_the_lora_switch(make_tiny_bert, make_tiny_judge, small_mirror, tmp_path,
+                                                       wonderland_text):
+    import json
+
+    from safetensors.torch import load_file
+
+    from tokenizer_bridge.bpe import eos_id, train_bpe
+    from train import coevolve, judge, teach
+    from train.runs import read_jsonl
+
+    tiny = make_tiny_bert(tmp_path / "tiny")
+    run = judge.train_judge(["--model", str(tiny), "--runs-dir", str(tmp_path / "j"), "--batch-size", "4", "--length",
+                             "32", "--eval-length", "64", "--eval-per-author", "2", "--steps", "2", "--device", "cpu",
+                             "--lora-rank", "2"])
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["fraction"] < 0.2 and summary["lora"] == 2 * (3 * 2 * 64 + 2 * 64)
+    start, trained = load_file(tiny / "model.safetensors"), load_file(run / "hf" / "model.safetensors")
+    assert torch.equal(start["bert.embeddings.word_embeddings.weight"], trained["bert.embeddings.word_embeddings.weight"])
+    assert (run / "adapter" / "adapter_config.json").is_file()  # the adapters alone, PEFT's layout
+
+    tok = train_bpe([wonderland_text], vocab_size=400)
+    torch.manual_seed(0)
+    base = write_model_folder(tmp_path / "neo", GPTNeo(GPTNeoConfig(
+        vocab_size=tok.get_vocab_size(), max_position_embeddings=128, hidden_size=32, num_layers=2, num_heads=4,
+        window_size=16, attention_layers=["global", "local"], bos_token_id=eos_id(tok), eos_token_id=eos_id(tok))), tok)
+    make_tiny_judge(tmp_path / "runs")
+    common = ["--base", str(base), "--runs-dir", str(tmp_path / "runs"), "--steps", "2", "--eval-every", "2", "--rows",
+              "2", "--judge-length", "12", "--length", "32", "--batch-size", "2", "--heldout-windows", "2", "--device",
+              "cpu", "--lora-rank", "2"]
+    co = coevolve.coevolve(common)
+    assert (co / "generators" / "alice" / "adapter" / "adapter_model.safetensors").is_file()
+    [rl] = teach.teach(common + ["--prompts", "2", "--samples", "2", "--rl-overgen", "3"])
+    evals = [r for r in read_jsonl(rl / "metrics.jsonl") if r["kind"] == "eval"]
+    assert evals[0]["kl_alice"] == pytest.approx(0.0, abs=1e-6) and evals[-1]["kl_alice"] > 0  # pi_ref = adapters off
