@@ -13,7 +13,7 @@ STAMP      := $(VENV)/.installed
 export OMP_WAIT_POLICY ?= PASSIVE
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: setup test-deps weights test train-bert pretrain-neo prerequisites coevolve teach teach-compare teach-sweep bench clean
+.PHONY: setup test-deps weights test train-bert pretrain-neo prerequisites coevolve teach teach-compare teach-sweep lora-compare bench clean
 
 setup: $(STAMP)
 
@@ -78,6 +78,14 @@ BETAS ?= 0,0.02,0.05,0.2
 teach-sweep: prerequisites
 	$(PY) -m train.teach --beta $(BETAS) $(ARGS) | tee runs/.sweep
 	$(PY) -m eval.compare $$(grep -o "compare with: .*" runs/.sweep | cut -d' ' -f5-)
+
+# LoRA against full fine-tuning on the same data, seed and steps: the judge, then the generators.
+lora-compare: prerequisites
+	$(PY) -m train.judge $(ARGS) && readlink -f runs/judge/latest > runs/.lora-1
+	$(PY) -m train.judge --lora-rank 8 $(ARGS) && readlink -f runs/judge/latest > runs/.lora-2
+	$(PY) -m train.coevolve --judge $$(cat runs/.lora-1) && readlink -f runs/coevolve/latest > runs/.lora-3
+	$(PY) -m train.coevolve --judge $$(cat runs/.lora-1) --lora-rank 8 && readlink -f runs/coevolve/latest > runs/.lora-4
+	$(PY) -m eval.lora_table $$(cat runs/.lora-1 runs/.lora-2 runs/.lora-3 runs/.lora-4)
 
 bench: test-deps weights
 	$(PY) -m bench $(ARGS)

@@ -140,6 +140,43 @@ def test_sampling_settings_are_checked_before_any_set_up(flags, match, tmp_path)
 # ----------------------------------------------------------------------------- the loop, end to end
 
 
+def parse_report(page: Path) -> tuple[list[bytes], list[str]]:
+    """(the PNG bytes of every inline image, the text of every sample) of a report page."""
+    import base64
+    from html.parser import HTMLParser
+
+    class Reader(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.images, self.texts, self.depth, self.parts = [], [], 0, []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "img" and attrs.get("src", "").startswith("data:image/png;base64,"):
+                self.images.append(base64.b64decode(attrs["src"].split(",", 1)[1]))
+            if self.depth or (tag == "div" and attrs.get("class") == "sample"):
+                self.depth += tag == "div"
+            if tag == "span" and self.depth:
+                self.parts.append(None)  # the label and the bar are not the text
+
+        def handle_endtag(self, tag):
+            if tag == "div" and self.depth:
+                self.depth -= 1
+                if not self.depth:
+                    self.texts.append("".join(p for p in self.parts if p is not None))
+                    self.parts = []
+            if tag == "span" and self.depth and self.parts and self.parts[-1] is None:
+                self.parts.pop()
+
+        def handle_data(self, data):
+            if self.depth and not (self.parts and self.parts[-1] is None):
+                self.parts.append(data)
+
+    reader = Reader()
+    reader.feed(page.read_text(encoding="utf-8"))
+    return reader.images, reader.texts
+
+
 def test_tiny_run_writes_metrics_samples_generators_and_report(tiny_base, judge_runs, small_mirror):
     judge_file = next((judge_runs / "judge").glob("2*/hf/model.safetensors"))
     judge_before = load_file(judge_file)
@@ -168,7 +205,9 @@ def test_tiny_run_writes_metrics_samples_generators_and_report(tiny_base, judge_
     judge_after = load_file(judge_file)  # B15: the judge only watched
     assert all(torch.equal(judge_before[k], judge_after[k]) for k in judge_before)
     page, _ = write_report(run)
-    assert page.read_text().count('class="sample"') == len(samples)
+    images, texts = parse_report(page)
+    assert len(images) == 2 and all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in images)  # the loop and N6's matrix
+    assert sorted(texts) == sorted(s["text"] for s in samples)  # every judged sample, whole
     again = program.coevolve(argv(tiny_base, judge_runs))  # seeded: the same numbers again
     assert read_jsonl(again / "samples.jsonl")[-1]["text"] == samples[-1]["text"]
 
@@ -190,7 +229,7 @@ def test_interrupted_run_resumes_to_the_same_numbers(tiny_base, judge_runs, smal
     whole = program.coevolve(argv(tiny_base, judge_runs, "--judge-half", "--steps", "4"))
     part = program.coevolve(argv(tiny_base, judge_runs, "--steps", "2"))
     program.coevolve(["--resume", str(part), "--steps", "4", "--runs-dir", str(judge_runs)])
-    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("time", "gen_s", "judge_s")} for r in rs]
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("time", "gen_s", "judge_s", "step_s")} for r in rs]
     assert strip(read_jsonl(whole / "metrics.jsonl")) == strip(read_jsonl(part / "metrics.jsonl"))
     assert read_jsonl(whole / "samples.jsonl") == read_jsonl(part / "samples.jsonl")
 

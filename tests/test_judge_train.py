@@ -195,7 +195,8 @@ def _argv(folder: Path, runs: Path, *extra: str) -> list[str]:
 
 
 def _lines(run: Path) -> list[dict]:
-    return [{k: v for k, v in json.loads(x).items() if k != "time"} for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in json.loads(x).items() if k not in ("time", "step_s")}
+            for x in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_resume_gives_the_same_final_weights(tiny_folder, small_mirror, tmp_path) -> None:

@@ -171,12 +171,12 @@ def coevolve_loop(loop: Loop, start: int) -> int:
     bar = tqdm(range(start + 1, cfg.steps + 1), desc="co-evolve", unit="step", initial=start, total=cfg.steps)
     with StopRequest() as stop:
         for step in bar:
-            record = {"kind": "train", "step": step}
+            record, t_step = {"kind": "train", "step": step}, time.time()
             for a, model in s.generators.items():  # Optimize: each generator on its own author's text (B2)
                 batch = lm_windows(s.ids[a].train, cfg.batch_size, cfg.length, loop.rngs[f"data_{a}"])  # (B, T)
                 record[f"loss_{a}"], _ = lm_step(model, loop.optimizers[a], batch, loop.precision, cfg.grad_clip,
                                                   cfg.micro_batch, scaler)
-            loop.run.log(dict(record, time=time.time() - loop.t0))
+            loop.run.log(dict(record, step_s=time.time() - t_step, time=time.time() - loop.t0))
             bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in record.items() if k.startswith("loss_")})
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 bar.set_postfix_str(f"judging step {step}")

@@ -30,14 +30,13 @@ from data.corpus import SPLITS, check_long_enough
 from data.windows import Specials, balanced_batch, heldout_set, load_author_ids, text_tokens_per_window
 from model.bert import Bert, BertClassifier
 from model.config import BertConfig
-from tokenizer_bridge.hf_folder import write_model_folder
+from model.lora import add_lora, has_lora, merged_copy, trainable_parameters
+from tokenizer_bridge.hf_folder import write_adapter_folder, write_model_folder
 from tokenizer_bridge.load import load_bert_tokenizer
 from train import distributed
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.classifier import HF_FOLDER, INFO_KEY, classifier_step, evaluate
 from train.cli import run_program
-from model.lora import add_lora, has_lora, merged_copy, trainable_parameters
-from tokenizer_bridge.hf_folder import write_adapter_folder
 from train.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
 from train.metrics import optimizer_state_bytes, peak_memory_mib, reset_peak_memory, snapshot
 from train.optim import OPTIMIZERS, SCHEDULES, lr_at, make_optimizer, set_lr
@@ -149,26 +148,26 @@ class Loop:
     optimizer: torch.optim.Optimizer
     data: Data
     rng: torch.Generator
-    run: Run
     precision: Precision
     dist: distributed.Dist
     state: dict  # the latest metrics and the elapsed time, saved with every checkpoint
+    run: Run | None = None  # set by open_run
 
 
-def open_run(cfg: JudgeConfig, resume: Path | None, runs_dir, loop_parts: dict) -> tuple[Run, int, dict]:
-    """A new run folder, or the resumed one with its newest checkpoint restored. Returns (run, start step, state)."""
-    dist_, info = loop_parts["dist"], loop_parts["info"]
+def open_run(loop: Loop, resume: Path | None, runs_dir, info: dict) -> int:
+    """A new run folder, or the resumed one with its newest checkpoint restored into the loop. Returns the start step."""
     if resume is None:
-        run = Run.create("judge", runs_dir, {"config": as_dict(cfg), **info}, writer=dist_.main)
-        return run, 0, {"metrics": {}, "time": 0.0}
-    run = Run(Path(resume).resolve(), writer=dist_.main)
-    ckpt = load_checkpoint(run.folder)
-    if cfg.steps < ckpt.step:
-        raise ConfigError(f"{run.folder} is already at step {ckpt.step}; give --steps N with N > {ckpt.step} to extend it")
-    ckpt.restore({"judge": loop_parts["model"]}, {"judge": loop_parts["optimizer"]}, {"data": loop_parts["rng"]})
-    run.keep_records_until(ckpt.step)
-    print(f"resuming {run.folder} at step {ckpt.step} of {cfg.steps}", file=sys.stderr)
-    return run, ckpt.step, ckpt.state
+        loop.run = Run.create("judge", runs_dir, {"config": as_dict(loop.cfg), **info}, writer=loop.dist.main)
+        return 0
+    loop.run = Run(Path(resume).resolve(), writer=loop.dist.main)
+    ckpt = load_checkpoint(loop.run.folder)
+    if loop.cfg.steps < ckpt.step:
+        raise ConfigError(f"{loop.run.folder} is already at step {ckpt.step}; give --steps N with N > {ckpt.step}")
+    ckpt.restore({"judge": loop.model}, {"judge": loop.optimizer}, {"data": loop.rng})
+    loop.run.keep_records_until(ckpt.step)
+    loop.state = ckpt.state
+    print(f"resuming {loop.run.folder} at step {ckpt.step} of {loop.cfg.steps}", file=sys.stderr)
+    return ckpt.step
 
 
 # ----------------------------------------------------------------------------- saving and evaluating
@@ -212,13 +211,14 @@ def train_loop(loop: Loop, start: int) -> int:
                disable=not loop.dist.main)
     with StopRequest() as stop:
         for step in bar:
+            t_step = time.time()
             batch = balanced_batch(loop.data.train_ids, cfg.batch_size, cfg.length, loop.rng, Specials.of(loop.data.tok))
             batch = distributed.share(batch, loop.dist, n_authors)  # this rank's rows (all of them for one process)
             lr = set_lr(loop.optimizer, lr_at(cfg.schedule, learning_rate(cfg), (step - 1) / cfg.steps))
             out = classifier_step(loop.ddp, loop.optimizer, batch, loop.precision, cfg.grad_clip, before, scaler)
             out["loss"], out["acc"] = distributed.mean(out["loss"], loop.dist), distributed.mean(out["acc"], loop.dist)
-            record = {"kind": "train", "step": step, **out, "lr": lr,
-                      "tokens": tokens_seen(cfg.batch_size, cfg.length, step), "time": time.time() - t0}
+            record = {"kind": "train", "step": step, **out, "lr": lr, "tokens": tokens_seen(cfg.batch_size, cfg.length, step),
+                      "step_s": time.time() - t_step, "time": time.time() - t0}
             loop.run.log(record)
             loop.state = {"metrics": dict(loop.state["metrics"], **record), "time": record["time"]}
             done = step
@@ -251,21 +251,21 @@ def train_judge(argv: list[str] | None = None) -> Path:
     rng = torch.Generator().manual_seed(cfg.seed)
     info = {"program": "judge", "base_model": str(base), "labels": data.labels, **precision.describe(),
             "world_size": dist_.world}
-    run, start, state = open_run(cfg, resume, args.runs_dir, dict(dist=dist_, info=info, model=model,
-                                                                  optimizer=optimizer, rng=rng))
-    loop = Loop(cfg, model, distributed.wrap(model, dist_), optimizer, data, rng, run, precision, dist_, state)
+    loop = Loop(cfg, model, distributed.wrap(model, dist_), optimizer, data, rng, precision, dist_,
+                {"metrics": {}, "time": 0.0})
+    start = open_run(loop, resume, args.runs_dir, info)
     if dist_.main:
-        print(f"run folder: {run.folder}", file=sys.stderr)
+        print(f"run folder: {loop.run.folder}", file=sys.stderr)
     try:
         done = train_loop(loop, start)
     except KeyboardInterrupt:
-        run.discard_if_empty()
+        loop.run.discard_if_empty()
         raise
     finish(loop, done)
     distributed.teardown(dist_)
     if done < cfg.steps:
         raise KeyboardInterrupt  # stopped by Ctrl-C: exit code 130, after the checkpoint was saved
-    return run.folder
+    return loop.run.folder
 
 
 def finish(loop: Loop, done: int) -> None:

@@ -210,8 +210,9 @@ def pretrain_loop(loop: Loop) -> bool:
                 loop.run.log({"kind": "eval", "step": s["step"], "heldout": held})
                 bar.write("step {}: held-out loss ".format(s["step"]) + ", ".join(f"{a} {v:.3f}" for a, v in held.items()))
             if distributed.any_rank(stop.requested, loop.dist):
-                save_checkpoint(loop.run.folder, s["step"], {"neo": loop.model}, {"neo": loop.optimizer},
-                                {"data": loop.rng}, s) if loop.dist.main else None
+                if loop.dist.main:
+                    save_checkpoint(loop.run.folder, s["step"], {"neo": loop.model}, {"neo": loop.optimizer},
+                                    {"data": loop.rng}, s)
                 bar.close()
                 return False
     bar.close()

@@ -285,11 +285,11 @@ def teach_loop(loop: Loop, start: int) -> int:
     with StopRequest() as stop:
         while not finished(loop, step) and not stop.requested:
             step += 1 if arm_step else loop.cfg.eval_every  # best-of-N only judges
-            record = {"kind": "train", "step": step}
+            record, t_step = {"kind": "train", "step": step}, time.time()
             for label, author in enumerate(loop.setup.generators):
                 record.update(arm_step(loop, author, label) if arm_step else {})
             if arm_step:
-                loop.run.log(dict(record, judge_calls=loop.judge_calls, time=loop.elapsed()))
+                loop.run.log(dict(record, judge_calls=loop.judge_calls, step_s=time.time() - t_step, time=loop.elapsed()))
             bar.update(step - bar.n)
             if step % loop.cfg.eval_every == 0 or finished(loop, step) or stop.requested:
                 evaluate(loop, step)

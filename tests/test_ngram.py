@@ -1,0 +1,91 @@
+"""More than two authors: the n-gram baseline (N5) by hand, N4 by hand, both judges on the same passages,
+and a tiny three-author run of the judge and of the generators."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from eval.authorship import authorship, passages
+from model.ngram import NgramJudge, train_ngram_judge
+from train.metrics import confusion_matrix, macro_accuracy
+
+
+def test_naive_bayes_against_a_hand_computed_example(tmp_path):
+    """Unigrams, alpha 1: theta_A(a) = (2+1)/(3+2) = 3/5, theta_A(b) = 2/5; B the other way round."""
+    nb = train_ngram_judge({"A": "aab", "B": "abb"}, n_max=1, alpha=1.0, min_count=1)
+    assert nb.probabilities(["a"])[0, 0] == pytest.approx(0.6)  # (3/5) / (3/5 + 2/5), uniform prior
+    assert nb.probabilities(["ab"])[0, 0] == pytest.approx(0.5)  # 6/25 each
+    assert nb.probabilities(["aac"])[0, 0] == pytest.approx(9 / 13)  # 'c' unseen: alpha/(3+2) for both
+    log_post = nb.log_posterior("a")
+    assert log_post.tolist() == pytest.approx([math.log(0.6), math.log(0.4)], abs=1e-6)
+    nb.save(tmp_path)
+    again = NgramJudge.load(tmp_path)
+    assert again.probabilities(["aac"])[0, 0] == pytest.approx(9 / 13)
+
+
+def test_bigrams_and_the_vocabulary_cut():
+    nb = train_ngram_judge({"A": "abab" * 50, "B": "baba" * 50 + "zz"}, n_max=2, min_count=2)
+    p = nb.probabilities(["abab", "zzz"])
+    assert p[0, 0] > 0.5 and p[1, 1] > 0.9  # "zz" only B wrote
+
+
+def test_confusion_and_macro_accuracy_by_hand():
+    predicted, labels = torch.tensor([0, 0, 1, 2, 2, 2, 1]), torch.tensor([0, 1, 1, 2, 2, 0, 1])
+    c = confusion_matrix(predicted, labels, 3)
+    assert c == [[1, 0, 1], [1, 2, 0], [0, 0, 2]]  # rows: true author, columns: predicted
+    assert macro_accuracy(c) == pytest.approx((1 / 2 + 2 / 3 + 2 / 2) / 3)
+    assert macro_accuracy([[3, 1], [0, 0]]) == 0.75  # an author with no window is left out
+
+
+def test_both_judges_on_the_same_passages(corpus_ids, make_tiny_judge, tmp_path, monkeypatch, corpus_mirror):
+    from train.classifier import load_judge
+
+    monkeypatch.setenv("ALICE_EDGAR_CORPUS", str(corpus_mirror))
+    tok, authors = corpus_ids
+    heldout = {a: tok.decode(authors[a].heldout[:3000].tolist()) for a in ("alice", "edgar")}
+    x, texts, y = passages(tok, heldout, 64, per_author=5)
+    assert len(texts) == len(x) == 10 and y.tolist() == [0] * 5 + [1] * 5
+    for row, text, label in zip(x, texts, y):  # the raw text of each passage is the text of its window's tokens
+        assert text in heldout[("alice", "edgar")[label]]
+        assert tok.encode(text, add_special_tokens=False).ids[-20:] == row[-21:-1].tolist()  # (a window may start
+        # inside a word, whose first piece then encodes differently on its own)
+    judge, jtok, _ = load_judge(make_tiny_judge(tmp_path) / "hf")
+    nb = train_ngram_judge({a: heldout[a] for a in ("alice", "edgar")}, n_max=2)
+    r = authorship(judge, jtok, ["alice", "edgar"], "tail", nb, lengths=(64,), per_author=4)
+    for side in ("bert", "ngram"):
+        assert [sum(row) for row in r["64"][side]["confusion"]] == [4, 4]
+        assert 0 <= r["64"][side]["macro_acc"] <= 1 and r["64"][side]["per_author"]["alice"]["n"] == 4
+
+
+def test_a_tiny_three_author_run_of_the_judge_and_the_generators(make_tiny_bert, small_mirror, tmp_path,
+                                                                  wonderland_text):
+    from model.config import GPTNeoConfig
+    from model.gpt_neo import GPTNeo
+    from tokenizer_bridge.bpe import eos_id, train_bpe
+    from tokenizer_bridge.hf_folder import write_model_folder
+    from train import coevolve, judge
+    from train.runs import read_jsonl
+
+    authors = "alice,edgar,austen"
+    run = judge.train_judge(["--model", str(make_tiny_bert(tmp_path / "tiny")), "--runs-dir", str(tmp_path),
+                             "--authors", authors, "--split", "book", "--batch-size", "6", "--length", "32",
+                             "--eval-length", "64", "--eval-per-author", "2", "--steps", "2", "--device", "cpu"])
+    last = [r for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "eval"][-1]
+    assert len(last["confusion"]) == 3 and set(last["heldout_acc_per_author"]) == set(authors.split(","))
+    config = json.loads((run / "hf" / "config.json").read_text())
+    assert config["id2label"] == {"0": "alice", "1": "edgar", "2": "austen"} and config["alice_edgar"]["split"] == "book"
+    tok = train_bpe([wonderland_text], vocab_size=400)
+    torch.manual_seed(0)
+    base = write_model_folder(tmp_path / "neo", GPTNeo(GPTNeoConfig(
+        vocab_size=tok.get_vocab_size(), max_position_embeddings=128, hidden_size=32, num_layers=2, num_heads=4,
+        window_size=16, attention_layers=["global", "local"], bos_token_id=eos_id(tok), eos_token_id=eos_id(tok))), tok)
+    co = coevolve.coevolve(["--base", str(base), "--runs-dir", str(tmp_path), "--authors", authors, "--steps", "2",
+                            "--eval-every", "2", "--rows", "2", "--judge-length", "12", "--length", "32",
+                            "--batch-size", "2", "--heldout-windows", "2", "--device", "cpu"])
+    evals = [r for r in read_jsonl(co / "metrics.jsonl") if r["kind"] == "eval"]
+    assert evals[0]["n"] == 6 and len(evals[0]["confusion"]) == 3  # N6: 3 generators x 2 rows, 3 classes
+    assert {"own_austen", "nb_own_austen", "S_austen", "heldout_austen"} <= set(evals[-1])
