@@ -30,7 +30,7 @@ def judge_section(run: Run) -> tuple[dict, list[str]]:
     records, cfg = run.records(), run.config()
     train, evals = [r for r in records if r["kind"] == "train"], [r for r in records if r["kind"] == "eval"]
     c = cfg["config"]
-    title = (f"BERT judge ({Path(cfg['base_model']).name}), {', '.join(cfg['labels'])}: batch {c['batch_size']} x "
+    title = (f"BERT judge ({Path(cfg['base_model']).name}), {', '.join(cfg['labels'])}: {c['per_author']} windows per author x "
              f"{c['length']}, {c['optimizer']} lr {c['lr']:g} ({c['schedule']}), {c['precision']} -> {cfg['precision']}")
     plots = {"A12: loss and accuracy": judge_plot(train, evals, title, run.folder / "judge_plot.png",
                                                   heldout_label=f"held-out accuracy (windows of {c['eval_length']})")}

@@ -57,7 +57,7 @@ def test_a_nan_loss_stops_the_run_without_saving_it_or_moving_latest(make_tiny_b
     import train.classifier as classifier
 
     folder = make_tiny_bert(tmp_path / "tiny")
-    argv = ["--model", str(folder), "--runs-dir", str(tmp_path), "--batch-size", "4", "--length", "32",
+    argv = ["--model", str(folder), "--runs-dir", str(tmp_path), "--per-author", "2", "--length", "32",
             "--eval-length", "64", "--eval-per-author", "2", "--eval-every", "0", "--device", "cpu"]
     first = judge_program.train_judge(argv + ["--steps", "2"])  # a good run: latest points to it
     real, calls = classifier.cross_entropy, []
@@ -208,7 +208,7 @@ def test_hf_endpoint_without_a_scheme_leaves_no_store_entry(tmp_path, monkeypatc
 
 def test_resume_tolerates_a_metrics_line_cut_by_a_kill(make_tiny_bert, small_mirror, tmp_path) -> None:
     folder = make_tiny_bert(tmp_path / "tiny")
-    run = judge_program.train_judge(["--model", str(folder), "--runs-dir", str(tmp_path), "--batch-size", "4",
+    run = judge_program.train_judge(["--model", str(folder), "--runs-dir", str(tmp_path), "--per-author", "2",
                                      "--length", "32", "--eval-length", "64", "--eval-per-author", "2",
                                      "--steps", "2", "--device", "cpu"])
     with open(run / "metrics.jsonl", "a") as f:
@@ -276,7 +276,7 @@ def test_disk_full_during_a_save_keeps_the_previous_checkpoint(tmp_path) -> None
 
 def test_a_second_resume_of_a_running_run_is_refused(make_tiny_bert, small_mirror, tmp_path) -> None:
     folder = make_tiny_bert(tmp_path / "tiny")
-    argv = ["--model", str(folder), "--runs-dir", str(tmp_path), "--batch-size", "4", "--length", "32",
+    argv = ["--model", str(folder), "--runs-dir", str(tmp_path), "--per-author", "2", "--length", "32",
             "--eval-length", "64", "--eval-per-author", "2", "--eval-every", "0", "--device", "cpu"]
     run = judge_program.train_judge(argv + ["--steps", "1"])
     proc = subprocess.Popen([sys.executable, "-m", "train.judge", "--resume", str(run), "--steps", "400"], cwd=REPO,

@@ -41,7 +41,7 @@ def test_two_gloo_processes_give_the_same_losses_and_weights_as_one(minilm_folde
     folder = tmp_path / "tiny"
     save_hf_folder(folder, to_hf_state(Bert(cfg), hf_names(cfg), "bert."), cfg.to_hf())
     shutil.copy(minilm_folder / "tokenizer.json", folder / "tokenizer.json")
-    args = ["--model", str(folder), "--batch-size", "8", "--length", "32", "--eval-length", "64", "--eval-per-author",
+    args = ["--model", str(folder), "--per-author", "4", "--length", "32", "--eval-length", "64", "--eval-per-author",
             "2", "--steps", "4", "--eval-every", "2", "--dropout", "0", "--precision", "fp32", "--device", "cpu",
             "--lr", "1e-3"]
     env = dict(os.environ, OMP_NUM_THREADS="1")

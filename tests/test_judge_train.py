@@ -151,8 +151,8 @@ def test_lr_schedules() -> None:
 
 def test_lecture_preset_is_a5() -> None:
     lec = program.PRESETS["lecture"]
-    assert (lec.batch_size, lec.length, lec.steps, lec.lr, lec.model, lec.schedule) == \
-        (64, 256, 150, 5e-7, "bert-base-uncased", "constant")
+    assert (program.batch_size(lec), lec.per_author, lec.length, lec.steps, lec.lr, lec.model, lec.schedule) == \
+        (64, 32, 256, 150, 5e-7, "bert-base-uncased", "constant")
     assert program.tokens_seen(64, 256, 150) == 64 * 150 * 256  # M = N x L
     assert list(program.PRESETS) == ["cpu", "lecture"]
 
@@ -162,7 +162,7 @@ def test_help_shows_every_flag_with_its_real_default(capsys) -> None:
         parse_config(program.JudgeConfig, program.PRESETS, ["--help"], "judge", "")
     out = capsys.readouterr().out
     assert "(default: None)" not in out
-    assert "--lr FLOAT" in out and "(default: 0.0001)" in out and "--batch-size INT" in out
+    assert "--lr FLOAT" in out and "(default: 0.0001)" in out and "--per-author INT" in out
     with pytest.raises(SystemExit):
         parse_config(program.JudgeConfig, program.PRESETS, ["--preset", "lecture", "--help"], "judge", "")
     assert "(default: 5e-07)" in capsys.readouterr().out
@@ -172,7 +172,7 @@ def test_help_shows_every_flag_with_its_real_default(capsys) -> None:
     (["--lr", "inf"], "--lr must be a finite number"), (["--lr", "nan"], "finite"), (["--lr", "0"], "--lr must be > 0"),
     (["--steps", "x"], "invalid int value"), (["--stepz", "3"], "unrecognized arguments"),
     (["--optimizer", "adam"], "must be one of adamw, sgd"), (["--authors", "alice,bob"], "unknown author"),
-    (["--batch-size", "15"], "multiple of the 2 authors"), (["--preset", "gpu"], "unknown preset"),
+    (["--per-author", "0"], "--per-author must be >= 1"), (["--preset", "gpu"], "unknown preset"),
     (["--dropout", "-0.1"], ">= 0"),
 ])
 def test_bad_settings_are_refused_before_anything_runs(argv, match) -> None:
@@ -189,9 +189,9 @@ def tiny_folder(make_tiny_bert, tmp_path_factory) -> Path:
 
 
 def _argv(folder: Path, runs: Path, *extra: str) -> list[str]:
-    return ["--model", str(folder), "--runs-dir", str(runs), "--batch-size", "4", "--length", "32",
+    return ["--model", str(folder), "--runs-dir", str(runs), "--per-author", "2", "--length", "32",
             "--eval-length", "64", "--eval-per-author", "2", "--save-every", "0", "--lr", "1e-3",
-            "--schedule", "constant", "--device", "cpu", *extra]
+            "--schedule", "constant", "--device", "cpu", "--precision", "fp32", *extra]  # fp32: runs compared bit by bit
 
 
 def _lines(run: Path) -> list[dict]:

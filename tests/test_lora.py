@@ -142,7 +142,7 @@ def test_every_training_program_takes_the_lora_switch(make_tiny_bert, make_tiny_
     from train.runs import read_jsonl
 
     tiny = make_tiny_bert(tmp_path / "tiny")
-    run = judge.train_judge(["--model", str(tiny), "--runs-dir", str(tmp_path / "j"), "--batch-size", "4", "--length",
+    run = judge.train_judge(["--model", str(tiny), "--runs-dir", str(tmp_path / "j"), "--per-author", "2", "--length",
                              "32", "--eval-length", "64", "--eval-per-author", "2", "--steps", "2", "--device", "cpu",
                              "--lora-rank", "2"])
     summary = json.loads((run / "summary.json").read_text())

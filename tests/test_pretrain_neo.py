@@ -46,7 +46,7 @@ SPLITS = {  # author -> (train, held-out); alice's held-out text repeats a word 
     "edgar": (synthetic_text(EDGAR_WORDS, 400, seed=3), synthetic_text(EDGAR_WORDS, 60, seed=4)),
 }
 TINY = ["--vocab-size", "512", "--hidden-size", "32", "--num-layers", "2", "--num-heads", "2", "--window-size", "8",
-        "--context", "64", "--length", "64", "--batch-size", "4", "--lr", "1e-2", "--steps", "40", "--eval-every", "20",
+        "--context", "64", "--length", "64", "--per-author", "2", "--lr", "1e-2", "--steps", "40", "--eval-every", "20",
         "--eval-windows", "4", "--precision", "fp32", "--device", "cpu"]
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py

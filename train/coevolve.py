@@ -107,10 +107,9 @@ PRESETS = {
 RESUME_MAY_CHANGE = {"steps", "device", "precision"}
 
 
-def parse_args(argv: list[str] | None) -> tuple[CoevolveConfig, Path | None, object]:
-    """(checked config, run to resume or None, the other arguments)."""
-    cfg, resume, _, args = parse_program(CoevolveConfig, PRESETS, argv, "coevolve", __doc__, RESUME_MAY_CHANGE)
-    return cfg, resume, args
+def parse_args(argv: list[str] | None) -> tuple[CoevolveConfig, Path | None, dict, object]:
+    """(checked config, run to resume or None, that run's config.json or {}, the other arguments)."""
+    return parse_program(CoevolveConfig, PRESETS, argv, "coevolve", __doc__, RESUME_MAY_CHANGE)
 
 
 def check_against_base(cfg: CoevolveConfig) -> int:
@@ -192,10 +191,11 @@ def coevolve_loop(loop: Loop, start: int) -> int:
 
 def coevolve(argv: list[str] | None = None) -> Path:
     """Set-up, the loop, the generators saved. Returns the run folder."""
-    cfg, resume, args = parse_args(argv)
+    cfg, resume, saved, args = parse_args(argv)
     device = distributed.setup(cfg.device).device
     width = check_against_base(cfg)
-    precision = choose_precision(device, cfg.precision, (cfg.batch_size * cfg.length, width, 4 * width))
+    precision = choose_precision(device, cfg.precision, (cfg.batch_size * cfg.length, width, 4 * width),
+                                 earlier=saved.get("precision"))
     print(f"precision: {precision.name} ({precision.reason})", file=sys.stderr)
     torch.manual_seed(cfg.seed)
     setup = load_setup(cfg.base, None if cfg.judge == "latest" else cfg.judge, select_authors(cfg.authors), precision,

@@ -54,7 +54,7 @@ class JudgeConfig(LoraSettings):
     authors: str = setting("authors to tell apart, in label order: a comma list or 'all'", check=select_authors)
     split: str = setting("held-out text: 'tail' = last 10 % of every book; 'book' = each author's last book (N3)",
                          choices=SPLITS)
-    batch_size: int = setting("windows per batch, an equal share per author (A8/N2)", min=2)
+    per_author: int = setting("windows of each author in a batch (A8: 32 Alice + 32 Edgar; N2: B/N each)", min=1)
     length: int = setting("tokens per training window, [CLS] and [SEP] included", min=3, max=512)
     eval_length: int = setting("tokens per held-out window (the lecture's L, A5)", min=3, max=512)
     steps: int = setting("training steps", min=1)
@@ -74,16 +74,21 @@ class JudgeConfig(LoraSettings):
 
 # A5: the lecture's set-up, and the one `make train-bert` runs on a 2-core CPU within a few minutes.
 PRESETS = {
-    "cpu": JudgeConfig(model="minilm", authors=DEFAULT_AUTHORS, split="tail", batch_size=16, length=64,
+    "cpu": JudgeConfig(model="minilm", authors=DEFAULT_AUTHORS, split="tail", per_author=8, length=64,
                        eval_length=256, steps=60, optimizer="adamw", lr=1e-4, schedule="linear", weight_decay=0.01,
                        grad_clip=0.0, dropout=0.1, seed=1234, eval_every=20, eval_per_author=16, save_every=30,
                        precision="auto", device="auto", **lora_off(2e-3)),
-    "lecture": JudgeConfig(model="bert-base-uncased", authors=DEFAULT_AUTHORS, split="tail", batch_size=64,
+    "lecture": JudgeConfig(model="bert-base-uncased", authors=DEFAULT_AUTHORS, split="tail", per_author=32,
                            length=256, eval_length=256, steps=150, optimizer="adamw", lr=5e-7, schedule="constant",
                            weight_decay=0.01, grad_clip=0.0, dropout=0.1, seed=1234, eval_every=10,
                            eval_per_author=31, save_every=50, precision="auto", device="auto", **lora_off(5e-4)),
 }
 RESUME_MAY_CHANGE = {"steps", "device", "precision"}
+
+
+def batch_size(cfg: JudgeConfig) -> int:
+    """A8/N2: B = N authors x the windows of each."""
+    return cfg.per_author * len(select_authors(cfg.authors))
 
 
 def tokens_seen(batch_size: int, length: int, steps: int) -> int:
@@ -96,11 +101,7 @@ def tokens_seen(batch_size: int, length: int, steps: int) -> int:
 
 def parse_args(argv: list[str] | None) -> tuple[JudgeConfig, Path | None, dict, object]:
     """(checked config, run to resume or None, that run's config.json or {}, the other arguments)."""
-    cfg, resume, saved, args = parse_program(JudgeConfig, PRESETS, argv, "judge", __doc__, RESUME_MAY_CHANGE)
-    n_authors = len(select_authors(cfg.authors))
-    if cfg.batch_size % n_authors:
-        raise ConfigError(f"--batch-size {cfg.batch_size} must be a multiple of the {n_authors} authors (A8/N2)")
-    return cfg, resume, saved, args
+    return parse_program(JudgeConfig, PRESETS, argv, "judge", __doc__, RESUME_MAY_CHANGE)
 
 
 @dataclass
@@ -212,12 +213,12 @@ def train_loop(loop: Loop, start: int) -> int:
     with StopRequest() as stop:
         for step in bar:
             t_step = time.time()
-            batch = balanced_batch(loop.data.train_ids, cfg.batch_size, cfg.length, loop.rng, Specials.of(loop.data.tok))
+            batch = balanced_batch(loop.data.train_ids, batch_size(cfg), cfg.length, loop.rng, Specials.of(loop.data.tok))
             batch = distributed.share(batch, loop.dist, n_authors)  # this rank's rows (all of them for one process)
             lr = set_lr(loop.optimizer, lr_at(cfg.schedule, learning_rate(cfg), (step - 1) / cfg.steps))
             out = classifier_step(loop.ddp, loop.optimizer, batch, loop.precision, cfg.grad_clip, before, scaler)
             out["loss"], out["acc"] = distributed.mean(out["loss"], loop.dist), distributed.mean(out["acc"], loop.dist)
-            record = {"kind": "train", "step": step, **out, "lr": lr, "tokens": tokens_seen(cfg.batch_size, cfg.length, step),
+            record = {"kind": "train", "step": step, **out, "lr": lr, "tokens": tokens_seen(batch_size(cfg), cfg.length, step),
                       "step_s": time.time() - t_step, "time": time.time() - t0}
             loop.run.log(record)
             loop.state = {"metrics": dict(loop.state["metrics"], **record), "time": record["time"]}
@@ -241,7 +242,8 @@ def train_judge(argv: list[str] | None = None) -> Path:
     dist_ = distributed.setup(cfg.device)
     base = resolve(saved.get("base_model", cfg.model))
     width = BertConfig.from_folder(base).hidden_size
-    precision = choose_precision(dist_.device, cfg.precision, (cfg.batch_size * cfg.length // dist_.world, width, 4 * width))
+    precision = choose_precision(dist_.device, cfg.precision, (batch_size(cfg) * cfg.length // dist_.world, width, 4 * width),
+                                 earlier=saved.get("precision"))
     if dist_.main:
         print(f"precision: {precision.name} ({precision.reason})", file=sys.stderr)
         print("tokenizing the corpus ...", file=sys.stderr)

@@ -96,15 +96,21 @@ def probe_ratio(device: torch.device, m: int, k: int, n: int, repeats: int = 3) 
     return times[torch.float32] / times[torch.bfloat16]
 
 
-def choose_precision(device: torch.device, requested: str = "auto", sizes: tuple[int, int, int] = (2048, 384, 1536)
-                     ) -> Precision:
+def choose_precision(device: torch.device, requested: str = "auto", sizes: tuple[int, int, int] = (2048, 384, 1536),
+                     earlier: str | None = None) -> Precision:
     """The precision of a program on `device`: `requested` if not "auto", else measured (see the module docstring).
 
     sizes: (m, k, n) of the program's typical matrix product. On a CPU the B5 judge is bfloat16
     whatever is chosen (half the memory); `half_is_fast` says whether it is also faster.
+    earlier: what a resumed run chose when it started; "auto" keeps it (a run does not change
+    precision half-way because the machine was busy during one probe).
     """
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {requested!r}")
+    if requested == "auto" and earlier in DTYPES:
+        chosen = choose_precision(device, earlier, sizes)
+        chosen.reason = f"{earlier}, as this run chose when it started"
+        return chosen
     if device.type == "cuda":
         bf16 = torch.cuda.is_bf16_supported()
         half = torch.bfloat16 if bf16 else torch.float16

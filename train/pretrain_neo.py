@@ -72,7 +72,7 @@ class PretrainConfig:
     context: int = setting("max_position_embeddings: 4 x 128 tokens must fit (B8)", min=2)
     dropout: float = setting("dropout in embeddings, attention and residuals", min=0, max=0.9)
     length: int = setting("tokens per training window (= context: every position is trained)", min=2)
-    batch_size: int = setting("windows per step, an equal share per author", min=1)
+    per_author: int = setting("windows of each author in a step (an equal share of every batch)", min=1)
     lr: float = setting("peak learning rate (higher diverged: GPT-Neo does not scale q.k by 1/sqrt(hs))", above=0, max=1)
     min_lr_ratio: float = setting("the cosine ends at lr x this", min=0, max=1)
     warmup: float = setting("fraction of the run over which lr rises from 0", min=0, max=1)
@@ -90,7 +90,7 @@ class PretrainConfig:
 
 PRESETS = {
     "cpu": PretrainConfig(authors=DEFAULT_AUTHORS, split="tail", vocab_size=4096, hidden_size=256, num_layers=4,
-                          num_heads=4, window_size=256, context=512, dropout=0.0, length=512, batch_size=8, lr=2e-3,
+                          num_heads=4, window_size=256, context=512, dropout=0.0, length=512, per_author=4, lr=2e-3,
                           min_lr_ratio=0.1, warmup=0.03, beta2=0.95, weight_decay=0.1, grad_clip=1.0, steps=0,
                           minutes=11.0, eval_every=25, eval_windows=12, seed=0, precision="auto", device="auto"),
 }
@@ -106,8 +106,6 @@ def check(cfg: PretrainConfig) -> PretrainConfig:
                           "or the local layers are global ones")
     if cfg.hidden_size % cfg.num_heads:
         raise ConfigError(f"--hidden-size {cfg.hidden_size} must be a multiple of --num-heads {cfg.num_heads}")
-    if cfg.batch_size % len(select_authors(cfg.authors)):
-        raise ConfigError(f"--batch-size {cfg.batch_size} must split evenly between the authors")
     return cfg
 
 
@@ -143,14 +141,15 @@ def load_data(cfg: PretrainConfig) -> Data:
     return data
 
 
-def parse_args(argv: list[str] | None) -> tuple[PretrainConfig, Path | None, object]:
-    """(checked config, run to resume or None, the other arguments)."""
+def parse_args(argv: list[str] | None) -> tuple[PretrainConfig, Path | None, dict, object]:
+    """(checked config, run to resume or None, that run's config.json or {}, the other arguments)."""
     def extra(p):
         p.add_argument("--out", help=f"model folder to write (default: the weights-store entry {STORE_NAME!r})")
         p.add_argument("--force", action="store_true", help="pretrain again even if the model is installed")
 
-    cfg, resume, _, args = parse_program(PretrainConfig, PRESETS, argv, "pretrain_neo", __doc__, RESUME_MAY_CHANGE, extra)
-    return check(cfg), resume, args
+    cfg, resume, saved, args = parse_program(PretrainConfig, PRESETS, argv, "pretrain_neo", __doc__, RESUME_MAY_CHANGE,
+                                             extra)
+    return check(cfg), resume, saved, args
 
 
 @dataclass
@@ -194,13 +193,13 @@ def pretrain_loop(loop: Loop) -> bool:
     with StopRequest() as stop:
         while (progress := loop.progress()) < 1.0:
             lr = set_lr(loop.optimizer, lr_at("cosine", cfg.lr, progress, cfg.warmup, cfg.min_lr_ratio))
-            batch = balanced_lm_batch(streams, cfg.batch_size, cfg.length, loop.rng)  # (B, T), an equal share per author
+            batch = balanced_lm_batch(streams, cfg.per_author * len(streams), cfg.length, loop.rng)  # (B, T), an equal share per author
             batch = distributed.share((batch,), loop.dist, len(streams))[0]
             t_step = time.time()
             loss, norm = lm_step(loop.ddp, loop.optimizer, batch, loop.precision, cfg.grad_clip, scaler=scaler)
             s = loop.state
             s.update(step=s["step"] + 1, compute_s=s["compute_s"] + time.time() - t_step,
-                     tokens=s["tokens"] + cfg.batch_size * cfg.length, elapsed=time.time() - t_resume)
+                     tokens=s["tokens"] + cfg.per_author * len(streams) * cfg.length, elapsed=time.time() - t_resume)
             loss = distributed.mean(loss, loop.dist)
             loop.run.log({"kind": "train", "step": s["step"], "loss": loss, "lr": lr, "grad_norm": norm, "time": s["elapsed"]})
             bar.update(1)
@@ -247,14 +246,15 @@ def finish(loop: Loop, out: Path) -> dict:
 
 def pretrain(argv: list[str] | None = None) -> Path:
     """Pretrain neo-small (or --out) from scratch; skipped if it is installed, unless --force."""
-    cfg, resume, args = parse_args(argv)
-    out = Path(args.out) if args.out else folder_for(STORE_NAME)
+    cfg, resume, saved, args = parse_args(argv)
+    out = Path(saved.get("out") or args.out or folder_for(STORE_NAME))
     if is_installed(out) and not args.force and resume is None:
         print(f"{out} is installed already; pass --force to pretrain it again.")
         return out
     dist_ = distributed.setup(cfg.device)
-    precision = choose_precision(dist_.device, cfg.precision, (cfg.batch_size * cfg.length // dist_.world,
-                                                                cfg.hidden_size, 4 * cfg.hidden_size))
+    rows = cfg.per_author * len(select_authors(cfg.authors)) // dist_.world
+    precision = choose_precision(dist_.device, cfg.precision, (rows * cfg.length, cfg.hidden_size, 4 * cfg.hidden_size),
+                                 earlier=saved.get("precision"))
     print(f"precision: {precision.name} ({precision.reason})", file=sys.stderr)
     data = load_data(cfg)
     torch.manual_seed(cfg.seed)

@@ -304,20 +304,20 @@ def teach_loop(loop: Loop, start: int) -> int:
 # ----------------------------------------------------------------------------- set-up and the run
 
 
-def parse_args(argv: list[str] | None) -> tuple[TeachConfig, Path | None, object]:
-    """(checked config, run to resume or None, the other arguments)."""
+def parse_args(argv: list[str] | None) -> tuple[TeachConfig, Path | None, dict, object]:
+    """(checked config, run to resume or None, that run's config.json or {}, the other arguments)."""
     def extra(p):
         p.add_argument("--match-judge-calls", metavar="RUN", help="best-of-n: choose N so that one judgement spends "
                        "as many judge calls per generator as the RL run RUN did")
 
-    cfg, resume, _, args = parse_program(TeachConfig, PRESETS, argv, "teach", __doc__, RESUME_MAY_CHANGE, extra)
+    cfg, resume, saved, args = parse_program(TeachConfig, PRESETS, argv, "teach", __doc__, RESUME_MAY_CHANGE, extra)
     if not cfg.steps and not cfg.minutes:
         raise ConfigError("give --steps N or --minutes M: the loop needs an end")
     if args.match_judge_calls:
         records = Run.open(args.match_judge_calls, "teach", writer=False).records()
         calls = max((r.get("judge_calls", 0) for r in records), default=0) // len(select_authors(cfg.authors))
         cfg = replace(cfg, best_of=max(1, math.ceil(calls / cfg.rows)))
-    return cfg, resume, args
+    return cfg, resume, saved, args
 
 
 def start_models(cfg: TeachConfig, setup: Setup) -> None:
@@ -329,9 +329,10 @@ def start_models(cfg: TeachConfig, setup: Setup) -> None:
         setup.generators[author] = GPTNeo.from_pretrained(folder).to(next(setup.judge.parameters()).device)
 
 
-def build_loop(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir) -> tuple[Loop, int]:
+def build_loop(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir, earlier: str | None = None
+               ) -> tuple[Loop, int]:
     """The models, the frozen references, the optimizers and the run folder (new, or resumed at its checkpoint)."""
-    precision = choose_precision(pick_device(cfg.device), cfg.precision)
+    precision = choose_precision(pick_device(cfg.device), cfg.precision, earlier=earlier)
     print(f"precision: {precision.name} ({precision.reason})", file=sys.stderr)
     torch.manual_seed(cfg.seed)
     setup = load_setup(cfg.base, None if cfg.judge == "latest" else cfg.judge, select_authors(cfg.authors), precision,
@@ -357,9 +358,9 @@ def build_loop(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir) -> 
     return loop, start
 
 
-def teach_one(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir) -> Path:
+def teach_one(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir, earlier: str | None = None) -> Path:
     """One run of one arm at one beta: set-up, the loop, the generators saved. Returns the run folder."""
-    loop, start = build_loop(cfg, beta, resume, runs_dir)
+    loop, start = build_loop(cfg, beta, resume, runs_dir, earlier)
     print(f"run folder: {loop.run.folder} (arm {cfg.arm}, beta {beta})", file=sys.stderr)
     try:
         step = teach_loop(loop, start)
@@ -375,11 +376,11 @@ def teach_one(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir) -> P
 
 def teach(argv: list[str] | None = None) -> list[Path]:
     """Every beta of --beta in turn (one value: one run). Returns the run folders."""
-    cfg, resume, args = parse_args(argv)
+    cfg, resume, saved, args = parse_args(argv)
     betas = [float(b) for b in cfg.beta.split(",")]
     if resume is not None and len(betas) > 1:
         raise ConfigError("--resume continues one run: it cannot resume a sweep of several betas")
-    folders = [teach_one(cfg, beta, resume, args.runs_dir) for beta in betas]
+    folders = [teach_one(cfg, beta, resume, args.runs_dir, saved.get("precision")) for beta in betas]
     if len(folders) > 1:
         print("sweep done; compare with: python -m eval.compare " + " ".join(str(f) for f in folders))
     return folders
