@@ -77,7 +77,7 @@ def print_result(r: dict, args: argparse.Namespace) -> None:
     """One input's result: a JSON line, or the text line (+ the A14 view with --windows)."""
     if args.json:
         keep = ("author", "probs") + (("windows", "per_window", "stability") if args.windows else ())
-        print(json.dumps({k: r[k] for k in keep}))
+        print(json.dumps({k: r[k] for k in keep}, allow_nan=False))
         return
     print(format_line(r))
     if args.windows:

@@ -171,6 +171,9 @@ class Run:
 class StopRequest:
     """Ctrl-C (SIGINT) or SIGTERM asks the loop to stop at the next step boundary; a second Ctrl-C stops at once.
 
+    Only a second SIGINT stops at once: torchrun answers a Ctrl-C by sending SIGTERM to every rank,
+    which already got the terminal's SIGINT, and they must still finish their step together.
+
         with StopRequest() as stop:
             for step in ...:
                 ...one step...
@@ -182,15 +185,18 @@ class StopRequest:
     """
 
     def __enter__(self) -> "StopRequest":
-        self.requested = False
+        self.requested, self.interrupts = False, 0
         self.active = threading.current_thread() is threading.main_thread()
         if self.active:
             self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def handle(self, signum, frame) -> None:
-        if self.requested:  # the second time: now
+        self.interrupts += signum == signal.SIGINT
+        if self.interrupts > 1:  # the second Ctrl-C: now
             raise KeyboardInterrupt
+        if self.requested:
+            return
         self.requested = True
         print("\nstopping after this step (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
 
