@@ -131,3 +131,22 @@ def small_mirror(corpus_mirror: Path, tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setenv("ALICE_EDGAR_CORPUS", str(folder))
     monkeypatch.setenv("ALICE_EDGAR_CORPUS_CHECKSUMS", "off")
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_neo_base(tmp_path_factory, wonderland_text) -> Path:
+    """A tiny random GPT-Neo (global + local layers, context 128) with a byte-level BPE trained on Wonderland,
+    saved as a Hugging Face folder: the base of the generators' tiny runs."""
+    import torch
+
+    from model.config import GPTNeoConfig
+    from model.gpt_neo import GPTNeo
+    from tokenizer_bridge.bpe import eos_id, train_bpe
+    from tokenizer_bridge.hf_folder import write_model_folder
+
+    tok = train_bpe([wonderland_text], vocab_size=400)
+    cfg = GPTNeoConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=128, hidden_size=32, num_layers=2,
+                       num_heads=4, window_size=16, attention_layers=["global", "local"], bos_token_id=eos_id(tok),
+                       eos_token_id=eos_id(tok))
+    torch.manual_seed(0)
+    return write_model_folder(tmp_path_factory.mktemp("neo") / "base", GPTNeo(cfg), tok)

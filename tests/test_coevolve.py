@@ -17,10 +17,7 @@ from safetensors.torch import load_file
 
 from eval.lecture import lecture_results
 from eval.report import write_report
-from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
-from tokenizer_bridge.bpe import eos_id, train_bpe
-from tokenizer_bridge.hf_folder import write_model_folder
 from train import coevolve as program
 from train.config import ConfigError
 from train.judgement import (coevolution_score, judge_accuracy, judge_labels, judge_loss, mean_mismatch_ratio,
@@ -32,15 +29,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory, wonderland_text) -> Path:
-    """A tiny random GPT-Neo (global + local layers) with a byte-level BPE trained on Wonderland."""
-    tok = train_bpe([wonderland_text], vocab_size=400)
-    eos = eos_id(tok)
-    cfg = GPTNeoConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=128, hidden_size=32, num_layers=2,
-                       num_heads=4, window_size=16, attention_layers=["global", "local"], bos_token_id=eos,
-                       eos_token_id=eos)
-    torch.manual_seed(0)
-    return write_model_folder(tmp_path_factory.mktemp("neo") / "base", GPTNeo(cfg), tok)
+def tiny_base(tiny_neo_base) -> Path:
+    return tiny_neo_base  # conftest: a tiny random GPT-Neo with a BPE trained on Wonderland
 
 
 @pytest.fixture

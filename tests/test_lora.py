@@ -132,12 +132,11 @@ def test_peft_loads_our_adapters_onto_transformers_with_our_outputs(tmp_path, mi
 
 
 def test_every_training_program_takes_the_lora_switch(make_tiny_bert, make_tiny_judge, small_mirror, tmp_path,
-                                                       wonderland_text):
+                                                       tiny_neo_base):
     import json
 
     from safetensors.torch import load_file
 
-    from tokenizer_bridge.bpe import eos_id, train_bpe
     from train import coevolve, judge, teach
     from train.runs import read_jsonl
 
@@ -151,11 +150,7 @@ def test_every_training_program_takes_the_lora_switch(make_tiny_bert, make_tiny_
     assert torch.equal(start["bert.embeddings.word_embeddings.weight"], trained["bert.embeddings.word_embeddings.weight"])
     assert (run / "adapter" / "adapter_config.json").is_file()  # the adapters alone, PEFT's layout
 
-    tok = train_bpe([wonderland_text], vocab_size=400)
-    torch.manual_seed(0)
-    base = write_model_folder(tmp_path / "neo", GPTNeo(GPTNeoConfig(
-        vocab_size=tok.get_vocab_size(), max_position_embeddings=128, hidden_size=32, num_layers=2, num_heads=4,
-        window_size=16, attention_layers=["global", "local"], bos_token_id=eos_id(tok), eos_token_id=eos_id(tok))), tok)
+    base = tiny_neo_base
     make_tiny_judge(tmp_path / "runs")
     common = ["--base", str(base), "--runs-dir", str(tmp_path / "runs"), "--steps", "2", "--eval-every", "2", "--rows",
               "2", "--judge-length", "12", "--length", "32", "--batch-size", "2", "--heldout-windows", "2", "--device",

@@ -62,11 +62,7 @@ def test_both_judges_on_the_same_passages(corpus_ids, make_tiny_judge, tmp_path,
 
 
 def test_a_tiny_three_author_run_of_the_judge_and_the_generators(make_tiny_bert, small_mirror, tmp_path,
-                                                                  wonderland_text):
-    from model.config import GPTNeoConfig
-    from model.gpt_neo import GPTNeo
-    from tokenizer_bridge.bpe import eos_id, train_bpe
-    from tokenizer_bridge.hf_folder import write_model_folder
+                                                                  tiny_neo_base):
     from train import coevolve, judge
     from train.runs import read_jsonl
 
@@ -78,12 +74,7 @@ def test_a_tiny_three_author_run_of_the_judge_and_the_generators(make_tiny_bert,
     assert len(last["confusion"]) == 3 and set(last["heldout_acc_per_author"]) == set(authors.split(","))
     config = json.loads((run / "hf" / "config.json").read_text())
     assert config["id2label"] == {"0": "alice", "1": "edgar", "2": "austen"} and config["alice_edgar"]["split"] == "book"
-    tok = train_bpe([wonderland_text], vocab_size=400)
-    torch.manual_seed(0)
-    base = write_model_folder(tmp_path / "neo", GPTNeo(GPTNeoConfig(
-        vocab_size=tok.get_vocab_size(), max_position_embeddings=128, hidden_size=32, num_layers=2, num_heads=4,
-        window_size=16, attention_layers=["global", "local"], bos_token_id=eos_id(tok), eos_token_id=eos_id(tok))), tok)
-    co = coevolve.coevolve(["--base", str(base), "--runs-dir", str(tmp_path), "--authors", authors, "--steps", "2",
+    co = coevolve.coevolve(["--base", str(tiny_neo_base), "--runs-dir", str(tmp_path), "--authors", authors, "--steps", "2",
                             "--eval-every", "2", "--rows", "2", "--judge-length", "12", "--length", "32",
                             "--batch-size", "2", "--heldout-windows", "2", "--device", "cpu"])
     evals = [r for r in read_jsonl(co / "metrics.jsonl") if r["kind"] == "eval"]

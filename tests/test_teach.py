@@ -13,8 +13,6 @@ from safetensors.torch import load_file
 from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
 from model.sampler import generate
-from tokenizer_bridge.bpe import eos_id, train_bpe
-from tokenizer_bridge.hf_folder import write_model_folder
 from train import teach as program
 from train.config import ConfigError
 from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio, policy_gradient_loss,
@@ -125,13 +123,8 @@ def test_the_kl_of_a_model_to_itself_is_zero_under_top_k():
 
 
 @pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory, wonderland_text) -> Path:
-    tok = train_bpe([wonderland_text], vocab_size=400)
-    cfg = GPTNeoConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=128, hidden_size=32, num_layers=2,
-                       num_heads=4, window_size=16, attention_layers=["global", "local"], bos_token_id=eos_id(tok),
-                       eos_token_id=eos_id(tok))
-    torch.manual_seed(0)
-    return write_model_folder(tmp_path_factory.mktemp("neo") / "base", GPTNeo(cfg), tok)
+def tiny_base(tiny_neo_base) -> Path:
+    return tiny_neo_base  # conftest: a tiny random GPT-Neo with a BPE trained on Wonderland
 
 
 @pytest.fixture

@@ -110,27 +110,7 @@ def generate_for_judge(
                          "load it with tokenizer_bridge.load.load_bert_tokenizer or call no_truncation()")
     cls_id, sep_id = special_id(bert_tok, "[CLS]"), special_id(bert_tok, "[SEP]")
     first = generate(model, start_ids, int(overgen * L), **sampling)  # (B, 1 + kL)
-    base_len = first.shape[1]
-    rows = list(first)  # rows may grow to different lengths below
-    for round_ in range(max_rounds + 1):
-        pairs = [neo_to_bert_text(row[1:].tolist(), neo_tok, bert_tok) for row in rows]  # drop start token
-        short = [i for i, (_, enc) in enumerate(pairs) if len(enc.ids) < L]
-        if not short:
-            break
-        if round_ == max_rounds:
-            got = {i: len(pairs[i][1].ids) for i in short}
-            raise ShortRowError(
-                f"rows {short} still give fewer than L={L} BERT tokens after {max_rounds} extra rounds "
-                f"(BERT tokens per row: {got}); raise overgen or max_rounds, or check the bad-token mask"
-            )
-        # continue the short rows, one batch per row length (rows in a batch must be equally long)
-        for length in sorted({len(rows[i]) for i in short}):
-            group = [i for i in short if len(rows[i]) == length]
-            extra = max(more_tokens_needed(length - 1, len(pairs[i][1].ids), L, overgen) for i in group)
-            longer = generate(model, torch.stack([rows[i] for i in group]), extra, **sampling)
-            for i, row in zip(group, longer):
-                rows[i] = row
-
+    rows, pairs = continue_short_rows(model, list(first), neo_tok, bert_tok, L, overgen, max_rounds, **sampling)
     ids, texts, ratios = [], [], []
     for text, enc in pairs:
         row_ids, span = cut_to_judge(text, enc, L, cls_id, sep_id)
@@ -143,9 +123,32 @@ def generate_for_judge(
         attention_mask=torch.ones_like(input_ids),
         texts=texts,
         neo_bert_ratio=ratios,
-        extra_tokens=[len(row) - base_len for row in rows],
+        extra_tokens=[len(row) - first.shape[1] for row in rows],
         rows=rows,
     )
+
+
+def continue_short_rows(model: GPTNeo, rows: list[torch.Tensor], neo_tok: Tokenizer, bert_tok: Tokenizer, L: int,
+                        overgen: float, max_rounds: int, **sampling) -> tuple[list[torch.Tensor], list]:
+    """Rows whose text gives fewer than L BERT tokens are sampled further (their whole row is the prompt, so
+    the repetition counts carry on), up to `max_rounds` times, else ShortRowError. Returns the rows and
+    each row's (text, BERT encoding) after dropping its start token (B6).
+    """
+    for round_ in range(max_rounds + 1):
+        pairs = [neo_to_bert_text(row[1:].tolist(), neo_tok, bert_tok) for row in rows]  # drop start token
+        short = [i for i, (_, enc) in enumerate(pairs) if len(enc.ids) < L]
+        if not short:
+            return rows, pairs
+        if round_ == max_rounds:
+            got = {i: len(pairs[i][1].ids) for i in short}
+            raise ShortRowError(f"rows {short} still give fewer than L={L} BERT tokens after {max_rounds} extra rounds "
+                                f"(BERT tokens per row: {got}); raise overgen or max_rounds, or check the bad-token mask")
+        for length in sorted({len(rows[i]) for i in short}):  # one batch per row length: a batch is rectangular
+            group = [i for i in short if len(rows[i]) == length]
+            extra = max(more_tokens_needed(length - 1, len(pairs[i][1].ids), L, overgen) for i in group)
+            for i, row in zip(group, generate(model, torch.stack([rows[i] for i in group]), extra, **sampling)):
+                rows[i] = row
+    raise AssertionError("unreachable: the last round returns or raises")
 
 
 def kept_neo_tokens(row: torch.Tensor, span: str, neo_tok: Tokenizer) -> int:

@@ -35,13 +35,12 @@ from tqdm import tqdm
 from data.authors import DEFAULT_AUTHORS, select_authors
 from data.windows import lm_windows
 from model.config import GPTNeoConfig
-from model.sampler import PENALTY_MODES
 from train import distributed
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.cli import run_program
 from train.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
-from train.generators import (Setup, add_adapters, eval_line, judge_round, load_setup, make_rngs, run_summary,
-                              save_generators)
+from train.generators import (LECTURE_JUDGEMENT, JudgementSettings, Setup, add_adapters, eval_line, judge_round,
+                              load_setup, make_rngs, run_summary, save_generators)
 from train.lm import lm_step
 from train.metrics import reset_peak_memory
 from train.optim import OPTIMIZERS, make_optimizer
@@ -55,7 +54,7 @@ KEEP = ("end", "every")
 
 
 @dataclass
-class CoevolveConfig(LoraSettings):
+class CoevolveConfig(JudgementSettings, LoraSettings):
     """Everything that decides a co-evolution run (saved in the run's config.json)."""
 
     base: str = setting("the pretrained generator: a weights-store name (neo-small, gpt-neo-125M) or a GPT-Neo folder")
@@ -69,17 +68,6 @@ class CoevolveConfig(LoraSettings):
     weight_decay: float = setting("AdamW weight decay of matrices and embeddings", min=0, max=1)
     grad_clip: float = setting("clip the gradients' joint norm (0: no clipping)", min=0)
     micro_batch: int = setting("split each batch into chunks of this many windows (0: no split)", min=0)
-    eval_every: int = setting("judge the generators every N steps (and at step 0 and the last)", min=1)
-    rows: int = setting("rows per generator per judgement (B7: 32)", min=1)
-    judge_length: int = setting("L: BERT tokens the judge reads per row (B7: 128)", min=1, max=510)
-    overgen: float = setting("k of B8: k L GPT-Neo tokens are sampled per row, then cut after translation", above=1)
-    max_rounds: int = setting("extra sampling rounds for rows still short of L BERT tokens", min=0, max=10)
-    temperature: float = setting("sampling temperature", above=0, max=100)
-    top_k: int = setting("sample among the k most likely tokens (0: all)", min=0)
-    repetition_penalty: float = setting("r of B10", above=0, max=100)
-    penalty_mode: str = setting("lecture: B10 on probabilities; hf: the library's rule (course code)", choices=PENALTY_MODES)
-    judge_half: bool = setting("B5: cast the judge to 16 bits (half the memory)")
-    heldout_windows: int = setting("held-out windows of `length` tokens per author for the held-out LM loss", min=1)
     keep_generators: str = setting("save the generators at the end, or at every judgement too", choices=KEEP)
     seed: int = setting("random seed", min=0)
     precision: str = setting("auto = measured on this machine, or fp32, bf16, fp16", choices=PRECISIONS)
@@ -93,15 +81,11 @@ class CoevolveConfig(LoraSettings):
 PRESETS = {
     "cpu": CoevolveConfig(base="neo-small", judge="latest", authors=DEFAULT_AUTHORS, steps=40, batch_size=16,
                           length=128, optimizer="adamw", lr=1e-4, weight_decay=0.0, grad_clip=1.0, micro_batch=0,
-                          eval_every=10, rows=32, judge_length=128, overgen=4.0, max_rounds=3, temperature=1.0,
-                          top_k=50, repetition_penalty=1.3, penalty_mode="lecture", judge_half=True,
-                          heldout_windows=16, keep_generators="end", seed=0, precision="auto", device="auto",
+                          keep_generators="end", seed=0, precision="auto", device="auto", **LECTURE_JUDGEMENT,
                           **lora_off(1e-3)),
     "lecture": CoevolveConfig(base="gpt-neo-125M", judge="latest", authors=DEFAULT_AUTHORS, steps=121, batch_size=64,
                               length=128, optimizer="adamw", lr=1e-5, weight_decay=0.0, grad_clip=1.0, micro_batch=0,
-                              eval_every=10, rows=32, judge_length=128, overgen=4.0, max_rounds=3, temperature=1.0,
-                              top_k=50, repetition_penalty=1.3, penalty_mode="lecture", judge_half=True,
-                              heldout_windows=16, keep_generators="end", seed=0, precision="auto", device="auto",
+                              keep_generators="end", seed=0, precision="auto", device="auto", **LECTURE_JUDGEMENT,
                               **lora_off(1e-4)),
 }
 RESUME_MAY_CHANGE = {"steps", "device", "precision"}

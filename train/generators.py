@@ -19,17 +19,41 @@ from tokenizers import Tokenizer
 from data.windows import AuthorIds, load_author_ids
 from model.gpt_neo import GPTNeo
 from model.ngram import NgramJudge
-from model.sampler import bad_token_mask
+from model.sampler import PENALTY_MODES, bad_token_mask
 from model.lora import add_lora, has_lora, merged_copy, trainable_parameters
 from tokenizer_bridge.hf_folder import write_adapter_folder, write_model_folder
 from tokenizer_bridge.load import load_neo_tokenizer
 from train.classifier import load_judge
+from train.config import setting
 from train.independent import independent_judge
 from train.judgement import Judgement, classify_rows, judge_generators, prepare_judge, start_tokens
 from train.lm import heldout_loss
 from train.metrics import optimizer_state_bytes, peak_memory_mib
 from train.precision import Precision
 from weights.store import resolve
+
+
+@dataclass
+class JudgementSettings:
+    """How the generators are judged, alike in `make coevolve` and `make teach` (B5, B7-B10, B16)."""
+
+    eval_every: int = setting("judge the generators every N steps (and at step 0 and the last)", min=1)
+    rows: int = setting("rows per generator per judgement (B7: 32)", min=1)
+    judge_length: int = setting("L: BERT tokens the judge reads per row (B7: 128)", min=1, max=510)
+    overgen: float = setting("k of B8: k L GPT-Neo tokens are sampled per row, then cut after translation", above=1)
+    max_rounds: int = setting("extra sampling rounds for rows still short of L BERT tokens", min=0, max=10)
+    temperature: float = setting("sampling temperature", above=0, max=100)
+    top_k: int = setting("sample among the k most likely tokens (0: all)", min=0)
+    repetition_penalty: float = setting("r of B10", above=0, max=100)
+    penalty_mode: str = setting("lecture: B10 on probabilities; hf: the library's rule (course code)", choices=PENALTY_MODES)
+    judge_half: bool = setting("B5: cast the judge to 16 bits (half the memory)")
+    heldout_windows: int = setting("held-out windows per author for the held-out LM loss", min=1)
+
+
+# The lecture's judgement: every 10 steps, 32 rows per generator of L = 128 BERT tokens from k L = 512
+# sampled GPT-Neo tokens (B7, B8), repetition penalty 1.3 (B10), top-k 50, the judge in 16 bits (B5).
+LECTURE_JUDGEMENT = dict(eval_every=10, rows=32, judge_length=128, overgen=4.0, max_rounds=3, temperature=1.0,
+                         top_k=50, repetition_penalty=1.3, penalty_mode="lecture", judge_half=True, heldout_windows=16)
 
 
 @dataclass

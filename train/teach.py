@@ -39,14 +39,13 @@ from data.authors import DEFAULT_AUTHORS, select_authors
 from data.windows import lm_windows
 from model.gpt_neo import GPTNeo
 from model.lora import adapters_off
-from model.sampler import PENALTY_MODES
 from tokenizer_bridge.bridge import JudgeBatch, generate_for_judge, kept_neo_tokens
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.classifier import predict_logits
 from train.cli import run_program
 from train.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
-from train.generators import (Setup, add_adapters, eval_line, judge_round, load_setup, make_rngs, run_summary,
-                              sampling, save_generators)
+from train.generators import (LECTURE_JUDGEMENT, JudgementSettings, Setup, add_adapters, eval_line, judge_round,
+                              load_setup, make_rngs, run_summary, sampling, save_generators)
 from train.judgement import start_tokens
 from train.lm import lm_step
 from train.optim import OPTIMIZERS, apply_update, check_finite_loss, make_optimizer
@@ -68,7 +67,7 @@ def check_betas(text: str) -> None:
 
 
 @dataclass
-class TeachConfig(LoraSettings):
+class TeachConfig(JudgementSettings, LoraSettings):
     """Everything that decides a teaching run (saved in the run's config.json)."""
 
     arm: str = setting("rl: learn from the judge; lm: the lecture's LM fine-tuning; best-of-n: no training (T7)",
@@ -90,31 +89,20 @@ class TeachConfig(LoraSettings):
     grad_clip: float = setting("clip the gradients' joint norm (0: no clipping)", min=0)
     batch_size: int = setting("--arm lm: windows per fine-tuning step", min=1)
     length: int = setting("--arm lm: tokens per window; held-out LM loss windows", min=2)
-    eval_every: int = setting("judge every N steps (and at step 0 and the end)", min=1)
-    rows: int = setting("rows per generator per judgement (B7: 32)", min=1)
-    judge_length: int = setting("L: BERT tokens the judge reads per row (B7: 128)", min=1, max=510)
-    overgen: float = setting("k of B8 for the judgements: k L GPT-Neo tokens per row", above=1)
-    max_rounds: int = setting("extra sampling rounds for rows short of L BERT tokens", min=0, max=10)
-    temperature: float = setting("sampling temperature", above=0, max=100)
-    top_k: int = setting("sample among the k most likely tokens (0: all)", min=0)
-    repetition_penalty: float = setting("r of B10", above=0, max=100)
-    penalty_mode: str = setting("lecture: B10 on probabilities; hf: the library's rule", choices=PENALTY_MODES)
-    judge_half: bool = setting("B5: cast the judge to 16 bits")
-    heldout_windows: int = setting("held-out windows per author for the held-out LM loss", min=1)
     seed: int = setting("random seed", min=0)
     precision: str = setting("auto = measured on this machine, or fp32, bf16, fp16", choices=PRECISIONS)
     device: str = setting("auto, cpu, cuda, cuda:N")
 
 
-SHARED = dict(base="neo-small", start_from="", judge="latest", authors=DEFAULT_AUTHORS, prompts=4, samples=4,
-              rl_overgen=1.5, best_of=16, optimizer="adamw", weight_decay=0.0, grad_clip=1.0, batch_size=16,
-              length=128, rows=32, judge_length=128, overgen=4.0, max_rounds=3, temperature=1.0, top_k=50,
-              repetition_penalty=1.3, penalty_mode="lecture", judge_half=True, heldout_windows=16, seed=0,
-              precision="auto", device="auto", **lora_off(2e-3))
+SHARED = dict(start_from="", judge="latest", authors=DEFAULT_AUTHORS, samples=4, rl_overgen=1.5, best_of=16,
+              optimizer="adamw", weight_decay=0.0, grad_clip=1.0, batch_size=16, length=128, seed=0,
+              precision="auto", device="auto", **LECTURE_JUDGEMENT, **lora_off(2e-3))
+# "cpu": lr 3e-4 moved S(t) to >= 0.95 / <= 0.05 within 10 steps (1e-4 needed > 40); "lecture": TRL's
+# gpt2-sentiment learning rate for a 125M model.
 PRESETS = {
-    "cpu": TeachConfig(arm="rl", minutes=0.0, steps=30, beta="0.05", lr=3e-4, eval_every=10, **SHARED),
-    "lecture": TeachConfig(arm="rl", minutes=0.0, steps=121, beta="0.05", lr=1.41e-5, eval_every=10,
-                           **dict(SHARED, base="gpt-neo-125M", prompts=16, samples=4)),
+    "cpu": TeachConfig(arm="rl", base="neo-small", minutes=0.0, steps=30, prompts=4, beta="0.05", lr=3e-4, **SHARED),
+    "lecture": TeachConfig(arm="rl", base="gpt-neo-125M", minutes=0.0, steps=121, prompts=16, beta="0.05",
+                           lr=1.41e-5, **SHARED),
 }
 RESUME_MAY_CHANGE = {"steps", "minutes", "device", "precision"}
 
