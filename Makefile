@@ -77,7 +77,7 @@ teach-compare: prerequisites
 BETAS ?= 0,0.02,0.05,0.2
 teach-sweep: prerequisites
 	$(PY) -m train.teach --beta $(BETAS) $(ARGS) | tee runs/.sweep
-	$(PY) -m eval.compare $$(grep -o "compare with: .*" runs/.sweep | cut -d' ' -f5-)
+	$(PY) -m eval.compare $$(grep -o "compare with: .*" runs/.sweep | cut -d' ' -f6-)
 
 # LoRA against full fine-tuning on the same data, seed and steps: the judge, then the generators.
 lora-compare: prerequisites

@@ -12,7 +12,6 @@ time for every run) and, for a sweep, reward against KL (Gao et al.: the proxy r
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from eval.plots import color, save_figure  # noqa: E402
+from eval.plots import save_figure  # noqa: E402
 from train.cli import run_program  # noqa: E402
 from train.runs import Run, runs_root  # noqa: E402
 from weights.atomic import atomic_write_json, atomic_write_text  # noqa: E402
@@ -110,9 +109,14 @@ def sweep_plot(rows: list[dict], path: Path) -> Path:
     for r in rows:
         ax.annotate(f"beta {r['beta']:g}", (r["kl"], r["reward"]), fontsize=8)
     ax.set_xlabel("KL per token to the start (T3)")
-    ax.set_ylabel("reward")
+    ax.set_ylabel("reward (trained judge)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    held = ax.twinx()  # a measure the judge never sees: how well the generator still predicts its author's real text
+    held.plot([r["kl"] for r in rows], [r["heldout"] for r in rows], "s--", color="tab:blue",
+              label="held-out LM loss on real text (lower is better)")
+    held.set_ylabel("held-out LM loss")
+    lines = ax.get_legend_handles_labels()
+    ax.legend(lines[0] + held.get_legend_handles_labels()[0], lines[1] + held.get_legend_handles_labels()[1], fontsize=8)
     return save_figure(fig, path)
 
 

@@ -75,15 +75,67 @@ def samples_section(samples: list[dict], authors: list[str]) -> str:
            "blue = sure not, white = 0.5.</p>" + "".join(parts)
 
 
+def fmt(v) -> str:
+    """A number as the page shows it: 3-4 significant digits, intervals as [low, high]."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(fmt(x) for x in v) + "]"
+    return str(v)
+
+
 def numbers_rows(numbers: dict, prefix: str = "") -> list[tuple]:
-    """Flatten a numbers dict into (name, value) rows (floats to 4 digits)."""
+    """Flatten a numbers dict into (name, value) rows."""
     rows = []
     for k, v in numbers.items():
         if isinstance(v, dict):
-            rows += numbers_rows(v, f"{prefix}{k}.")
-        elif not isinstance(v, list) or len(v) <= 6:
-            rows.append((prefix + k, f"{v:.4g}" if isinstance(v, float) else v))
+            rows += numbers_rows(v, f"{prefix}{k}: ")
+        else:
+            rows.append((prefix + k, fmt(v)))
     return rows
+
+
+def loop_numbers(r: dict, authors: list[str], last: dict, config: dict) -> dict:
+    """Lecture B's numbers of a coevolve or teach run, named with their equations (r: eval/lecture.py's results)."""
+    span = lambda key: f"{fmt(r[f'{key}_start'])} -> {fmt(r[f'{key}_end'])}"  # noqa: E731
+    n = {f"B11 judge accuracy at step {r['first_step']} [Wilson 95 %]": f"{fmt(r['acc_start'])} {fmt(r['acc_start_ci95'])}",
+         f"B11 judge accuracy at step {r['last_step']} [Wilson 95 %]": f"{fmt(r['acc_end'])} {fmt(r['acc_end_ci95'])}",
+         "B11 chance inside the step-0 interval": r["chance_in_start_ci95"],
+         "B12 L_cls, first -> last judgement (slope per step)": f"{span('judge_loss')} ({fmt(r['judge_loss_slope'])})"}
+    for a in authors:
+        n[f"B13 S(t) = P({authors[0]}) of the {a} generator"] = span(f"S_{a}")
+        if len(authors) > 2:
+            n[f"N6 S_a(t) = P({a}) of the {a} generator"] = span(f"own_{a}")
+    n["B14 accuracy >= 0.85 and every generator towards its author"] = r["end_target_met"]
+    n["B16 |T_neo(x)| / |T_bert(x)|, last judgement"] = last["ratio"]
+    n["B5 the judge in 16 bits: dtype, memory ratio"] = f"{config['judge_half']['dtype']}, {fmt(config['judge_half']['ratio'])}"
+    if "independent" in r:
+        i = r["independent"]
+        n["N5 independent n-gram judge: accuracy, first -> last"] = f"{fmt(i['acc_start'])} -> {fmt(i['acc_end'])}"
+        for a in authors:
+            n[f"N5 independent judge: S(t) of the {a} generator"] = f"{fmt(i[f'S_{a}_start'])} -> {fmt(i[f'S_{a}_end'])}"
+    for a in authors:
+        for key, label in (("reward", "T1 mean reward log P"), ("kl", "T3 KL per token to the start"),
+                           ("distinct2", "T8 distinct-2"), ("heldout", "B2 held-out LM loss")):
+            if f"{key}_{a}" in last:
+                n[f"{label}, {a} generator, last judgement"] = last[f"{key}_{a}"]
+    return n
+
+
+def judge_numbers(n: dict) -> dict:
+    """Lecture A's numbers of a judge run (eval/lecture.py's judge_results), named with their equations."""
+    out = {}
+    if "heldout_acc_end" in n:
+        out["A11 held-out accuracy, step 0 -> last (evaluation windows)"] = f"{fmt(n['heldout_acc_start'])} -> {fmt(n['heldout_acc_end'])}"
+    if "convergence" in n:
+        c = n["convergence"]
+        out["A12 L_initial -> L_final, dL/dt per step"] = f"{fmt(c['loss_initial'])} -> {fmt(c['loss_final'])}, {fmt(c['slope'])}"
+    if "update_first" in n:
+        out["A13 update size |theta_t+1 - theta_t|, first / last / largest"] = \
+            f"{fmt(n['update_first'])} / {fmt(n['update_last'])} / {fmt(n['update_max'])}"
+    return out
 
 
 def render(kind: str, folder: Path, config: dict, section: dict) -> str:

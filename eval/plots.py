@@ -200,7 +200,7 @@ def coevolve_plot(train: Sequence[dict], evals: Sequence[dict], authors: Sequenc
                                label=f"{what}, {a} generator (B13/N6)")
         if f"nb_{key}_{a}" in evals[0]:
             handles += bottom.plot(steps, [r[f"nb_{key}_{a}"] for r in evals], "x--", color=color(a), linewidth=1,
-                                   label=f"the same, independent n-gram judge (N5)")
+                                   label="the same, independent n-gram judge (N5)")
     bottom.axhline(0.5 if len(authors) == 2 else 1 / len(authors), color="grey", linestyle=":", linewidth=1)
     bottom.set_ylim(-0.02, 1.02)
     bottom.set_ylabel("S(t)")

@@ -37,7 +37,8 @@ def judge_section(run: Run) -> tuple[dict, list[str]]:
     if evals:
         plots["N4: held-out confusion matrix"] = confusion_plot(evals[-1]["confusion"], cfg["labels"],
                                                                 "held-out windows, last evaluation", run.folder / "confusion.png")
-    numbers, tables = judge_results(train, evals), []
+    results, tables = judge_results(train, evals), []
+    numbers = pages.judge_numbers(results)
     report = run.folder / "report.json"
     if report.is_file():
         r = json.loads(report.read_text(encoding="utf-8"))
@@ -48,7 +49,7 @@ def judge_section(run: Run) -> tuple[dict, list[str]]:
             plots[f"N4: {judge} on {longest}-token held-out passages"] = confusion_plot(
                 r["authorship"][longest][judge]["confusion"], r["labels"], f"{judge}, {longest}-token held-out passages",
                 run.folder / f"confusion_{judge}_{longest}.png")
-    return {"plots": plots, "numbers": numbers, "tables": tables}, pages.judge_lines(numbers)
+    return {"plots": plots, "numbers": numbers, "tables": tables}, pages.judge_lines(results)
 
 
 def pretrain_section(run: Run) -> tuple[dict, list[str]]:
@@ -80,11 +81,12 @@ def coevolve_section(run: Run) -> tuple[dict, list[str]]:
     if cfg["program"] == "teach":
         plots["T1-T8: reward, KL, both judges, held-out loss, distinct-2"] = teach_plot(
             train, evals, authors, title, run.folder / "teach.png")
-    numbers = lecture_results(evals, authors)
+    results = lecture_results(evals, authors)
     if "nb_acc" in evals[-1]:
-        numbers["independent"] = lecture_results(evals, authors, prefix="nb_")
+        results["independent"] = lecture_results(evals, authors, prefix="nb_")
+    numbers = pages.loop_numbers(results, authors, evals[-1], cfg)
     return {"plots": plots, "numbers": numbers, "samples": run.records("samples.jsonl"), "authors": authors}, \
-        summary_lines(numbers, authors)
+        summary_lines(results, authors)
 
 
 SECTIONS = {"judge": judge_section, "pretrain_neo": pretrain_section, "coevolve": coevolve_section,

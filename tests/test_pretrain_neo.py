@@ -12,7 +12,6 @@ import random
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from data.windows import consecutive_windows, lm_windows
 from model.gpt_neo import GPTNeo

@@ -18,9 +18,9 @@ from tokenizers import Tokenizer
 
 from data.windows import AuthorIds, load_author_ids
 from model.gpt_neo import GPTNeo
+from model.lora import add_lora, has_lora, merged_copy, trainable_parameters
 from model.ngram import NgramJudge
 from model.sampler import PENALTY_MODES, bad_token_mask
-from model.lora import add_lora, has_lora, merged_copy, trainable_parameters
 from tokenizer_bridge.hf_folder import write_adapter_folder, write_model_folder
 from tokenizer_bridge.load import load_neo_tokenizer
 from train.classifier import load_judge

@@ -48,11 +48,11 @@ from train.generators import (LECTURE_JUDGEMENT, JudgementSettings, Setup, add_a
                               load_setup, make_rngs, run_summary, sampling, save_generators)
 from train.judgement import start_tokens
 from train.lm import lm_step
+from train.metrics import reset_peak_memory
 from train.optim import OPTIMIZERS, apply_update, check_finite_loss, make_optimizer
 from train.precision import PRECISIONS, Precision, choose_precision, pick_device
 from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio,
                       policy_gradient_loss, processed_log_probs, rloo_advantages, total_loss)
-from train.metrics import reset_peak_memory
 from train.runs import Run, StopRequest
 from weights.atomic import atomic_write_json
 
