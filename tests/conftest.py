@@ -106,6 +106,13 @@ def make_tiny_judge(tiny_bert_config, minilm_folder):
     return make
 
 
+@pytest.fixture
+def judge_runs(tmp_path, make_tiny_judge) -> Path:
+    """A runs folder whose judge/latest is an untrained tiny judge (for the generators' programs)."""
+    make_tiny_judge(tmp_path)
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def corpus_ids(minilm_folder, corpus_mirror):
     """(MiniLM tokenizer, author ids of alice and edgar) of the real corpus, tokenized once per session."""

@@ -28,17 +28,6 @@ from train.runs import read_jsonl
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
-@pytest.fixture(scope="module")
-def tiny_base(tiny_neo_base) -> Path:
-    return tiny_neo_base  # conftest: a tiny random GPT-Neo with a BPE trained on Wonderland
-
-
-@pytest.fixture
-def judge_runs(tmp_path, make_tiny_judge) -> Path:
-    make_tiny_judge(tmp_path)
-    return tmp_path
-
-
 def argv(base: Path, runs: Path, *extra: str) -> list[str]:
     """4 fine-tuning steps of 4 x 32 tokens, judged at steps 0, 2, 4 on 2 x 4 rows of 16 BERT tokens."""
     return ["--base", str(base), "--runs-dir", str(runs), "--steps", "4", "--batch-size", "4", "--length", "32",
@@ -167,10 +156,10 @@ def parse_report(page: Path) -> tuple[list[bytes], list[str]]:
     return reader.images, reader.texts
 
 
-def test_tiny_run_writes_metrics_samples_generators_and_report(tiny_base, judge_runs, small_mirror):
+def test_tiny_run_writes_metrics_samples_generators_and_report(tiny_neo_base, judge_runs, small_mirror):
     judge_file = next((judge_runs / "judge").glob("2*/hf/model.safetensors"))
     judge_before = load_file(judge_file)
-    run = program.coevolve(argv(tiny_base, judge_runs))
+    run = program.coevolve(argv(tiny_neo_base, judge_runs))
     assert (judge_runs / "coevolve" / "latest").resolve() == run.resolve()
     config = json.loads((run / "config.json").read_text())
     assert config["judge_half"]["dtype"] == "bfloat16"  # B5 on the CPU
@@ -198,16 +187,16 @@ def test_tiny_run_writes_metrics_samples_generators_and_report(tiny_base, judge_
     images, texts = parse_report(page)
     assert len(images) == 2 and all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in images)  # the loop and N6's matrix
     assert sorted(texts) == sorted(s["text"] for s in samples)  # every judged sample, whole
-    again = program.coevolve(argv(tiny_base, judge_runs))  # seeded: the same numbers again
+    again = program.coevolve(argv(tiny_neo_base, judge_runs))  # seeded: the same numbers again
     assert read_jsonl(again / "samples.jsonl")[-1]["text"] == samples[-1]["text"]
 
 
-def test_the_judge_gets_no_gradient_during_coevolution(tiny_base, judge_runs, small_mirror):
+def test_the_judge_gets_no_gradient_during_coevolution(tiny_neo_base, judge_runs, small_mirror):
     """The frozen judge: its parameters never require grad, and a backward through it leaves no .grad."""
     from train.generators import load_setup
     from train.precision import choose_precision
 
-    setup = load_setup(str(tiny_base), None, ("alice", "edgar"), choose_precision(torch.device("cpu"), "fp32"),
+    setup = load_setup(str(tiny_neo_base), None, ("alice", "edgar"), choose_precision(torch.device("cpu"), "fp32"),
                        True, 32, judge_runs)
     assert all(not p.requires_grad for p in setup.judge.parameters())
     x = torch.randint(1000, 2000, (2, 10))
@@ -215,20 +204,20 @@ def test_the_judge_gets_no_gradient_during_coevolution(tiny_base, judge_runs, sm
         setup.judge(x).sum().backward()  # nothing in the judge can carry a gradient
 
 
-def test_interrupted_run_resumes_to_the_same_numbers(tiny_base, judge_runs, small_mirror):
-    whole = program.coevolve(argv(tiny_base, judge_runs, "--judge-half", "--steps", "4"))
-    part = program.coevolve(argv(tiny_base, judge_runs, "--steps", "2"))
+def test_interrupted_run_resumes_to_the_same_numbers(tiny_neo_base, judge_runs, small_mirror):
+    whole = program.coevolve(argv(tiny_neo_base, judge_runs, "--judge-half", "--steps", "4"))
+    part = program.coevolve(argv(tiny_neo_base, judge_runs, "--steps", "2"))
     program.coevolve(["--resume", str(part), "--steps", "4", "--runs-dir", str(judge_runs)])
     strip = lambda rs: [{k: v for k, v in r.items() if k not in ("time", "gen_s", "judge_s", "step_s")} for r in rs]
     assert strip(read_jsonl(whole / "metrics.jsonl")) == strip(read_jsonl(part / "metrics.jsonl"))
     assert read_jsonl(whole / "samples.jsonl") == read_jsonl(part / "samples.jsonl")
 
 
-def test_clear_errors(tiny_base, judge_runs, small_mirror):
+def test_clear_errors(tiny_neo_base, judge_runs, small_mirror):
     with pytest.raises(ConfigError, match="exceed the base model's context"):
-        program.coevolve(argv(tiny_base, judge_runs, "--judge-length", "64"))
+        program.coevolve(argv(tiny_neo_base, judge_runs, "--judge-length", "64"))
     with pytest.raises(ConfigError, match="--length 200 exceeds"):
-        program.coevolve(argv(tiny_base, judge_runs, "--length", "200"))
+        program.coevolve(argv(tiny_neo_base, judge_runs, "--length", "200"))
     with pytest.raises(ValueError, match="the judge tells apart alice,edgar"):
-        program.coevolve(argv(tiny_base, judge_runs, "--authors", "alice,austen"))
+        program.coevolve(argv(tiny_neo_base, judge_runs, "--authors", "alice,austen"))
     assert not (judge_runs / "coevolve").exists()

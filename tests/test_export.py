@@ -10,10 +10,8 @@ import torch
 from eval import generate as gen_cli
 from eval.scoring import classify
 from model.bert import Bert, BertClassifier
-from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
 from model.sampler import bad_token_mask
-from tokenizer_bridge.bpe import eos_id, train_bpe
 from tokenizer_bridge.hf_folder import write_model_folder
 from tokenizer_bridge.load import load_bert_tokenizer, load_neo_tokenizer
 from train.classifier import INFO_KEY, load_judge
@@ -32,13 +30,8 @@ def judge_folder(minilm_folder, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def neo_folder(wonderland_text, tmp_path_factory):
-    tok = train_bpe([wonderland_text], vocab_size=400)
-    cfg = GPTNeoConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=96, hidden_size=32, num_layers=2,
-                       num_heads=4, window_size=8, attention_layers=["local", "global"], bos_token_id=eos_id(tok),
-                       eos_token_id=eos_id(tok))
-    torch.manual_seed(0)
-    return write_model_folder(tmp_path_factory.mktemp("neo") / "alice", GPTNeo(cfg), tok)
+def neo_folder(tiny_neo_base):
+    return tiny_neo_base  # conftest: a tiny random GPT-Neo (window 16 < the 40 tokens below) with its BPE
 
 
 def test_judge_folder_in_a_transformers_pipeline_gives_our_probabilities(judge_folder):

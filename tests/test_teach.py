@@ -122,27 +122,16 @@ def test_the_kl_of_a_model_to_itself_is_zero_under_top_k():
 # ----------------------------------------------------------------------------- tiny runs of the three arms
 
 
-@pytest.fixture(scope="module")
-def tiny_base(tiny_neo_base) -> Path:
-    return tiny_neo_base  # conftest: a tiny random GPT-Neo with a BPE trained on Wonderland
-
-
-@pytest.fixture
-def judge_runs(tmp_path, make_tiny_judge) -> Path:
-    make_tiny_judge(tmp_path)
-    return tmp_path
-
-
 def argv(base: Path, runs: Path, *extra: str) -> list[str]:
     return ["--base", str(base), "--runs-dir", str(runs), "--steps", "2", "--eval-every", "1", "--rows", "2",
             "--prompts", "2", "--samples", "2", "--judge-length", "12", "--overgen", "4", "--rl-overgen", "3",
             "--length", "32", "--batch-size", "2", "--heldout-windows", "2", "--lr", "1e-3", "--device", "cpu", *extra]
 
 
-def test_rl_run_logs_t8_numbers_saves_generators_and_leaves_the_judge_alone(tiny_base, judge_runs, small_mirror):
+def test_rl_run_logs_t8_numbers_saves_generators_and_leaves_the_judge_alone(tiny_neo_base, judge_runs, small_mirror):
     judge_file = next((judge_runs / "judge").glob("2*/hf/model.safetensors"))
     before = load_file(judge_file)
-    [run] = program.teach(argv(tiny_base, judge_runs))
+    [run] = program.teach(argv(tiny_neo_base, judge_runs))
     records = read_jsonl(run / "metrics.jsonl")
     train, evals = [r for r in records if r["kind"] == "train"], [r for r in records if r["kind"] == "eval"]
     assert [r["step"] for r in train] == [1, 2] and [r["step"] for r in evals] == [0, 1, 2]
@@ -159,25 +148,25 @@ def test_rl_run_logs_t8_numbers_saves_generators_and_leaves_the_judge_alone(tiny
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_lm_and_best_of_n_arms(tiny_base, judge_runs, small_mirror):
-    [lm] = program.teach(argv(tiny_base, judge_runs, "--arm", "lm"))
+def test_lm_and_best_of_n_arms(tiny_neo_base, judge_runs, small_mirror):
+    [lm] = program.teach(argv(tiny_neo_base, judge_runs, "--arm", "lm"))
     assert "loss_alice" in read_jsonl(lm / "metrics.jsonl")[1]
-    [bon] = program.teach(argv(tiny_base, judge_runs, "--arm", "best-of-n", "--best-of", "3"))
+    [bon] = program.teach(argv(tiny_neo_base, judge_runs, "--arm", "best-of-n", "--best-of", "3"))
     evals = [r for r in read_jsonl(bon / "metrics.jsonl") if r["kind"] == "eval"]
     assert [r["judge_calls"] for r in evals] == [2 * 2 * 3, 2 * 2 * 3 * 2, 2 * 2 * 3 * 3]  # rows x authors x N
     assert evals[0]["kl_bound_alice"] == pytest.approx(math.log(3) - 2 / 3)
-    [matched] = program.teach(argv(tiny_base, judge_runs, "--arm", "best-of-n", "--steps", "1",
+    [matched] = program.teach(argv(tiny_neo_base, judge_runs, "--arm", "best-of-n", "--steps", "1",
                                    "--match-judge-calls", str(next((judge_runs / "teach").glob("2*")))))
     assert json.loads((matched / "config.json").read_text())["config"]["best_of"] >= 1
 
 
-def test_a_beta_sweep_makes_one_run_per_value_and_bad_values_are_refused(tiny_base, judge_runs, small_mirror):
-    runs = program.teach(argv(tiny_base, judge_runs, "--beta", "0,0.2", "--steps", "1"))
+def test_a_beta_sweep_makes_one_run_per_value_and_bad_values_are_refused(tiny_neo_base, judge_runs, small_mirror):
+    runs = program.teach(argv(tiny_neo_base, judge_runs, "--beta", "0,0.2", "--steps", "1"))
     assert [json.loads((r / "config.json").read_text())["beta_value"] for r in runs] == [0.0, 0.2]
     with pytest.raises(ConfigError, match="finite number >= 0"):
-        program.teach(argv(tiny_base, judge_runs, "--beta", "0,-1"))
+        program.teach(argv(tiny_neo_base, judge_runs, "--beta", "0,-1"))
     with pytest.raises(ConfigError, match="needs an end"):
-        program.teach(argv(tiny_base, judge_runs, "--steps", "0"))
+        program.teach(argv(tiny_neo_base, judge_runs, "--steps", "0"))
 
 
 @pytest.mark.parametrize("mode", ["lecture", "hf"])
