@@ -160,6 +160,18 @@ def test_lm_and_best_of_n_arms(tiny_neo_base, judge_runs, small_mirror):
     assert json.loads((matched / "config.json").read_text())["config"]["best_of"] >= 1
 
 
+def test_the_lecture_preset_runs_on_a_tiny_random_model(tiny_neo_base, judge_runs, small_mirror):
+    """The gpt-neo-125M preset is for a GPU; here its settings run one step with the tiny base and small sizes."""
+    c = program.PRESETS["lecture"]
+    assert (c.base, c.steps, c.prompts, c.samples, c.lr, c.beta) == ("gpt-neo-125M", 121, 16, 4, 1.41e-5, "0.05")
+    flags = argv(tiny_neo_base, judge_runs, "--preset", "lecture", "--steps", "1")
+    at = flags.index("--lr")
+    [run] = program.teach(flags[:at] + flags[at + 2:])  # the lecture's learning rate kept
+    saved = json.loads((run / "config.json").read_text())["config"]
+    assert (saved["lr"], saved["base"]) == (1.41e-5, str(tiny_neo_base))
+    assert [r["step"] for r in read_jsonl(run / "metrics.jsonl") if r.get("kind") == "eval"] == [0, 1]
+
+
 def test_a_beta_sweep_makes_one_run_per_value_and_bad_values_are_refused(tiny_neo_base, judge_runs, small_mirror):
     runs = program.teach(argv(tiny_neo_base, judge_runs, "--beta", "0,0.2", "--steps", "1"))
     assert [json.loads((r / "config.json").read_text())["beta_value"] for r in runs] == [0.0, 0.2]
