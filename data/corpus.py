@@ -419,5 +419,5 @@ def check_long_enough(n_tokens: int, length: int, what: str) -> None:
     if length < 1:
         raise ValueError(f"a window must be a positive number of tokens, got {length}")
     if n_tokens < length:
-        raise ValueError(f"{what} has only {n_tokens} tokens, fewer than one window of {length} tokens: "
-                         f"use a shorter window or add books to it (data/authors.py)")
+        raise ValueError(f"{what} has only {n_tokens} tokens, fewer than the {length} it needs: "
+                         f"use shorter (or fewer) windows, or add books to it (data/authors.py)")

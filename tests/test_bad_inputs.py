@@ -279,8 +279,9 @@ def test_a_second_resume_of_a_running_run_is_refused(make_tiny_bert, small_mirro
     argv = ["--model", str(folder), "--runs-dir", str(tmp_path), "--per-author", "2", "--length", "32",
             "--eval-length", "64", "--eval-per-author", "2", "--eval-every", "0", "--device", "cpu"]
     run = judge_program.train_judge(argv + ["--steps", "1"])
-    proc = subprocess.Popen([sys.executable, "-m", "train.judge", "--resume", str(run), "--steps", "400"], cwd=REPO,
-                            env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # far more steps than the test lasts: the first process is still training when the second starts
+    proc = subprocess.Popen([sys.executable, "-m", "train.judge", "--resume", str(run), "--steps", "100000"],
+                            cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 60
         while time.time() < deadline and (run / "metrics.jsonl").read_text().count('"train"') < 2:
@@ -292,9 +293,11 @@ def test_a_second_resume_of_a_running_run_is_refused(make_tiny_bert, small_mirro
         proc.communicate(timeout=60)
 
 
-def test_ctrl_c_during_set_up_says_so_and_leaves_no_run_folder(tmp_path, small_mirror) -> None:
+def test_ctrl_c_during_set_up_says_so_and_leaves_no_run_folder(tmp_path, corpus_mirror) -> None:
+    # the whole books: set-up takes seconds after "tokenizing" (cut copies end it at once, with an error)
     proc = subprocess.Popen([sys.executable, "-m", "train.judge", "--runs-dir", str(tmp_path), "--steps", "5"],
-                            cwd=REPO, env=dict(os.environ), stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, env=dict(os.environ, ALICE_EDGAR_CORPUS=str(corpus_mirror)),
+                            stderr=subprocess.PIPE, text=True)
     while "tokenizing" not in proc.stderr.readline():
         pass
     proc.send_signal(signal.SIGINT)
