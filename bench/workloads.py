@@ -9,7 +9,6 @@ position but everything else for [CLS] alone; generation needs the LM head for o
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from model.bert import Bert, BertClassifier
 from model.gpt_neo import GPTNeo
 from model.half import cast_half, parameter_bytes
 from model.sampler import generate
+from train.precision import Precision
 
 
 @dataclass
@@ -59,10 +59,8 @@ class HFClassifier(nn.Module):
 
 
 def autocast(dtype: str, device: str):
-    """bfloat16 autocast for the "bf16" rows, nothing for "fp32"."""
-    if dtype == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device, dtype=torch.bfloat16)
+    """The programs' own autocast (train/precision.py) for a row's dtype: bfloat16 for "bf16", nothing for "fp32"."""
+    return Precision(torch.device(device), dtype, torch.bfloat16, None, "a bench row").autocast()
 
 
 def judge_flops(cfg, batch: int, length: int) -> float:
