@@ -1,0 +1,40 @@
+"""train/precision.py: the precision a program trains in is decided by a measurement on the machine that runs."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from train import precision as P
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("ratio, chosen", [(0.008, "fp32"), (1.2, "fp32"), (1.3, "bf16"), (4.5, "bf16")])
+def test_auto_takes_bfloat16_only_where_it_is_measured_faster(monkeypatch, ratio, chosen) -> None:
+    monkeypatch.setattr(P, "probe_ratio", lambda device, m, k, n: ratio)  # an AVX2-only CPU measures ~0.008
+    p = P.choose_precision(CPU, "auto")
+    assert (p.name, p.half, p.ratio, p.half_is_fast) == (chosen, torch.bfloat16, ratio, ratio >= P.FAST_RATIO)
+    assert f"{ratio:.1f}" in p.reason or f"{ratio:.2f}" in p.reason  # the console and config say why
+
+
+def test_asked_for_and_resumed_choices_win_over_the_probe(monkeypatch) -> None:
+    monkeypatch.setattr(P, "probe_ratio", lambda device, m, k, n: 4.5)
+    assert P.choose_precision(CPU, "fp32").name == "fp32"
+    assert P.choose_precision(CPU, "auto", earlier="fp32").name == "fp32"  # a resumed run keeps its start's choice
+    with pytest.raises(ValueError, match="for CUDA"):
+        P.choose_precision(CPU, "fp16")
+
+
+def test_the_probe_measures_a_real_ratio() -> None:
+    ratio = P.probe_ratio(CPU, 64, 64, 64, repeats=1)
+    assert math.isfinite(ratio) and ratio > 0  # a time ratio, whatever this machine is
+
+
+def test_autocast_is_16_bits_only_for_bf16() -> None:
+    x = torch.randn(4, 4)
+    with P.Precision(CPU, "bf16", torch.bfloat16, None, "").autocast():
+        assert (x @ x).dtype == torch.bfloat16
+    with P.Precision(CPU, "fp32", torch.bfloat16, None, "").autocast():
+        assert (x @ x).dtype == torch.float32
