@@ -19,6 +19,7 @@ from eval import pages
 from eval.lecture import judge_results, lecture_results, summary_lines
 from eval.plots import coevolve_plot, confusion_plot, judge_plot, pretrain_plot, teach_plot
 from train.cli import run_program
+from train.generators import SAMPLES_FILE
 from train.runs import Run, latest_run
 
 KINDS = ("judge", "pretrain_neo", "coevolve", "teach")
@@ -85,7 +86,7 @@ def coevolve_section(run: Run) -> tuple[dict, list[str]]:
     if "nb_acc" in evals[-1]:
         results["independent"] = lecture_results(evals, authors, prefix="nb_")
     numbers = pages.loop_numbers(results, authors, evals[-1], cfg)
-    return {"plots": plots, "numbers": numbers, "samples": run.records("samples.jsonl"), "authors": authors}, \
+    return {"plots": plots, "numbers": numbers, "samples": run.records(SAMPLES_FILE), "authors": authors}, \
         summary_lines(results, authors)
 
 

@@ -39,8 +39,8 @@ from train import distributed
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.cli import run_program
 from train.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
-from train.generators import (LECTURE_JUDGEMENT, JudgementSettings, Setup, add_adapters, eval_line, judge_round,
-                              load_setup, make_rngs, run_summary, save_generators)
+from train.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSettings, Setup, add_adapters, judge_round,
+                              load_setup, log_judgement, make_rngs, run_summary, save_generators)
 from train.lm import lm_step
 from train.metrics import reset_peak_memory
 from train.optim import OPTIMIZERS, make_optimizer
@@ -49,7 +49,6 @@ from train.runs import Run, StopRequest
 from weights.atomic import atomic_write_json
 from weights.store import resolve
 
-SAMPLES_FILE = "samples.jsonl"
 KEEP = ("end", "every")
 
 
@@ -124,10 +123,7 @@ def judge_now(loop: Loop, step: int) -> dict:
     """Generate -> Classify and the held-out LM losses (train/generators.py:judge_round); logged."""
     record, judgement = judge_round(loop.cfg, loop.setup, loop.rngs, loop.precision)
     record.update(step=step, time=time.time() - loop.t0)
-    for sample in judgement.samples:
-        loop.run.log({"step": step, **sample}, SAMPLES_FILE)
-    loop.run.log(record)
-    tqdm.write(eval_line(record, list(loop.setup.generators)), file=sys.stderr)
+    log_judgement(loop.run, step, record, judgement)
     return record
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer
+from tqdm import tqdm
 
 from data.windows import AuthorIds, load_author_ids
 from model.gpt_neo import GPTNeo
@@ -31,6 +32,8 @@ from train.lm import heldout_loss
 from train.metrics import optimizer_state_bytes, peak_memory_mib
 from train.precision import Precision
 from weights.store import resolve
+
+SAMPLES_FILE = "samples.jsonl"  # every judged row of a run, with its text and the judge's probabilities
 
 
 @dataclass
@@ -177,6 +180,14 @@ def eval_line(r: dict, names: list[str]) -> str:
     return (f"step {r['step']:4d}: acc {r['acc']:.3f} [{r['acc_low']:.2f}, {r['acc_high']:.2f}]  L_cls "
             f"{r['judge_loss']:.3f}  S(t) {s}  ratio {r['ratio']:.2f}  held-out LM {held}  "
             f"(generate {r['gen_s']:.0f} s, judge {r['judge_s']:.0f} s)")
+
+
+def log_judgement(run, step: int, record: dict, judgement: Judgement, extra: str = "") -> None:
+    """A judgement into its run: every judged row into samples.jsonl, the record into metrics.jsonl, a console line."""
+    for sample in judgement.samples:
+        run.log({"step": step, **sample}, SAMPLES_FILE)
+    run.log(record)
+    tqdm.write(eval_line(record, list(judgement.batches)) + extra, file=sys.stderr)
 
 
 def run_summary(setup: Setup, optimizers: dict, precision: Precision, step: int, seconds: float) -> dict:

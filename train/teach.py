@@ -44,8 +44,8 @@ from train.checkpoint import load_checkpoint, save_checkpoint
 from train.classifier import predict_logits
 from train.cli import run_program
 from train.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
-from train.generators import (LECTURE_JUDGEMENT, JudgementSettings, Setup, add_adapters, eval_line, judge_round,
-                              load_setup, make_rngs, run_summary, sampling, save_generators)
+from train.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSettings, Setup, add_adapters, judge_round,
+                              load_setup, log_judgement, make_rngs, run_summary, sampling, save_generators)
 from train.judgement import start_tokens
 from train.lm import lm_step
 from train.metrics import reset_peak_memory
@@ -56,7 +56,6 @@ from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, k
 from train.runs import Run, StopRequest
 from weights.atomic import atomic_write_json
 
-SAMPLES_FILE = "samples.jsonl"
 ARMS = ("rl", "lm", "best-of-n")
 
 
@@ -161,6 +160,13 @@ def sequence_log_probs(model: GPTNeo, ids: torch.Tensor, mask: torch.Tensor, loo
     return torch.where(mask.bool().to(logp.device), logp, torch.zeros_like(logp))
 
 
+def kl_to_start(loop: Loop, author: str, logp: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """T2, T3: the KL per row from the generator (its log-probs `logp`) to pi_ref, over the kept tokens. (B,)"""
+    with torch.no_grad(), loop.reference(author) as ref:
+        logp_ref = sequence_log_probs(ref, ids, mask, loop)  # 0 where masked, as logp: delta = 0 there
+    return kl_k3(log_ratio(logp, logp_ref), mask)
+
+
 def rl_step(loop: Loop, author: str, label: int) -> dict:
     """One RL step of one generator: sample P x G rows -> T1 reward -> T4 advantages -> T2/T3 KL -> T5 + T6 -> update."""
     cfg, s = loop.cfg, loop.setup
@@ -174,9 +180,7 @@ def rl_step(loop: Loop, author: str, label: int) -> dict:
     advantages = rloo_advantages(rewards.view(cfg.prompts, cfg.samples)).flatten()  # T4
     ids, mask = kept_batch(batch, s.neo_tok, pad_id=int(prompts[0, 0]))
     logp = sequence_log_probs(model, ids, mask, loop)  # with gradient
-    with torch.no_grad(), loop.reference(author) as ref:
-        logp_ref = sequence_log_probs(ref, ids, mask, loop)
-    kl = kl_k3(torch.where(mask.bool(), log_ratio(logp, logp_ref), torch.zeros_like(logp)), mask)  # T2, T3
+    kl = kl_to_start(loop, author, logp, ids, mask)
     loss = total_loss(policy_gradient_loss(logp, mask, advantages), kl, loop.beta)  # T5 + T6
     value = check_finite_loss(loss, f"the {author} generator's RL loss")
     loss.backward()
@@ -228,9 +232,7 @@ def judgement_extras(loop: Loop, judgement) -> dict:
             continue
         ids, mask = kept_batch(batch, loop.setup.neo_tok, pad_id=int(batch.rows[0][0]))
         logp = sequence_log_probs(loop.setup.generators[a], ids, mask, loop)
-        with loop.reference(a) as ref:
-            delta = logp - sequence_log_probs(ref, ids, mask, loop)
-        out[f"kl_{a}"] = kl_k3(delta, mask).mean().item()
+        out[f"kl_{a}"] = kl_to_start(loop, a, logp, ids, mask).mean().item()
     return out
 
 
@@ -239,11 +241,8 @@ def evaluate(loop: Loop, step: int) -> dict:
     write = best_of_n_writer(loop) if loop.cfg.arm == "best-of-n" else None
     record, judgement = judge_round(loop.cfg, loop.setup, loop.rngs, loop.precision, write)
     record.update(step=step, **judgement_extras(loop, judgement), judge_calls=loop.judge_calls, time=loop.elapsed())
-    for sample in judgement.samples:
-        loop.run.log({"step": step, **sample}, SAMPLES_FILE)
-    loop.run.log(record)
-    tqdm.write(eval_line(record, list(loop.setup.generators)) + "  reward " + " ".join(
-        f"{a} {record[f'reward_{a}']:.2f}" for a in loop.setup.generators), file=sys.stderr)
+    rewards = " ".join(f"{a} {record[f'reward_{a}']:.2f}" for a in loop.setup.generators)
+    log_judgement(loop.run, step, record, judgement, extra=f"  reward {rewards}")
     return record
 
 
