@@ -40,11 +40,10 @@ class LoRALinear(nn.Module):
             raise ValueError(f"LoRA needs rank >= 1 and {parts} equal output blocks, got rank {rank}, "
                              f"{base.out_features} outputs")
         self.base = base.requires_grad_(False)
-        d, k = base.out_features // parts, base.in_features
-        w = base.weight
+        d, k, device = base.out_features // parts, base.in_features, base.weight.device
         # A ~ Gaussian as in the paper (its scale is not given; std 1/r as PEFT's "gaussian" init), B = 0.
-        self.lora_A = nn.Parameter(torch.randn(parts, rank, k, device=w.device) / rank)
-        self.lora_B = nn.Parameter(torch.zeros(parts, d, rank, device=w.device))
+        self.lora_A = nn.Parameter(torch.randn(parts, rank, k, device=device) / rank)
+        self.lora_B = nn.Parameter(torch.zeros(parts, d, rank, device=device))
         self.scale, self.rank, self.alpha = alpha / rank, rank, alpha
         self.drop = Dropout(dropout)
         self.enabled = True  # P4: False = the frozen layer alone
@@ -78,10 +77,14 @@ def add_lora(model: nn.Module, rank: int, alpha: float, targets: tuple[str, ...]
     if not chosen:
         raise ValueError(f"no linear layer of {type(model).__name__} matches {patterns}")
     for name, linear in chosen:
-        parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, LoRALinear(linear, rank, alpha, dropout, parts=3 if attr == "qkv" else 1))
+        replace_module(model, name, LoRALinear(linear, rank, alpha, dropout, parts=3 if name.endswith("qkv") else 1))
     return [name for name, _ in chosen]
+
+
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    """Put `new` where the submodule called `name` (e.g. "blocks.0.attn.qkv") is."""
+    parent_name, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
 
 
 def lora_layers(model: nn.Module) -> list[tuple[str, LoRALinear]]:
@@ -110,8 +113,7 @@ def merge_lora(model: nn.Module) -> nn.Module:
     for name, layer in lora_layers(model):
         merged = layer.base
         merged.weight += layer.delta_weight().to(merged.weight.dtype)
-        parent_name, _, attr = name.rpartition(".")
-        setattr(model.get_submodule(parent_name) if parent_name else model, attr, merged.requires_grad_(True))
+        replace_module(model, name, merged.requires_grad_(True))
     return model
 
 

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from weights.atomic import atomic_folder
+
 N_MAX = 4
 BASE = 257  # an n-gram's digits are alphabet index + 1 (1..256): n-grams of different n never collide
 OTHER = 255  # alphabet index of every character outside the 255 most frequent ones
@@ -59,6 +61,12 @@ def gram_keys(text: str, alphabet: str, n_max: int = N_MAX) -> np.ndarray:
     return np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
 
 
+def find_keys(vocab: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each key is in the sorted `vocab`, and whether it is there at all: (positions, found)."""
+    pos = np.clip(np.searchsorted(vocab, keys), 0, len(vocab) - 1)
+    return pos, vocab[pos] == keys
+
+
 @dataclass
 class NgramJudge:
     """N5's naive Bayes over character n-grams: log theta per author for every n-gram of V."""
@@ -73,8 +81,7 @@ class NgramJudge:
     def log_posterior(self, text: str) -> np.ndarray:
         """N5: log P(a | x) for every author a, (N,): log pi_a + sum_g c_g(x) log theta_{a,g} - log Z."""
         keys, counts = np.unique(gram_keys(text, self.alphabet, self.n_max), return_counts=True)
-        pos = np.clip(np.searchsorted(self.vocab, keys), 0, len(self.vocab) - 1)
-        known = self.vocab[pos] == keys
+        pos, known = find_keys(self.vocab, keys)
         score = counts[known] @ self.log_theta[pos[known]]  # sum over n-grams in V
         score = score + counts[~known].sum() * self.log_unseen  # n-grams outside V: the alpha share
         score = score + np.log(1.0 / len(self.authors))  # log pi_a, uniform
@@ -85,11 +92,15 @@ class NgramJudge:
         return np.exp(np.stack([self.log_posterior(t) for t in texts]))
 
     def save(self, folder: str | Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        """Both files into `folder`, written whole or not at all."""
         meta = {"authors": self.authors, "alphabet": self.alphabet, "n_max": self.n_max}
-        (folder / FILES[0]).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-        save_file({"vocab": self.vocab, "log_theta": self.log_theta, "log_unseen": self.log_unseen}, str(folder / FILES[1]))
+
+        def write(tmp: Path) -> None:
+            (tmp / FILES[0]).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+            save_file({"vocab": self.vocab, "log_theta": self.log_theta, "log_unseen": self.log_unseen},
+                      str(tmp / FILES[1]))
+
+        atomic_folder(folder, write)
 
     @classmethod
     def load(cls, folder: str | Path) -> "NgramJudge":
@@ -113,8 +124,7 @@ def train_ngram_judge(texts: dict[str, str], n_max: int = N_MAX, alpha: float = 
     vocab = all_keys[totals >= min_count]
     counts = np.zeros((len(vocab), len(authors)), dtype=np.float64)
     for a, (keys, c) in enumerate(per_author):
-        pos = np.clip(np.searchsorted(vocab, keys), 0, len(vocab) - 1)
-        hit = vocab[pos] == keys
+        pos, hit = find_keys(vocab, keys)
         counts[pos[hit], a] = c[hit]
     denom = counts.sum(axis=0) + alpha * len(vocab)  # sum_h count_a(h) + alpha |V|
     return NgramJudge(authors, alphabet, vocab, np.log((counts + alpha) / denom).astype(np.float32),

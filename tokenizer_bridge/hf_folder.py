@@ -23,7 +23,7 @@ from tokenizers import Tokenizer
 from model.bert import BertClassifier, classifier_names
 from model.gpt_neo import GPTNeo
 from model.gpt_neo import hf_names as gpt_neo_names
-from model.lora import add_lora, lora_layers
+from model.lora import add_lora, lora_layers, merged_copy
 from tokenizer_bridge.bpe import neo_tokenizer_config
 from weights.atomic import atomic_folder
 
@@ -43,9 +43,11 @@ def write_model_folder(folder: str | Path, model: GPTNeo | BertClassifier, tok: 
                        extra: dict[str, dict] | None = None, config_extra: dict | None = None) -> Path:
     """Write `model` and `tok` as a complete Hugging Face folder, atomically. Returns the folder.
 
-    extra: file name -> JSON object, written beside (e.g. {"training.json": {...}}).
+    A model with LoRA adapters is written merged (P3): an ordinary folder (`write_adapter_folder` keeps the
+    adapters alone). extra: file name -> JSON object, written beside (e.g. {"training.json": {...}}).
     config_extra: more keys for config.json (transformers keeps keys it does not know as they are).
     """
+    model = merged_copy(model)
     plain = Tokenizer.from_str(tok.to_str())  # a copy: the caller's tokenizer keeps its settings
     plain.no_truncation()
     plain.no_padding()

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from data.windows import AuthorIds, load_author_ids
 from model.gpt_neo import GPTNeo
-from model.lora import add_lora, has_lora, merged_copy, trainable_parameters
+from model.lora import add_lora, has_lora, trainable_parameters
 from model.ngram import NgramJudge
 from model.sampler import PENALTY_MODES, bad_token_mask
 from tokenizer_bridge.hf_folder import write_adapter_folder, write_model_folder
@@ -48,7 +48,8 @@ class JudgementSettings:
     temperature: float = setting("sampling temperature", above=0, max=100)
     top_k: int = setting("sample among the k most likely tokens (0: all)", min=0)
     repetition_penalty: float = setting("r of B10", above=0, max=100)
-    penalty_mode: str = setting("lecture: B10 on probabilities; hf: the library's rule (course code)", choices=PENALTY_MODES)
+    penalty_mode: str = setting("lecture: B10 on probabilities; hf: the library's rule (course code)",
+                                choices=PENALTY_MODES)
     judge_half: bool = setting("B5: cast the judge to 16 bits (half the memory)")
     heldout_windows: int = setting("held-out windows per author for the held-out LM loss", min=1)
 
@@ -107,7 +108,8 @@ def load_setup(base: str, judge: str | None, authors: tuple[str, ...], precision
                                  f"of {length}: use a shorter --length")
     bad_mask = bad_token_mask(neo_tok, base_model.config.vocab_size)
     ngram, ngram_folder = independent_judge(list(authors), judge_info.get("split", "tail"), bert_tok, runs_dir)
-    info = {"independent_judge": str(ngram_folder),"base_folder": str(base_folder), "generator_parameters": sum(p.numel() for p in base_model.parameters()),
+    info = {"independent_judge": str(ngram_folder), "base_folder": str(base_folder),
+            "generator_parameters": sum(p.numel() for p in base_model.parameters()),
             "judge_folder": judge_info["folder"], "judge_heldout_acc": judge_info.get("heldout_acc"),
             "judge_half": {k: half[k] for k in ("dtype", "ratio")}, "judge_half_is_fast": precision.half_is_fast,
             "split": judge_info.get("split", "tail"), "banned_ids": int(bad_mask.sum()),
@@ -128,7 +130,7 @@ def save_generators(folder: Path, setup: Setup, extra: dict) -> None:
     A generator with adapters is saved merged (P3), and its adapters alone in <author>/adapter/, in PEFT's layout.
     """
     for name, model in setup.generators.items():
-        write_model_folder(folder / name, merged_copy(model), setup.neo_tok, extra={"training.json": dict(extra, author=name)})
+        write_model_folder(folder / name, model, setup.neo_tok, extra={"training.json": dict(extra, author=name)})
         if has_lora(model):
             write_adapter_folder(folder / name / "adapter", model, setup.info["base_folder"])
 

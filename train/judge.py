@@ -30,7 +30,7 @@ from data.corpus import SPLITS, check_long_enough
 from data.windows import Specials, balanced_batch, heldout_set, load_author_ids, text_tokens_per_window
 from model.bert import Bert, BertClassifier
 from model.config import BertConfig
-from model.lora import add_lora, has_lora, merged_copy, trainable_parameters
+from model.lora import add_lora, has_lora, trainable_parameters
 from tokenizer_bridge.hf_folder import write_adapter_folder, write_model_folder
 from tokenizer_bridge.load import load_bert_tokenizer
 from train import distributed
@@ -182,7 +182,7 @@ def save(loop: Loop, step: int) -> None:
                     loop.state)
     info = {"eval_length": loop.cfg.eval_length, "split": loop.cfg.split, "step": step, "run": str(loop.run.folder),
             "base_model": loop.run.config()["base_model"], "heldout_acc": loop.state["metrics"].get("heldout_acc")}
-    write_model_folder(loop.run.folder / HF_FOLDER, merged_copy(loop.model), loop.data.tok,  # P3 for a LoRA judge
+    write_model_folder(loop.run.folder / HF_FOLDER, loop.model, loop.data.tok,  # merged (P3) for a LoRA judge
                        extra={"training.json": {"config": as_dict(loop.cfg), **info}}, config_extra={INFO_KEY: info})
     if has_lora(loop.model):
         write_adapter_folder(loop.run.folder / "adapter", loop.model, info["base_model"])
