@@ -21,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from eval.pages import markdown_table  # noqa: E402
 from eval.plots import save_figure  # noqa: E402
 from train.cli import run_program  # noqa: E402
 from train.runs import Run, runs_root  # noqa: E402
@@ -43,7 +44,10 @@ def summarise(folder: Path) -> dict:
     if not evals:
         raise ValueError(f"{folder} holds no judgement yet")
     authors, first, last = list(config["train_tokens"]), evals[0], evals[-1]
-    mean = lambda key, r: sum(r[f"{key}_{a}"] for a in authors) / len(authors)  # noqa: E731
+
+    def mean(key: str, r: dict) -> float:  # over the generators
+        return sum(r[f"{key}_{a}"] for a in authors) / len(authors)
+
     out = {"run": str(folder), "label": label_of(config), "authors": authors, "step": last["step"],
            "acc": last["acc"], "acc_ci95": [last["acc_low"], last["acc_high"]], "time_s": last.get("time", 0.0),
            "heldout": mean("heldout", last), "judge_calls": last.get("judge_calls", 0),
@@ -59,7 +63,8 @@ def summarise(folder: Path) -> dict:
     return out
 
 
-def fmt(v, digits: int = 3) -> str:
+def cell(v, digits: int = 3) -> str:
+    """A table cell: a float to `digits` decimals, "-" for a missing value."""
     return "-" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
 
 
@@ -69,17 +74,16 @@ def table(rows: list[dict]) -> str:
     head = (["arm", "steps", "wall-clock s", "accuracy [95 %]"] + [f"S {a}" for a in authors]
             + [f"S {a} (n-gram)" for a in authors] + ["KL/token to start", "held-out LM loss", "distinct-2 (base)",
                                                        "judge calls"])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    cells = []
     for r in rows:
-        kl = fmt(r.get("kl")) if r.get("kl") is not None else (
+        kl = cell(r.get("kl")) if r.get("kl") is not None else (
             f"<= {r['kl_bound_per_sequence']:.2f} per text (T7)" if r.get("kl_bound_per_sequence") is not None else "-")
-        cells = ([r["label"], str(r["step"]), f"{r['time_s']:.0f}", f"{r['acc']:.3f} [{r['acc_ci95'][0]:.2f}, "
-                  f"{r['acc_ci95'][1]:.2f}]"] + [fmt(r[f"S_{a}"]) for a in authors]
-                 + [fmt(r[f"nb_S_{a}"]) for a in authors]
-                 + [kl, fmt(r["heldout"]), f"{fmt(r.get('distinct2'))} ({fmt(r.get('distinct2_base'))})",
-                    str(r["judge_calls"])])
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        cells.append([r["label"], str(r["step"]), f"{r['time_s']:.0f}",
+                      f"{r['acc']:.3f} [{r['acc_ci95'][0]:.2f}, {r['acc_ci95'][1]:.2f}]"]
+                     + [cell(r[f"S_{a}"]) for a in authors] + [cell(r[f"nb_S_{a}"]) for a in authors]
+                     + [kl, cell(r["heldout"]), f"{cell(r.get('distinct2'))} ({cell(r.get('distinct2_base'))})",
+                        str(r["judge_calls"])])
+    return markdown_table(cells, head)
 
 
 def curve_plot(rows: list[dict], path: Path) -> Path:
@@ -102,7 +106,7 @@ def curve_plot(rows: list[dict], path: Path) -> Path:
 
 
 def sweep_plot(rows: list[dict], path: Path) -> Path:
-    """Reward (T1, trained judge) and the independent judge's score against KL, one point per beta."""
+    """Reward (T1, trained judge) and the held-out LM loss on real text against KL, one point per beta."""
     rows = sorted((r for r in rows if r.get("kl") is not None), key=lambda r: r["kl"])
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     ax.plot([r["kl"] for r in rows], [r["reward"] for r in rows], "o-", color="tab:red", label="mean reward log P (T1)")

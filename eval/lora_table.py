@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from eval.pages import markdown_table
 from train.cli import run_program
 from train.runs import Run, runs_root
 from weights.atomic import atomic_write_text
@@ -43,17 +44,12 @@ def row(folder: Path) -> tuple:
             f"{statistics.median(steps):.3f}" if steps else "-", result)
 
 
-def table(rows: list[tuple]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
-
-
 def run(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m eval.lora_table", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", help="judge, coevolve or teach run folders (each holds a summary.json)")
     p.add_argument("--runs-dir", help="runs folder (default $ALICE_EDGAR_RUNS or <repo>/runs)")
     args = p.parse_args(argv)
-    md = table([row(Path(f)) for f in args.runs])
+    md = markdown_table([row(Path(f)) for f in args.runs], HEADER)
     out = runs_root(args.runs_dir) / "compare" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "lora.md", md)

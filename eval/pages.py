@@ -43,6 +43,12 @@ def table(rows: list[tuple], header: tuple | None = None) -> str:
     return f"<table>{head}{body}</table>"
 
 
+def markdown_table(rows: list, header) -> str:
+    """The same, as a Markdown table (for the terminal and the README)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]) + "\n"
+
+
 def background(p_first: float) -> str:
     """White at 0.5, orange towards P = 1, blue towards P = 0."""
     end, t = (SURE_FIRST, 2 * p_first - 1) if p_first >= 0.5 else (SURE_OTHER, 1 - 2 * p_first)
@@ -99,7 +105,9 @@ def numbers_rows(numbers: dict, prefix: str = "") -> list[tuple]:
 
 def loop_numbers(r: dict, authors: list[str], last: dict, config: dict) -> dict:
     """Lecture B's numbers of a coevolve or teach run, named with their equations (r: eval/lecture.py's results)."""
-    span = lambda key: f"{fmt(r[f'{key}_start'])} -> {fmt(r[f'{key}_end'])}"  # noqa: E731
+    def span(key: str) -> str:  # first -> last judgement
+        return f"{fmt(r[f'{key}_start'])} -> {fmt(r[f'{key}_end'])}"
+
     n = {f"B11 judge accuracy at step {r['first_step']} [Wilson 95 %]": f"{fmt(r['acc_start'])} {fmt(r['acc_start_ci95'])}",
          f"B11 judge accuracy at step {r['last_step']} [Wilson 95 %]": f"{fmt(r['acc_end'])} {fmt(r['acc_end_ci95'])}",
          "B11 chance inside the step-0 interval": r["chance_in_start_ci95"],

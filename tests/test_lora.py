@@ -160,3 +160,12 @@ def test_every_training_program_takes_the_lora_switch(make_tiny_bert, make_tiny_
     [rl] = teach.teach(common + ["--prompts", "2", "--samples", "2", "--rl-overgen", "3"])
     evals = [r for r in read_jsonl(rl / "metrics.jsonl") if r["kind"] == "eval"]
     assert evals[0]["kl_alice"] == pytest.approx(0.0, abs=1e-6) and evals[-1]["kl_alice"] > 0  # pi_ref = adapters off
+
+    from eval import lora_table  # P2's table reads each run's summary.json
+    lora_table.run([str(run), str(co), "--runs-dir", str(tmp_path / "runs")])
+    md = next((tmp_path / "runs" / "compare").glob("*/lora.md")).read_text()
+    judge_row, co_row = md.splitlines()[2:]
+    assert judge_row.startswith(f"| judge ({run.name}) | r=2, alpha=16, attention | {summary['trainable']:,} |")
+    last = [r for r in read_jsonl(co / "metrics.jsonl") if r["kind"] == "eval"][-1]
+    held = (last["heldout_alice"] + last["heldout_edgar"]) / 2
+    assert co_row.endswith(f"| held-out LM loss {held:.3f}, judge accuracy {last['acc']:.3f} |")

@@ -172,6 +172,24 @@ def test_the_lecture_preset_runs_on_a_tiny_random_model(tiny_neo_base, judge_run
     assert [r["step"] for r in read_jsonl(run / "metrics.jsonl") if r.get("kind") == "eval"] == [0, 1]
 
 
+def test_compare_tables_each_run_by_its_last_judgement(tiny_neo_base, judge_runs, small_mirror):
+    from eval import compare
+
+    sweep = program.teach(argv(tiny_neo_base, judge_runs, "--beta", "0,0.2", "--steps", "1"))
+    [lm] = program.teach(argv(tiny_neo_base, judge_runs, "--arm", "lm", "--steps", "1"))
+    compare.run([*map(str, sweep), str(lm), "--runs-dir", str(judge_runs)])
+    [out] = (judge_runs / "compare").iterdir()
+    rows = json.loads((out / "compare.json").read_text())
+    assert [r["label"] for r in rows] == ["rl, beta 0", "rl, beta 0.2", "lm"]
+    last = [r for r in read_jsonl(lm / "metrics.jsonl") if r["kind"] == "eval"][-1]
+    assert (rows[2]["acc"], rows[2]["S_alice"], rows[2]["nb_S_edgar"]) == (last["acc"], last["S_alice"],
+                                                                          last["nb_S_edgar"])
+    assert rows[2]["heldout"] == pytest.approx((last["heldout_alice"] + last["heldout_edgar"]) / 2)
+    md = (out / "compare.md").read_text().splitlines()
+    assert len(md) == 2 + 3 and md[3].startswith("| rl, beta 0.2 | 1 |")
+    assert (out / "compare.png").is_file() and (out / "sweep.png").is_file()  # two betas: reward against KL too
+
+
 def test_a_beta_sweep_makes_one_run_per_value_and_bad_values_are_refused(tiny_neo_base, judge_runs, small_mirror):
     runs = program.teach(argv(tiny_neo_base, judge_runs, "--beta", "0,0.2", "--steps", "1"))
     assert [json.loads((r / "config.json").read_text())["beta_value"] for r in runs] == [0.0, 0.2]
