@@ -176,7 +176,7 @@ def machine(device: str, quick: bool) -> dict:
     chosen = choose_precision(torch.device(device), "auto")
     flags = []
     if os.path.exists("/proc/cpuinfo"):
-        words = set(open("/proc/cpuinfo").read().split())
+        words = set(Path("/proc/cpuinfo").read_text().split())
         flags = [f for f in CPU_FLAGS if f in words]
     name = torch.cuda.get_device_name() if device == "cuda" else (platform.processor() or "cpu")
     return {"device": name, "cpu_flags": flags, "torch": torch.__version__, "threads": torch.get_num_threads(),

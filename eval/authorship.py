@@ -13,6 +13,7 @@ from tokenizers import Tokenizer
 
 from data.corpus import author_texts
 from data.windows import Specials, heldout_passages, text_tokens_per_window
+from eval.pages import with_interval
 from model.ngram import NgramJudge
 from train.classifier import predict_logits
 from train.metrics import confusion_matrix, macro_accuracy, wilson_interval
@@ -62,6 +63,6 @@ def table_lines(result: dict, authors: list[str]) -> list[str]:
                      f"n-gram {n['macro_acc']:.3f} (chance {1 / len(authors):.3f})")
         for a in authors:
             pb, pn = b["per_author"][a], n["per_author"][a]
-            lines.append(f"    {a:<8} BERT {pb['acc']:.3f} [{pb['ci95'][0]:.2f}, {pb['ci95'][1]:.2f}]   "
-                         f"n-gram {pn['acc']:.3f} [{pn['ci95'][0]:.2f}, {pn['ci95'][1]:.2f}]")
+            lines.append(f"    {a:<8} BERT {with_interval(pb['acc'], pb['ci95'])}   "
+                         f"n-gram {with_interval(pn['acc'], pn['ci95'])}")
     return lines

@@ -21,8 +21,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from eval.pages import markdown_table  # noqa: E402
-from eval.plots import save_figure  # noqa: E402
+from eval.pages import markdown_table, with_interval  # noqa: E402
+from eval.plots import legend, save_figure  # noqa: E402
 from train.cli import run_program  # noqa: E402
 from train.runs import Run, runs_root  # noqa: E402
 from weights.atomic import atomic_write_json, atomic_write_text  # noqa: E402
@@ -79,7 +79,7 @@ def table(rows: list[dict]) -> str:
         kl = cell(r.get("kl")) if r.get("kl") is not None else (
             f"<= {r['kl_bound_per_sequence']:.2f} per text (T7)" if r.get("kl_bound_per_sequence") is not None else "-")
         cells.append([r["label"], str(r["step"]), f"{r['time_s']:.0f}",
-                      f"{r['acc']:.3f} [{r['acc_ci95'][0]:.2f}, {r['acc_ci95'][1]:.2f}]"]
+                      with_interval(r["acc"], r["acc_ci95"])]
                      + [cell(r[f"S_{a}"]) for a in authors] + [cell(r[f"nb_S_{a}"]) for a in authors]
                      + [kl, cell(r["heldout"]), f"{cell(r.get('distinct2'))} ({cell(r.get('distinct2_base'))})",
                         str(r["judge_calls"])])
@@ -119,8 +119,7 @@ def sweep_plot(rows: list[dict], path: Path) -> Path:
     held.plot([r["kl"] for r in rows], [r["heldout"] for r in rows], "s--", color="tab:blue",
               label="held-out LM loss on real text (lower is better)")
     held.set_ylabel("held-out LM loss")
-    lines = ax.get_legend_handles_labels()
-    ax.legend(lines[0] + held.get_legend_handles_labels()[0], lines[1] + held.get_legend_handles_labels()[1], fontsize=8)
+    legend(ax, held, fontsize=8)
     return save_figure(fig, path)
 
 

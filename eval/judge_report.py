@@ -77,14 +77,15 @@ def report(run: str | None, runs_dir: str | None, per_author: int | None, device
     folder = judge_folder(run, runs_dir)
     model, tok, info = load_judge(folder, device=pick_device(device))
     labels, length = info["labels"], info.get("eval_length", 256)
-    authors = load_author_ids(tok, labels, info.get("split", "tail"))
+    split = info.get("split", "tail")
+    authors = load_author_ids(tok, labels, split)
     n = per_author or max_balanced_windows(authors, length)
     heldout = heldout_set(authors, length, Specials.of(tok), n)
-    ngram, ngram_folder = independent_judge(labels, info.get("split", "tail"), tok, runs_dir)
-    result = {"judge": str(folder), "labels": labels, "split": info.get("split", "tail"),
+    ngram, ngram_folder = independent_judge(labels, split, tok, runs_dir)
+    result = {"judge": str(folder), "labels": labels, "split": split,
               "heldout": {"windows": len(heldout[0]), "per_author": n, "length": length},
               **half_comparison(model, heldout, labels), "prompt_sensitivity": sensitivity(model, tok, authors, length),
-              "authorship": authorship(model, tok, labels, info.get("split", "tail"), ngram), "ngram": str(ngram_folder)}
+              "authorship": authorship(model, tok, labels, split, ngram), "ngram": str(ngram_folder)}
     atomic_write_json(folder.parent / REPORT_FILE, result)
     return result
 

@@ -81,6 +81,11 @@ def samples_section(samples: list[dict], authors: list[str]) -> str:
            "blue = sure not, white = 0.5.</p>" + "".join(parts)
 
 
+def with_interval(acc: float, ci: list[float]) -> str:
+    """An accuracy with its 95 % interval: "0.969 [0.89, 0.99]"."""
+    return f"{acc:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
 def fmt(v) -> str:
     """A number as the page shows it: 3-4 significant digits, intervals as [low, high]."""
     if isinstance(v, bool):
@@ -193,8 +198,8 @@ def authorship_tables(result: dict, authors: list[str]) -> list[tuple]:
     """One table per window length: each author's accuracy [Wilson 95 %] under BERT and the n-gram baseline."""
     tables = []
     for length, r in result.items():
-        rows = [(a, *(f"{r[j]['per_author'][a]['acc']:.3f} [{r[j]['per_author'][a]['ci95'][0]:.2f}, "
-                      f"{r[j]['per_author'][a]['ci95'][1]:.2f}]" for j in ("bert", "ngram"))) for a in authors]
+        rows = [(a, *(with_interval(r[j]["per_author"][a]["acc"], r[j]["per_author"][a]["ci95"])
+                      for j in ("bert", "ngram"))) for a in authors]
         rows.append(("macro accuracy (N4)", f"{r['bert']['macro_acc']:.3f}", f"{r['ngram']['macro_acc']:.3f}"))
         tables.append((f"N3-N5: {length}-token held-out passages ({r['passages']}), chance {1 / len(authors):.3f}",
                        rows, ("author", "BERT judge", "n-gram naive Bayes (N5)")))

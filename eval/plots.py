@@ -248,11 +248,17 @@ def teach_plot(train: Sequence[dict], evals: Sequence[dict], authors: Sequence[s
     d_ax.set_ylabel("distinct-2")
     low.set_xlabel("step")
     for ax, twin in ((top, kl_ax), (mid, None), (low, d_ax)):
-        handles = ax.get_legend_handles_labels()
-        if twin is not None:
-            handles = [h + t for h, t in zip(handles, twin.get_legend_handles_labels())]
-        ax.legend(*handles, fontsize=7, loc="best")
+        legend(ax, twin, fontsize=7, loc="best")
         ax.grid(alpha=0.3)
     top.set_title(title, fontsize=9.5)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def legend(ax, twin=None, **kwargs) -> None:
+    """One legend for a panel and its right-hand twin axis (`ax.twinx()`), if it has one."""
+    handles, labels = ax.get_legend_handles_labels()
+    if twin is not None:
+        more_handles, more_labels = twin.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    ax.legend(handles, labels, **kwargs)
