@@ -58,7 +58,9 @@ def test_both_judges_on_the_same_passages(corpus_ids, make_tiny_judge, tmp_path,
     r = authorship(judge, jtok, ["alice", "edgar"], "tail", nb, lengths=(64,), per_author=4)
     for side in ("bert", "ngram"):
         assert [sum(row) for row in r["64"][side]["confusion"]] == [4, 4]
-        assert 0 <= r["64"][side]["macro_acc"] <= 1 and r["64"][side]["per_author"]["alice"]["n"] == 4
+        per_author = r["64"][side]["per_author"]
+        assert per_author["alice"]["n"] == per_author["edgar"]["n"] == 4
+        assert r["64"][side]["macro_acc"] == pytest.approx((per_author["alice"]["acc"] + per_author["edgar"]["acc"]) / 2)
 
 
 def test_a_tiny_three_author_run_of_the_judge_and_the_generators(make_tiny_bert, small_mirror, tmp_path,

@@ -156,8 +156,8 @@ def test_lm_and_best_of_n_arms(tiny_neo_base, judge_runs, small_mirror):
     assert [r["judge_calls"] for r in evals] == [2 * 2 * 3, 2 * 2 * 3 * 2, 2 * 2 * 3 * 3]  # rows x authors x N
     assert evals[0]["kl_bound_alice"] == pytest.approx(math.log(3) - 2 / 3)
     [matched] = program.teach(argv(tiny_neo_base, judge_runs, "--arm", "best-of-n", "--steps", "1",
-                                   "--match-judge-calls", str(next((judge_runs / "teach").glob("2*")))))
-    assert json.loads((matched / "config.json").read_text())["config"]["best_of"] >= 1
+                                   "--match-judge-calls", str(bon)))
+    assert json.loads((matched / "config.json").read_text())["config"]["best_of"] == 9  # 36 calls / 2 authors / 2 rows
 
 
 def test_the_lecture_preset_runs_on_a_tiny_random_model(tiny_neo_base, judge_runs, small_mirror):
