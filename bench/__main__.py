@@ -13,6 +13,11 @@ printed and written as JSON to runs/bench/<timestamp>/bench.json.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a Ctrl-C ends with "interrupted", exit 130 (bench writes its file only at the end)
+    from train.interrupt import exit_while_importing
+
+    exit_while_importing()
+
 import argparse
 import json
 import os

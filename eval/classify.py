@@ -14,6 +14,11 @@ The judge is runs/judge/latest unless --judge names a judge folder or run folder
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
+    from train.interrupt import exit_while_importing
+
+    exit_while_importing()
+
 import argparse
 import json
 import sys

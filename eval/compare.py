@@ -11,6 +11,11 @@ time for every run) and, for a sweep, reward against KL (Gao et al.: the proxy r
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
+    from train.interrupt import exit_while_importing
+
+    exit_while_importing()
+
 import argparse
 import sys
 import time

@@ -14,6 +14,11 @@ For the latest judge run (or --run RUN) it
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
+    from train.interrupt import exit_while_importing
+
+    exit_while_importing()
+
 import argparse
 import copy
 import sys

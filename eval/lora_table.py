@@ -8,6 +8,11 @@ what they write). Prints a Markdown table and writes it to runs/compare/<time>/l
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
+    from train.interrupt import exit_while_importing
+
+    exit_while_importing()
+
 import argparse
 import json
 import statistics

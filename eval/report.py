@@ -10,6 +10,11 @@ shown as a colour. `make train-bert` and `make coevolve` end with it.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
+    from train.interrupt import exit_while_importing
+
+    exit_while_importing()
+
 import argparse
 import json
 import sys

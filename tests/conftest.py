@@ -1,5 +1,9 @@
 """Shared test set-up: the repository root on sys.path, and fixtures that skip cleanly when an
-optional piece (fetched weights, the corpus mirror, transformers) is not there."""
+optional piece (fetched weights, the corpus mirror, transformers) is not there.
+
+On a student's laptop a missing piece skips its tests. With ALICE_EDGAR_STRICT=1 (CI sets it in
+.ci/run) every skip is a failure instead: in CI a skipped test is a test that did not run.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,34 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+STRICT_ENV = "ALICE_EDGAR_STRICT"
+
+
+def strict() -> bool:
+    return os.environ.get(STRICT_ENV, "").strip() not in ("", "0")
+
+
+def _fail_if_strict(report) -> None:
+    """Under ALICE_EDGAR_STRICT a skipped test (or module) is reported as failed, with the reason it skipped."""
+    if strict() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"{STRICT_ENV}=1 and this would have skipped: {reason}"
+
+
+def pytest_configure(config) -> None:
+    if strict():  # a module that fails for a missing package must not keep the other modules from running
+        config.option.continue_on_collection_errors = True
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    _fail_if_strict((yield).get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):  # a module that skips as a whole (pytest.importorskip at the top)
+    _fail_if_strict((yield).get_result())
 
 
 @pytest.fixture(scope="session")

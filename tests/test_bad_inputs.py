@@ -16,12 +16,12 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from processes import wait_for
 import data.corpus as corpus
 from data.corpus import CORPUS_ENV, clean_gutenberg, load_book, read_raw_book
 from eval import classify
@@ -236,8 +236,7 @@ def test_sigkill_during_checkpoints_leaves_a_complete_newest_set(tmp_path) -> No
     folder = Path(proc.stdout.readline().strip())
     while int(proc.stdout.readline()) < 3:
         pass
-    time.sleep(0.05)  # somewhere inside the next save
-    proc.send_signal(signal.SIGKILL)
+    proc.send_signal(signal.SIGKILL)  # wherever it lands (in the save of step 4 or between saves), the test holds
     proc.wait()
     from train.runs import Run
 
@@ -280,30 +279,17 @@ def test_a_second_resume_of_a_running_run_is_refused(make_tiny_bert, small_mirro
             "--eval-length", "64", "--eval-per-author", "2", "--eval-every", "0", "--device", "cpu"]
     run = judge_program.train_judge(argv + ["--steps", "1"])
     # far more steps than the test lasts: the first process is still training when the second starts
+    log = open(tmp_path / "first.log", "w")  # a file, not a pipe that nobody reads and that would fill up
     proc = subprocess.Popen([sys.executable, "-m", "train.judge", "--resume", str(run), "--steps", "100000"],
-                            cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            cwd=REPO, env=dict(os.environ), stdout=log, stderr=log)
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline and (run / "metrics.jsonl").read_text().count('"train"') < 2:
-            time.sleep(0.05)
+        wait_for(lambda: (run / "metrics.jsonl").read_text().count('"train"') >= 2, proc, "the first run's step 2")
         done = run_module("train.judge", "--resume", str(run), "--steps", "400")
         assert done.returncode == 2 and b"in use by another process" in done.stderr
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
-
-
-def test_ctrl_c_during_set_up_says_so_and_leaves_no_run_folder(tmp_path, corpus_mirror) -> None:
-    # the whole books: set-up takes seconds after "tokenizing" (cut copies end it at once, with an error)
-    proc = subprocess.Popen([sys.executable, "-m", "train.judge", "--runs-dir", str(tmp_path), "--steps", "5"],
-                            cwd=REPO, env=dict(os.environ, ALICE_EDGAR_CORPUS=str(corpus_mirror)),
-                            stderr=subprocess.PIPE, text=True)
-    while "tokenizing" not in proc.stderr.readline():
-        pass
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "interrupted" in err
-    assert not list((tmp_path / "judge").glob("2*")) if (tmp_path / "judge").exists() else True
+        proc.communicate(timeout=300)
+        log.close()
 
 
 def test_licence_without_markers_html_pages_and_tiny_files_are_not_books(tmp_path, monkeypatch) -> None:

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from train import checkpoint as ck
-from train.runs import Run, RunError, StopRequest, point_latest, read_jsonl
+from train.interrupt import StopRequest
+from train.runs import Run, RunError, point_latest, read_jsonl
 
 
 def _trained_pair(seed: int = 0) -> tuple[torch.nn.Module, torch.optim.Optimizer]:

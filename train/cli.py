@@ -3,7 +3,7 @@
     0    done
     1    the machine or the files are not as needed (missing weights, offline, disk full, diverged)
     2    bad input (a flag out of range, an unknown author, a text that is not a book, a broken config)
-    130  stopped by Ctrl-C (what was saved is said before)
+    130  stopped by Ctrl-C, at any moment (what was saved is said before; train/interrupt.py)
 
 No traceback for any of these: they are the user's to fix, and the message says how.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+from train.interrupt import ProgramSignals, stop_was_asked
 from train.optim import Diverged
 from weights.atomic import is_disk_full
 
@@ -20,10 +21,20 @@ from weights.atomic import is_disk_full
 def run_program(program: Callable[[list[str] | None], object], argv: list[str] | None = None) -> int:
     """Run `program(argv)` and turn its expected failures into a message and an exit code."""
     try:
-        program(argv)
+        with ProgramSignals():
+            code = _exit_code(program, argv)
+            if code == 0 and stop_was_asked():  # a Ctrl-C whose exception a library swallowed, or in the last step
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    return code
+
+
+def _exit_code(program: Callable[[list[str] | None], object], argv: list[str] | None) -> int:
+    """0, or the exit code and the one line of an expected failure (KeyboardInterrupt goes through)."""
+    try:
+        program(argv)
     except ValueError as err:  # bad input: ConfigError, CheckpointError, corpus errors, ...
         print(f"error: {err}", file=sys.stderr)
         return 2

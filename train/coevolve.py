@@ -24,6 +24,11 @@ with at least one judgement. `python -m eval.report` draws and summarises it.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
+    from train.interrupt import exit_while_importing
+
+    exit_while_importing()
+
 import sys
 import time
 from dataclasses import dataclass
@@ -45,7 +50,8 @@ from train.lm import lm_step
 from train.metrics import reset_peak_memory
 from train.optim import OPTIMIZERS, make_optimizer
 from train.precision import PRECISIONS, Precision, choose_precision, grad_scaler
-from train.runs import Run, StopRequest
+from train.interrupt import StopRequest
+from train.runs import Run
 from weights.atomic import atomic_write_json
 from weights.store import resolve
 
@@ -147,8 +153,8 @@ def coevolve_loop(loop: Loop, start: int) -> int:
         loop.run.point_latest()  # latest = the newest run with something to show
     reset_peak_memory(loop.precision.device)
     step = start
-    bar = tqdm(range(start + 1, cfg.steps + 1), desc="co-evolve", unit="step", initial=start, total=cfg.steps)
-    with StopRequest() as stop:
+    steps = range(start + 1, cfg.steps + 1)
+    with StopRequest() as stop, tqdm(steps, desc="co-evolve", unit="step", initial=start, total=cfg.steps) as bar:
         for step in bar:
             record, t_step = {"kind": "train", "step": step}, time.time()
             for a, model in s.generators.items():  # Optimize: each generator on its own author's text (B2)
@@ -165,7 +171,6 @@ def coevolve_loop(loop: Loop, start: int) -> int:
                 save(loop, step)
             if stop.requested:
                 break
-    bar.close()
     return step
 
 

@@ -17,6 +17,11 @@ judge as a Hugging Face BertForSequenceClassification folder; runs/judge/latest 
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
+    from train.interrupt import exit_while_importing
+
+    exit_while_importing()
+
 import sys
 import time
 from dataclasses import dataclass
@@ -41,7 +46,8 @@ from train.config import ConfigError, LoraSettings, as_dict, learning_rate, lora
 from train.metrics import optimizer_state_bytes, peak_memory_mib, reset_peak_memory, snapshot
 from train.optim import OPTIMIZERS, SCHEDULES, lr_at, make_optimizer, set_lr
 from train.precision import PRECISIONS, Precision, choose_precision, grad_scaler
-from train.runs import Run, StopRequest
+from train.interrupt import StopRequest
+from train.runs import Run
 from weights.atomic import atomic_write_json
 from weights.store import resolve
 
@@ -208,9 +214,9 @@ def train_loop(loop: Loop, start: int) -> int:
     if start == 0:
         heldout_eval(loop, 0)  # the untrained judge: about 1/N
     reset_peak_memory(loop.precision.device)  # the peak of the training steps (P2's comparison)
-    bar = tqdm(range(start + 1, cfg.steps + 1), desc="train judge", initial=start, total=cfg.steps,
-               disable=not loop.dist.main)
-    with StopRequest() as stop:
+    steps = range(start + 1, cfg.steps + 1)
+    with StopRequest() as stop, tqdm(steps, desc="train judge", initial=start, total=cfg.steps,
+                                     disable=not loop.dist.main) as bar:
         for step in bar:
             t_step = time.time()
             batch = balanced_batch(loop.data.train_ids, batch_size(cfg), cfg.length, loop.rng, Specials.of(loop.data.tok))
@@ -232,7 +238,6 @@ def train_loop(loop: Loop, start: int) -> int:
                 save(loop, step)
             if stopping:
                 break
-    bar.close()
     return done
 
 

@@ -26,6 +26,11 @@ sample.txt); `python -m eval.plot` draws its loss curves.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
+    from train.interrupt import exit_while_importing
+
+    exit_while_importing()
+
 import sys
 import time
 from dataclasses import dataclass
@@ -51,7 +56,8 @@ from train.config import ConfigError, as_dict, parse_program, setting
 from train.lm import heldout_loss, lm_step
 from train.optim import lr_at, make_optimizer, set_lr
 from train.precision import PRECISIONS, Precision, choose_precision, grad_scaler
-from train.runs import Run, StopRequest
+from train.interrupt import StopRequest
+from train.runs import Run
 from weights.atomic import atomic_write_json, atomic_write_text
 from weights.store import folder_for, is_installed, resolve
 
@@ -187,10 +193,9 @@ def pretrain_loop(loop: Loop) -> bool:
     cfg, streams, scaler = loop.cfg, list(loop.data.train.values()), grad_scaler(loop.precision)
     if loop.state["step"] == 0:
         loop.run.log({"kind": "eval", "step": 0, "heldout": measure(loop, cfg.eval_windows)})
-    bar = tqdm(total=cfg.steps or None, initial=loop.state["step"], desc="pretrain neo", unit="step",
-               disable=not loop.dist.main)
     t_resume = time.time() - loop.state["elapsed"]
-    with StopRequest() as stop:
+    with StopRequest() as stop, tqdm(total=cfg.steps or None, initial=loop.state["step"], desc="pretrain neo",
+                                     unit="step", disable=not loop.dist.main) as bar:
         while (progress := loop.progress()) < 1.0:
             lr = set_lr(loop.optimizer, lr_at("cosine", cfg.lr, progress, cfg.warmup, cfg.min_lr_ratio))
             batch = balanced_lm_batch(streams, cfg.per_author * len(streams), cfg.length, loop.rng)  # (B, T), an equal share per author
@@ -212,9 +217,7 @@ def pretrain_loop(loop: Loop) -> bool:
                 if loop.dist.main:
                     save_checkpoint(loop.run.folder, s["step"], {"neo": loop.model}, {"neo": loop.optimizer},
                                     {"data": loop.rng}, s)
-                bar.close()
                 return False
-    bar.close()
     return True
 
 

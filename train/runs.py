@@ -1,5 +1,4 @@
-"""Run folders: where a program's outputs go, the metrics it logs, the lock that keeps two processes out,
-and Ctrl-C that stops a loop at a step boundary.
+"""Run folders: where a program's outputs go, the metrics it logs, and the lock that keeps two processes out.
 
     runs/<kind>/<YYYYmmdd-HHMMSS>/     one folder per run (kind: judge, pretrain_neo, coevolve, teach)
         config.json                    the program's settings and facts about its inputs
@@ -17,12 +16,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import signal
-import sys
-import threading
 import time
 from pathlib import Path
 
+from train.interrupt import stop_was_asked
 from weights.atomic import atomic_file, atomic_write_json, remove_path, remove_stale
 from weights.store import REPO_ROOT
 
@@ -94,6 +91,8 @@ class Run:
     @classmethod
     def create(cls, kind: str, runs_dir: str | Path | None, config: dict, writer: bool = True) -> "Run":
         """A new folder <runs>/<kind>/<time> (suffix -2, -3 ... if taken) holding config.json."""
+        if stop_was_asked():  # a Ctrl-C in the set-up whose KeyboardInterrupt something swallowed: no folder
+            raise KeyboardInterrupt
         if not writer:
             return cls(Path(os.devnull), writer=False)
         root = runs_root(runs_dir) / kind
@@ -166,41 +165,3 @@ class Run:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
-
-
-class StopRequest:
-    """Ctrl-C (SIGINT) or SIGTERM asks the loop to stop at the next step boundary; a second Ctrl-C stops at once.
-
-    Only a second SIGINT stops at once: torchrun answers a Ctrl-C by sending SIGTERM to every rank,
-    which already got the terminal's SIGINT, and they must still finish their step together.
-
-        with StopRequest() as stop:
-            for step in ...:
-                ...one step...
-                if stop.requested:
-                    save; break
-
-    A step is never cut in half, so what is saved is always one consistent step. Signals are
-    only caught in the main thread (Python delivers them there).
-    """
-
-    def __enter__(self) -> "StopRequest":
-        self.requested, self.interrupts = False, 0
-        self.active = threading.current_thread() is threading.main_thread()
-        if self.active:
-            self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def handle(self, signum, frame) -> None:
-        self.interrupts += signum == signal.SIGINT
-        if self.interrupts > 1:  # the second Ctrl-C: now
-            raise KeyboardInterrupt
-        if self.requested:
-            return
-        self.requested = True
-        print("\nstopping after this step (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
-
-    def __exit__(self, *exc) -> None:
-        if self.active:
-            for s, handler in self.previous.items():
-                signal.signal(s, handler)

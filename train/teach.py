@@ -24,6 +24,11 @@ Output: runs/teach/<time>/ as runs/coevolve/ (metrics.jsonl, samples.jsonl, chec
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
+    from train.interrupt import exit_while_importing
+
+    exit_while_importing()
+
 import contextlib
 import copy
 import math
@@ -53,7 +58,8 @@ from train.optim import OPTIMIZERS, apply_update, check_finite_loss, make_optimi
 from train.precision import PRECISIONS, Precision, choose_precision, pick_device
 from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio,
                       policy_gradient_loss, processed_log_probs, rloo_advantages, total_loss)
-from train.runs import Run, StopRequest
+from train.interrupt import StopRequest, stop_was_asked
+from train.runs import Run
 from weights.atomic import atomic_write_json
 
 ARMS = ("rl", "lm", "best-of-n")
@@ -268,8 +274,8 @@ def teach_loop(loop: Loop, start: int) -> int:
         loop.run.point_latest()
     reset_peak_memory(loop.precision.device)
     step, last_eval = start, start
-    bar = tqdm(desc=f"teach ({loop.cfg.arm})", unit="step", initial=start, total=loop.cfg.steps or None)
-    with StopRequest() as stop:
+    with StopRequest() as stop, tqdm(desc=f"teach ({loop.cfg.arm})", unit="step", initial=start,
+                                     total=loop.cfg.steps or None) as bar:
         while not finished(loop, step) and not stop.requested:
             step += 1 if arm_step else loop.cfg.eval_every  # best-of-N only judges
             record, t_step = {"kind": "train", "step": step}, time.time()
@@ -282,7 +288,6 @@ def teach_loop(loop: Loop, start: int) -> int:
                 evaluate(loop, step)
                 last_eval = step
                 save(loop, step)
-    bar.close()
     if last_eval != step:
         evaluate(loop, step)
     return step
@@ -367,7 +372,12 @@ def teach(argv: list[str] | None = None) -> list[Path]:
     betas = [float(b) for b in cfg.beta.split(",")]
     if resume is not None and len(betas) > 1:
         raise ConfigError("--resume continues one run: it cannot resume a sweep of several betas")
-    folders = [teach_one(cfg, beta, resume, args.runs_dir, saved.get("precision")) for beta in betas]
+    folders = []
+    for beta in betas:
+        folders.append(teach_one(cfg, beta, resume, args.runs_dir, saved.get("precision")))
+        if stop_was_asked():  # Ctrl-C ends the sweep too, after this run's generators are saved
+            print(f"stopped: continue with `python -m train.teach --resume {folders[-1]}`", file=sys.stderr)
+            raise KeyboardInterrupt
     if len(folders) > 1:
         print("sweep done; compare with: python -m eval.compare " + " ".join(str(f) for f in folders))
     return folders

@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except store.WeightsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # a download is written under a temporary name: nothing half-done is kept
+        print("interrupted", file=sys.stderr)
+        return 130
     return 0
 
 
