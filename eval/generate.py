@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rows", type=int, default=4, help="texts to write (default: 4)")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=50, help="0: sample from every token")
-    p.add_argument("--repetition-penalty", type=float, default=1.3, help="r of B10 (1: none)")
+    p.add_argument("--repetition-penalty", type=float, default=1.3, help="r of B10, >= 1 (1: no penalty)")
     p.add_argument("--penalty-mode", choices=PENALTY_MODES, default="lecture")
     p.add_argument("--allow-whitespace-tokens", action="store_true", help="do not ban the B9 tokens")
     p.add_argument("--seed", type=int, default=0)

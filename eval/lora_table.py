@@ -25,7 +25,7 @@ from train.cli import run_program
 from train.runs import Run, runs_root
 from weights.atomic import atomic_write_text
 
-HEADER = ("run", "LoRA", "trained parameters", "fraction", "optimizer state MiB", "peak memory MiB",
+HEADER = ("run", "LoRA", "trained parameters", "P2 fraction (LoRA / |θ|)", "optimizer state MiB", "peak memory MiB",
           "s per step", "result")
 
 

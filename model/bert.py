@@ -151,7 +151,8 @@ class Bert(nn.Module):
 
 
 class BertClassifier(nn.Module):
-    """A2/N1: z = W h_CLS + b on the pooled [CLS] vector (after dropout); softmax(z) gives P(author) per label.
+    """A2/N1: z = W h + b with h = tanh(W_p h_CLS + b_p), BERT's pooler on [CLS], as the course code (and
+    BertForSequenceClassification) reads it; dropout before W. softmax(z) gives P(author) per label.
 
     `labels` names the classes in label order (("alice", "edgar") in the lectures). Saved and loaded
     as a Hugging Face BertForSequenceClassification folder: the pooler and the head under the names

@@ -118,12 +118,17 @@ def merge_lora(model: nn.Module) -> nn.Module:
 
 
 def trainable_parameters(model: nn.Module) -> dict:
-    """P2: trainable and total parameter counts, and the fraction; the LoRA part also by its formula sum r (d + k)."""
+    """P2: trainable fraction = sum r (d + k) / |theta|, and the counts around it.
+
+    `lora` is sum r (d + k) over the adapted matrices (q, k and v each count as one), |theta| the
+    parameters of the network without its adapters, and `fraction` their ratio, as P2 writes it (0 without
+    LoRA). `trainable` also counts what else trains (the new head), `total` the adapters too.
+    """
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     by_formula = sum(layer.lora_A.shape[0] * layer.rank * (layer.lora_B.shape[1] + layer.lora_A.shape[2])
                      for _, layer in lora_layers(model))
-    return {"trainable": trainable, "total": total, "fraction": trainable / total, "lora": by_formula}
+    return {"trainable": trainable, "total": total, "lora": by_formula, "fraction": by_formula / (total - by_formula)}
 
 
 def has_lora(model: nn.Module) -> bool:

@@ -1,12 +1,14 @@
 """An independent judge: character n-grams with naive Bayes (N5), in plain numpy.
 
     N5: log P(a | x) = log pi_a + sum_g c_g(x) log theta_{a,g} - log Z,
-        theta_{a,g} = (count_a(g) + alpha) / (sum_h count_a(h) + alpha |V|)
+        theta_{a,g} = (count_a(g) + alpha) / (sum_{h in V} count_a(h) + alpha |V|)
 
-over the character n-grams g (n = 1..4) of the training text of author a. c_g(x) is how often g
-occurs in the text x; V is the vocabulary of n-grams (those seen at least `min_count` times in all
-the training text together; rarer ones are treated as unseen, with the alpha share); pi_a is
-uniform, as the evaluation is balanced.
+over the character n-grams g of every order n = 1..4 together (one distribution per author, not one
+per order) of the training text of author a. c_g(x) is how often g occurs in the text x. V is the
+vocabulary of n-grams: those seen at least `min_count` times in all the training text together;
+the sum over h runs over V only, and an n-gram of x outside V (unseen, or too rare) gets the alpha
+share alpha / (sum_{h in V} count_a(h) + alpha |V|). pi_a is uniform (1/N), as the evaluation is
+balanced; log Z = logsumexp over the authors makes the posteriors sum to 1.
 
 Why it is here: published authorship work finds such a model very strong (Valla, Tyo et al. 2022:
 it beat BERT on 5 of 7 data sets), and, unlike the BERT judge, nothing is ever optimised against

@@ -152,6 +152,9 @@ def check_sampling(model: GPTNeo, prompt_ids: torch.Tensor, new_tokens: int, *, 
     for name, value in (("temperature", temperature), ("repetition_penalty", repetition_penalty)):
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    if repetition_penalty < 1:
+        raise ValueError(f"repetition_penalty must be >= 1 (B10 asks r > 1; r = 1 turns it off), got {repetition_penalty}: "
+                         "r < 1 would reward repetition")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
         raise ValueError(f"top_k must be a whole number >= 0 (0 or None: no top-k), got {top_k!r}")
     if penalty_mode not in PENALTY_MODES:

@@ -15,13 +15,12 @@ from tokenizer_bridge.bridge import (
     JudgeBatch,
     ShortRowError,
     generate_for_judge,
+    kept_neo_tokens,
     neo_bert_ratio,
     neo_to_bert_text,
 )
 from tokenizer_bridge.load import load_bert_tokenizer, special_id
 from tokenizer_bridge.bpe import train_bpe
-
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
@@ -189,3 +188,15 @@ def test_truncating_bert_tokenizer_is_refused(neo_tok, bert_tok):
     model, start = scripted(neo_tok, X="the cat sat on the mat. ")
     with pytest.raises(ValueError, match="truncat"):
         generate_for_judge(model, start, neo_tok, truncating, L=4, **GREEDY)
+
+
+def test_kept_neo_tokens_counts_the_tokens_after_the_start_that_write_the_span():
+    """T5's n_i by hand. Word-level tokens joined by spaces: x=0, ab=1, cd=2, ef=3; the row x ab cd ef.
+
+    Decoding row[1 : 1 + n]: n = 1 "ab" (2 characters), n = 2 "ab cd" (5), n = 3 "ab cd ef" (8). The
+    start token x is never counted (counting it would make "ab cd" need 3 tokens: "x ab cd")."""
+    tok = Tokenizer(models.WordLevel({"x": 0, "ab": 1, "cd": 2, "ef": 3}, unk_token="x"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    row = torch.tensor([0, 1, 2, 3])
+    assert [kept_neo_tokens(row, span, tok) for span in ("ab", "ab c", "ab cd", "ab cd e", "ab cd ef")] == \
+        [1, 2, 2, 3, 3]

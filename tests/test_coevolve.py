@@ -108,7 +108,7 @@ def test_presets():
 
 
 @pytest.mark.parametrize("flags, match", [(["--temperature", "nan"], "finite"), (["--top-k", "-1"], ">= 0"),
-                                          (["--max-rounds", "-1"], ">= 0"), (["--repetition-penalty", "0"], "> 0"),
+                                          (["--max-rounds", "-1"], ">= 0"), (["--repetition-penalty", "0.5"], ">= 1"),
                                           (["--overgen", "1"], "> 1")])
 def test_sampling_settings_are_checked_before_any_set_up(flags, match, tmp_path):
     with pytest.raises(ConfigError, match=match):

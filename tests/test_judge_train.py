@@ -133,6 +133,16 @@ def test_gradient_clipping_scales_to_the_norm() -> None:
 
 def test_convergence_a12() -> None:
     assert convergence([0.7, 0.6, 0.65, 0.3, 0.2, 0.1])["converged"] is True
+    # each of A12's two conditions on its own is not enough:
+    ends_lower = convergence([1.0, 0.0, 0.0, 0.0, 2.0, 0.9], k=1)  # L_final < L_initial, but the slope rises
+    assert ends_lower["loss_initial"] > ends_lower["loss_final"] and ends_lower["slope"] == pytest.approx(2.75 / 17.5)
+    assert ends_lower["converged"] is False
+    falls = convergence([0.5, 3.0, 2.0, 1.0, 0.6], k=1)  # the slope falls, but L_final > L_initial
+    assert falls["loss_initial"] < falls["loss_final"] and falls["slope"] == pytest.approx(-1.8 / 10)
+    assert falls["converged"] is False
+    # L_initial and L_final are the k-smoothed curve (A9) at its first and last full window: means of k losses
+    three = convergence([3.0, 2.0, 1.0, 0.5, 0.4, 0.3], k=3)
+    assert (three["loss_initial"], three["loss_final"]) == (pytest.approx(2.0), pytest.approx(0.4))
     flat = convergence([0.5, 0.6, 0.7, 0.8])
     assert flat["converged"] is False and flat["slope"] == pytest.approx(0.1)
     with pytest.raises(ValueError):
@@ -260,3 +270,22 @@ def test_make_train_bert_end_to_end_with_ctrl_c_and_resume(tiny_folder, small_mi
     r = json.loads((run / "report.json").read_text())
     assert r["heldout"] == {"windows": 6, "per_author": 3, "length": 64} and r["memory"]["ratio"] == pytest.approx(0.5, abs=0.02)
     assert (run / "judge_plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (run / "report.html").is_file()
+
+
+def test_judge_plot_draws_the_loss_left_and_the_accuracies_right_with_their_smoothing(tmp_path, monkeypatch) -> None:
+    """A12's two-axis plot, read back from the figure: what each axis draws is the metrics' numbers."""
+    from eval import plots
+    from eval.smoothing import mean_smooth
+
+    drawn = {}
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: drawn.setdefault("fig", fig) and Path(path))
+    train = [{"step": s, "loss": l, "acc": a} for s, l, a in [(1, 0.9, 0.5), (2, 0.7, 0.5), (3, 0.8, 0.75),
+                                                              (4, 0.4, 1.0), (5, 0.3, 1.0)]]
+    plots.judge_plot(train, [{"step": 0, "heldout_acc": 0.5}, {"step": 5, "heldout_acc": 0.875}], "t", tmp_path / "p.png")
+    left, right = drawn["fig"].axes
+    as_lists = [[list(map(float, line.get_xdata())), list(map(float, line.get_ydata()))] for line in left.lines]
+    loss = [0.9, 0.7, 0.8, 0.4, 0.3]
+    assert as_lists == [[[1, 2, 3, 4, 5], loss], [[1, 2, 3, 4, 5], pytest.approx(mean_smooth(loss, k=3))]]
+    acc_raw, acc_smooth, heldout = ([float(v) for v in line.get_ydata()] for line in right.lines)
+    assert acc_raw == [0.5, 0.5, 0.75, 1.0, 1.0] and acc_smooth == pytest.approx(mean_smooth(acc_raw, k=3))
+    assert heldout == [0.5, 0.875] and list(right.lines[2].get_xdata()) == [0, 5]

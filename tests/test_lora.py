@@ -62,6 +62,8 @@ def test_p2_only_adapters_and_head_train_and_the_count_by_hand(tiny_bert_config)
     info = trainable_parameters(model)
     assert info["lora"] == 2 * per_layer
     assert info["trainable"] == 2 * per_layer + (d * 2 + 2)  # + the head
+    assert info["fraction"] == pytest.approx(2 * per_layer / (info["total"] - 2 * per_layer))  # P2: / |theta|
+    assert trainable_parameters(BertClassifier(Bert(tiny_bert_config)))["fraction"] == 0.0
     model(torch.randint(1000, 2000, (2, 8))).sum().backward()
     with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
     assert with_grad == {n for n, p in model.named_parameters() if "lora_" in n or n.startswith("head.")}

@@ -27,6 +27,27 @@ def test_naive_bayes_against_a_hand_computed_example(tmp_path):
     assert again.probabilities(["aac"])[0, 0] == pytest.approx(9 / 13)
 
 
+def test_n5_denominators_differ_when_the_authors_totals_differ_and_unseen_grams_get_alpha():
+    """n = 1..2, alpha 1. A = "ab": grams a, b, ab (total 3); B = "b": grams b (total 1). V = {a, b, ab}, |V| = 3.
+
+    theta_A = (1 + 1) / (3 + 3) = 1/3 for each of V; theta_B(b) = (1 + 1) / (1 + 3) = 1/2, theta_B(a) =
+    theta_B(ab) = 1/4. x = "bb": grams b, b and bb, unseen: alpha / (3 + 3) = 1/6 for A, 1 / (1 + 3) for B.
+    P(A | x) = (1/3 * 1/3 * 1/6) / (1/54 + 1/2 * 1/2 * 1/4) = (1/54) / (1/54 + 1/16) = 16/70.
+    """
+    nb = train_ngram_judge({"A": "ab", "B": "b"}, n_max=2, alpha=1.0, min_count=1)
+    assert nb.probabilities(["bb"])[0, 0] == pytest.approx(16 / 70, abs=1e-6)
+    assert nb.log_unseen.tolist() == pytest.approx([math.log(1 / 6), math.log(1 / 4)], abs=1e-6)
+
+
+def test_n5_counts_every_order_up_to_four():
+    """A = "abcd", B = "dcba", n = 1..4: 10 grams each, |V| = 4 + 6 + 4 + 2 = 16, so theta = 2/26 for a gram
+    the author wrote, 1/26 for one of V it did not. x = "abcd": A wrote all 10 of its grams, B only the 4
+    letters: P(A) / P(B) = 2^10 / 2^4 = 2^6, P(A | x) = 64/65. Stopping at trigrams would give 32/33."""
+    nb = train_ngram_judge({"A": "abcd", "B": "dcba"}, alpha=1.0, min_count=1)
+    assert nb.n_max == 4 and len(nb.vocab) == 16
+    assert nb.probabilities(["abcd"])[0, 0] == pytest.approx(64 / 65, abs=1e-6)
+
+
 def test_bigrams_and_the_vocabulary_cut():
     nb = train_ngram_judge({"A": "abab" * 50, "B": "baba" * 50 + "zz"}, n_max=2, min_count=2)
     p = nb.probabilities(["abab", "zzz"])

@@ -92,6 +92,34 @@ def test_order_penalty_then_bad_then_temperature_then_top_k():
     torch.testing.assert_close(scores, expect)
 
 
+@pytest.mark.parametrize("mode", ["lecture", "hf"])
+def test_each_step_in_its_order_on_unequal_logits(mode, monkeypatch):
+    """1 penalty, 2 ban, 3 temperature, 4 top-k, 5 softmax + draw, on logits that are all different.
+
+    z = (2, 1, 0.5, -0.5, -1); tokens 0 (twice) and 3 (once) already seen; r = 2; token 1 banned; T = 0.5;
+    k = 2. After the penalty, token 0 is 2 - 2 log 2 = 0.614 (lecture: log p_0 / r^2) or 2 / 2 = 1 (hf);
+    the ban removes token 1 (the second best); top-2 keeps tokens 0 and 2; T doubles their gap. Any other
+    order changes the answer: top-k before the ban leaves token 0 alone (p_0 = 1), the temperature before
+    the lecture's penalty gives p_0 = 0.83, no penalty gives p_0 = 0.95.
+    """
+    z = torch.tensor([[2.0, 1.0, 0.5, -0.5, -1.0]])
+    seen, bad = torch.tensor([[0, 3, 0]]), torch.tensor([False, True, False, False, False])
+    token0 = 2 - 2 * math.log(2) if mode == "lecture" else 2 / 2  # token 2 keeps 0.5 (minus the same log Z)
+    p0 = 1 / (1 + math.exp(2 * (0.5 - token0)))  # softmax of the two kept scores at T = 0.5
+    expect = torch.tensor([p0, 0.0, 1 - p0, 0.0, 0.0])
+    settings = dict(temperature=0.5, repetition_penalty=2.0, penalty_mode=mode, bad_mask=bad)
+    scores = top_k_filter(process_scores(z, seen, do_sample=True, **settings), 2)
+    torch.testing.assert_close(scores.softmax(-1)[0], expect)
+    # the same through generate: 20,000 rows of one draw each, the model's logits replaced by z
+    import model.sampler as sampler
+
+    monkeypatch.setattr(sampler, "next_logits", lambda model, ids, t, cache: z.expand(len(ids), -1))
+    rows = generate(tiny_model(5), seen.repeat(20_000, 1), 1, top_k=2, rng=torch.Generator().manual_seed(0),
+                    **settings)
+    freq = torch.bincount(rows[:, -1], minlength=5).float() / 20_000
+    assert (freq - expect).abs().max() < 0.015, freq
+
+
 def test_top_k_keeps_ties():
     scores = torch.tensor([[1.0, 3.0, 2.0, 2.0, 0.0]])
     out = top_k_filter(scores, 2)
@@ -183,6 +211,20 @@ def test_bad_arguments_are_refused():
         generate(model, prompt, 2, bad_mask=torch.zeros(60, dtype=torch.bool))
     with pytest.raises(ValueError, match="every token"):
         generate(model, prompt, 2, bad_mask=torch.ones(61, dtype=torch.bool))
+    with pytest.raises(ValueError, match="r < 1 would reward repetition"):
+        generate(model, prompt, 2, repetition_penalty=0.9)
+
+
+@pytest.mark.parametrize("mode", ["lecture", "hf"])
+def test_r_equal_to_one_is_no_penalty(mode):
+    """B10 with r = 1: p_i / 1^c_i = p_i, so sampling is the plain softmax (seeded: the same tokens)."""
+    model, prompt = tiny_model(), torch.tensor([[1, 1, 1], [4, 5, 4]])
+    with_r1 = generate(model, prompt, 6, repetition_penalty=1.0, penalty_mode=mode, rng=torch.Generator().manual_seed(2))
+    logits = torch.randn(2, 61)
+    plain = process_scores(logits, prompt, temperature=1.0, repetition_penalty=1.0, penalty_mode=mode, bad_mask=None,
+                           do_sample=True)
+    torch.testing.assert_close(plain.softmax(-1), logits.softmax(-1))
+    assert with_r1.shape == (2, 9)
 
 
 # ---------------------------------------------------------------- agreement with transformers (hf mode)

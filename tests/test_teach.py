@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,7 +13,8 @@ from safetensors.torch import load_file
 
 from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
-from model.sampler import generate
+from model.sampler import generate, token_counts, top_k_filter
+from tokenizer_bridge.bridge import JudgeBatch
 from train import teach as program
 from train.config import ConfigError
 from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio, policy_gradient_loss,
@@ -217,3 +219,133 @@ def test_all_positions_at_once_equal_the_sampler_step_by_step(mode):
             scores = top_k_filter(process_scores(logits[:, t], ids[:, : t + 1], do_sample=True, **s), 5)
             plain.append(torch.log_softmax(scores, -1).gather(1, ids[:, t + 1 : t + 2]))
     assert torch.allclose(fast, torch.cat(plain, 1), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- the pieces of a step, by hand
+
+
+def _scores_judge(score_of_row):
+    """A stand-in for predict_logits: row i of a batch gets the logits (s_i, 0), so P(alice) = sigmoid(s_i)."""
+    def predict(judge, input_ids, attention_mask, batch_size=None):
+        s = torch.tensor([score_of_row(i) for i in range(len(input_ids))], dtype=torch.float32)
+        return torch.stack([s, torch.zeros_like(s)], dim=1)
+
+    return predict
+
+
+def test_t1_t4_each_generator_rewarded_for_its_own_author_and_rloo_within_each_prompt(tiny_neo_base, judge_runs,
+                                                                                       small_mirror, monkeypatch):
+    """P = 2 prompts x G = 3 samples; row i of a step's batch scores s_i = i / 2 (rows come prompt by prompt).
+
+    T1: alice's rewards are log sigmoid(s_i), edgar's log sigmoid(-s_i). T4: the baseline of a row is the
+    mean of the other two rows of its own prompt, never of the other prompt's."""
+    seen = []
+    monkeypatch.setattr(program, "predict_logits", _scores_judge(lambda i: i / 2))
+    real_loss = program.policy_gradient_loss
+    monkeypatch.setattr(program, "policy_gradient_loss",
+                        lambda logp, mask, adv: seen.append(adv.clone()) or real_loss(logp, mask, adv))
+    [run] = program.teach(argv(tiny_neo_base, judge_runs, "--steps", "1", "--prompts", "2", "--samples", "3"))
+    s = [i / 2 for i in range(6)]
+    for label, (author, advantages) in enumerate(zip(["alice", "edgar"], seen)):
+        R = [-math.log1p(math.exp(-x if label == 0 else x)) for x in s]  # log sigmoid(+-s_i)
+        by_hand = [R[i] - (sum(R[g : g + 3]) - R[i]) / 2 for g in (0, 3) for i in range(g, g + 3)]
+        assert advantages.tolist() == pytest.approx(by_hand, abs=1e-5)
+        [train] = [r for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "train"]
+        assert train[f"reward_{author}"] == pytest.approx(sum(R) / 6, abs=1e-5)
+        assert train[f"p_{author}"] == pytest.approx(sum(math.exp(r) for r in R) / 6, abs=1e-5)
+
+
+def _fake_rows(n: int) -> JudgeBatch:
+    """n judge rows whose texts say which candidate they are."""
+    return JudgeBatch(torch.arange(n)[:, None], torch.ones(n, 1), [f"candidate {i}" for i in range(n)], [1.0] * n,
+                      [0] * n, [torch.tensor([0, i]) for i in range(n)])
+
+
+def test_t7_best_of_n_picks_within_each_rows_own_group(monkeypatch):
+    """2 rows x N = 3 candidates, scores s = (0.1, 0.9, 0.2 | 0.3, 0.1, 0.5): alice (P = sigmoid(s)) keeps
+    candidates 1 and 5, edgar (P = sigmoid(-s)) keeps 0 and 4; the best of all six (1) is not row 1's."""
+    s = [0.1, 0.9, 0.2, 0.3, 0.1, 0.5]
+    monkeypatch.setattr(program, "predict_logits", _scores_judge(lambda i: s[i]))
+    monkeypatch.setattr(program, "generate_for_judge", lambda model, start, *args, **kw: _fake_rows(len(start)))
+    model = _tiny()
+    setup = SimpleNamespace(generators={"alice": model, "edgar": model}, judge=None, neo_tok=None, bert_tok=None,
+                            bad_mask=None)
+    cfg = SimpleNamespace(best_of=3, judge_length=8, overgen=2, max_rounds=1, temperature=1.0, top_k=None,
+                          repetition_penalty=1.0, penalty_mode="lecture")
+    loop = SimpleNamespace(cfg=cfg, setup=setup, rngs={"sample_alice": None, "sample_edgar": None},
+                           precision=SimpleNamespace(device="cpu"), judge_calls=0)
+    batches = program.best_of_n_writer(loop)(torch.tensor([[4], [7]]))
+    assert batches["alice"].texts == ["candidate 1", "candidate 5"]
+    assert batches["edgar"].texts == ["candidate 0", "candidate 4"]
+    assert loop.judge_calls == 2 * 6
+
+
+def test_t8_rewards_logged_per_generator_read_each_ones_own_author():
+    """A judgement of 2 rows per generator: P(alice) of alice's rows 0.5, 0.25; P(edgar) of edgar's 0.8, 0.1."""
+    probs = torch.tensor([[0.5, 0.5], [0.25, 0.75], [0.2, 0.8], [0.9, 0.1]])
+    texts = SimpleNamespace(texts=["a b a", "c d"])
+    judgement = SimpleNamespace(probs=probs, batches={"alice": texts, "edgar": texts})
+    loop = SimpleNamespace(setup=SimpleNamespace(generators={"alice": None, "edgar": None}),
+                           cfg=SimpleNamespace(arm="best-of-n", best_of=4))
+    out = program.judgement_extras(loop, judgement)
+    assert out["reward_alice"] == pytest.approx((math.log(0.5) + math.log(0.25)) / 2)
+    assert out["reward_edgar"] == pytest.approx((math.log(0.8) + math.log(0.1)) / 2)
+
+
+def _teach_loop(model: GPTNeo, ref: GPTNeo, bad: torch.Tensor | None, **sampler) -> program.Loop:
+    """A Loop with just what sequence_log_probs and kl_to_start read: the sampler settings, pi_ref, fp32."""
+    from train.precision import Precision
+
+    cfg = SimpleNamespace(**sampler)
+    setup = SimpleNamespace(generators={"alice": model}, bad_mask=bad)
+    precision = Precision(torch.device("cpu"), "fp32", torch.bfloat16, None, "test")
+    return program.Loop(cfg, 0.1, setup, {"alice": ref}, {}, {}, None, precision, 0.0)
+
+
+def test_the_rl_losss_log_probs_are_those_of_the_distribution_the_sampler_drew_from():
+    """teach's sequence_log_probs (the loss's and the KL's) against the sampler's own steps, written out here
+    with the run's settings: B10, B9, temperature, top-k, one position at a time."""
+    model, bad = _tiny(), torch.zeros(40, dtype=torch.bool)
+    bad[[2, 11]] = True
+    settings = dict(temperature=0.7, top_k=4, repetition_penalty=1.6, penalty_mode="lecture")
+    ids = generate(model, torch.tensor([[1], [5]]), 8, bad_mask=bad, rng=torch.Generator().manual_seed(3), **settings)
+    mask = torch.ones(2, 8)
+    mask[1, 6:] = 0  # row 1 kept 6 tokens
+    with torch.no_grad():
+        got = program.sequence_log_probs(model, ids, mask, _teach_loop(model, model, bad, **settings))
+        logits = model(ids)
+    for t in range(8):  # token t + 1 given ids[:, : t + 1]
+        log_p = torch.log_softmax(logits[:, t], -1)
+        log_p = torch.log_softmax(log_p - token_counts(ids[:, : t + 1], 40) * math.log(1.6), -1)  # B10
+        scores = torch.where(bad, float("-inf"), log_p) / 0.7  # B9, temperature
+        scores = top_k_filter(scores, 4)
+        want = torch.log_softmax(scores, -1).gather(1, ids[:, t + 1 : t + 2])[:, 0] * mask[:, t]
+        torch.testing.assert_close(got[:, t], want, atol=1e-5, rtol=1e-5)
+
+
+def _constant(logits: list[float]) -> GPTNeo:
+    """A GPT-Neo whose next-token logits are `logits` whatever the input: ln_f's weight 0, its bias b, and
+    W_te = [I; 0], so that logits = W_te b = (b_1, .., b_d, 0, ..)."""
+    model = _tiny(vocab=3)
+    d = model.config.hidden_size
+    with torch.no_grad():
+        model.ln_f.weight.zero_()
+        model.ln_f.bias.zero_()
+        model.ln_f.bias[: len(logits)] = torch.tensor(logits)
+        model.wte.weight.zero_()
+        model.wte.weight[: min(3, d), : min(3, d)] = torch.eye(min(3, d))
+    return model
+
+
+def test_t2_t3_the_kl_of_a_changed_model_to_its_start_by_hand():
+    """pi = softmax(log 2, 0, 0) = (1/2, 1/4, 1/4), pi_ref uniform; a row writes tokens 0 then 1:
+    delta = log(3/2), log(3/4); k3 = exp(-delta) - 1 + delta; KL = their mean = 0.05889."""
+    pi, ref = _constant([math.log(2), 0.0, 0.0]), _constant([0.0, 0.0, 0.0])
+    loop = _teach_loop(pi, ref, None, temperature=1.0, top_k=None, repetition_penalty=1.0, penalty_mode="lecture")
+    ids, mask = torch.tensor([[2, 0, 1]]), torch.ones(1, 2)
+    with torch.no_grad():
+        logp = program.sequence_log_probs(pi, ids, mask, loop)
+        kl = program.kl_to_start(loop, "alice", logp, ids, mask)
+    k3 = [math.exp(-d) - 1 + d for d in (math.log(1.5), math.log(0.75))]
+    assert logp.tolist() == [pytest.approx([math.log(0.5), math.log(0.25)], abs=1e-6)]
+    assert kl.item() == pytest.approx(sum(k3) / 2, abs=1e-6) and kl.item() == pytest.approx(0.05889, abs=1e-5)

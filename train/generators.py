@@ -47,7 +47,8 @@ class JudgementSettings:
     max_rounds: int = setting("extra sampling rounds for rows still short of L BERT tokens", min=0, max=10)
     temperature: float = setting("sampling temperature", above=0, max=100)
     top_k: int = setting("sample among the k most likely tokens (0: all)", min=0)
-    repetition_penalty: float = setting("r of B10", above=0, max=100)
+    repetition_penalty: float = setting("r of B10: > 1 penalises repetition, 1 turns it off (r < 1 would reward it)",
+                                         min=1, max=100)
     penalty_mode: str = setting("lecture: B10 on probabilities; hf: the library's rule (course code)",
                                 choices=PENALTY_MODES)
     judge_half: bool = setting("B5: cast the judge to 16 bits (half the memory)")

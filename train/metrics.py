@@ -88,10 +88,11 @@ def slope(xs: Sequence[float], ys: Sequence[float]) -> float:
 
 
 def convergence(losses: Sequence[float], k: int = 3) -> dict[str, float | bool]:
-    """A12: L_initial > L_final and dL/dt < 0, read off the loss curve.
+    """A12: L_initial > L_final and dL/dt < 0, read off the loss curve; converged when both hold.
 
-    L_initial and L_final are the means of the first and last k losses (the ends of a curve
-    smoothed with window k); dL/dt is the least-squares slope of loss against step.
+    L_initial and L_final are the means of the first and last k losses: the curve smoothed with window
+    k (A9) at i = w and at i = n - 1 - w, its first and last full windows (not the edge values of A10).
+    dL/dt is the least-squares slope of loss against step.
     """
     xs = [float(v) for v in losses]
     if len(xs) < 2:

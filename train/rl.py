@@ -15,10 +15,19 @@ started from (pi_ref). One step (train/teach.py):
 
 The sampled distribution is not pi_theta's raw softmax: the lecture's sampler bans whitespace
 tokens (B9), applies the repetition penalty (B10) and keeps the top k. The log-probabilities of the
-loss and of the KL are therefore computed under that same processed distribution
-(`processed_log_probs`, which calls the sampler's own `process_scores`), for pi_theta and for pi_ref
-alike, on the support the sample was drawn from. Otherwise T3 no longer estimates the KL of what
-is sampled, and it can go negative: the failure TRL reports when top-k is used while sampling.
+loss and of the KL are therefore computed under the processed distribution (`processed_log_probs`,
+which calls the sampler's own `process_scores`), for pi_theta and for pi_ref alike. The support of
+each is that model's own top k at that position, plus the token that was drawn (so that its
+log-probability is finite): for pi_theta exactly the distribution the sample came from; for pi_ref
+its own processed distribution, which keeps the drawn token even where it was outside pi_ref's top k.
+
+When T3's "unbiased" holds: E_{x ~ pi_theta}[k3] = KL(pi_theta || pi_ref) needs a fixed pi_ref that
+gives every token pi_theta can draw a probability > 0. Without top-k (and with the same ban) that is
+exact. With top-k it is exact wherever the drawn token is in pi_ref's top k (always at the start,
+where pi_theta = pi_ref); where it is not, pi_ref's support is widened by that one token, a small
+bias that keeps every k3_t >= 0. Scoring pi_ref on pi_theta's support instead would make delta
+infinite; dropping the processing would estimate the KL of what is not sampled, and it can go
+negative: the failure TRL reports when top-k is used while sampling.
 """
 
 from __future__ import annotations
@@ -98,8 +107,9 @@ def processed_log_probs(logits: torch.Tensor, ids: torch.Tensor, start: int, *, 
 
     logits (B, T, V) of the model on ids (B, T) (row t predicts token t + 1). Every position's scores
     go through the sampler's own steps (model/sampler.py:process_scores: penalty B10 counting every
-    earlier token, ban B9, temperature), then top-k keeps the k best, and the token actually drawn is
-    always kept (it was in the top k when it was drawn; a re-computation may differ in the last bit).
+    earlier token, ban B9, temperature), then top-k keeps this model's k best, and the token actually
+    drawn is always kept (for the model that drew it, it was in the top k; a re-computation may differ
+    in the last bit; for pi_ref it may lie outside, see the module's note on T3).
     All positions at once, a few rows at a time (the (rows, T, V) scores are large). Differentiable
     in `logits`. Returns (B, T - start).
     """
