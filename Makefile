@@ -13,7 +13,7 @@ STAMP      := $(VENV)/.installed
 export OMP_WAIT_POLICY ?= PASSIVE
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: setup test-deps weights test train-bert pretrain-neo prerequisites coevolve teach teach-compare teach-sweep lora-compare bench clean
+.PHONY: args-ok setup test-deps weights test train-bert pretrain-neo prerequisites coevolve teach teach-compare teach-sweep lora-compare bench clean
 
 setup: $(STAMP)
 
@@ -38,55 +38,66 @@ weights: setup
 test: test-deps weights
 	$(PY) -m pytest -q -rs tests
 
+# ARGS go to the training program; the report steps after it read the run it made, from the same runs
+# folder: so --runs-dir in ARGS is refused (ALICE_EDGAR_RUNS=X make ... moves both), and after --help
+# there is no run to report on.
+RUNS_DIR_IN_ARGS := $(findstring --runs-dir,$(ARGS))
+HELP_IN_ARGS := $(filter -h --help,$(ARGS))
+REPORT := $(if $(HELP_IN_ARGS),@true,$(PY))
+RUNS := $${ALICE_EDGAR_RUNS:-runs}
+
+args-ok:
+	@if [ -n "$(RUNS_DIR_IN_ARGS)" ]; then echo "error: give the runs folder as ALICE_EDGAR_RUNS=FOLDER make $(MAKECMDGOALS), not --runs-dir in ARGS: the report steps after the training must read the same run" >&2; exit 2; fi
+
 # Lecture A: train the judge, evaluate it (float32 vs half, A14), then its plots and report page.
-train-bert: weights
+train-bert: args-ok weights
 	$(PY) -m train.judge $(ARGS)
-	$(PY) -m eval.judge_report
-	$(PY) -m eval.report --kind judge
+	$(REPORT) -m eval.judge_report
+	$(REPORT) -m eval.report --kind judge
 
 # Lecture B: our own small pretrained GPT-Neo (skipped when installed; ARGS=--force retrains).
-pretrain-neo: weights
+pretrain-neo: args-ok weights
 	$(PY) -m train.pretrain_neo $(ARGS)
-	@[ -L runs/pretrain_neo/latest ] && $(PY) -m eval.report --kind pretrain_neo || true
+	@[ -z "$(HELP_IN_ARGS)" ] && [ -L "$(RUNS)/pretrain_neo/latest" ] && $(PY) -m eval.report --kind pretrain_neo || true
 
 # The base and the judge are made first when missing (with their own default settings).
-prerequisites: weights
-	@$(PY) -c "import weights.store as s; s.resolve('neo-small')" 2>/dev/null || $(MAKE) pretrain-neo ARGS=
-	@[ -f runs/judge/latest/hf/config.json ] || $(MAKE) train-bert ARGS=
+prerequisites: args-ok weights
+	@[ -n "$(HELP_IN_ARGS)" ] || $(PY) -c "import weights.store as s; s.resolve('neo-small')" 2>/dev/null || $(MAKE) pretrain-neo ARGS=
+	@[ -n "$(HELP_IN_ARGS)" ] || [ -f "$(RUNS)/judge/latest/hf/config.json" ] || $(MAKE) train-bert ARGS=
 
-coevolve: prerequisites
+coevolve: args-ok prerequisites
 	$(PY) -m train.coevolve $(ARGS)
-	$(PY) -m eval.report --kind coevolve
+	$(REPORT) -m eval.report --kind coevolve
 
 # The judge as teacher: RL from the judge's score (T1-T8), then its report page.
-teach: prerequisites
+teach: args-ok prerequisites
 	$(PY) -m train.teach $(ARGS)
-	$(PY) -m eval.report --kind teach
+	$(REPORT) -m eval.report --kind teach
 
 # Three arms from the same base, seed and wall-clock budget (MINUTES each), then one table and plot:
 # the lecture's LM fine-tuning, RL from the judge, best-of-N with as many judge calls as RL made.
 MINUTES ?= 10
-teach-compare: prerequisites
+teach-compare: args-ok prerequisites
 	$(PY) -m train.teach --arm lm --lr 1e-4 --steps 0 --minutes $(MINUTES) $(ARGS)
-	@readlink -f runs/teach/latest > runs/.compare-lm
+	@readlink -f $(RUNS)/teach/latest > $(RUNS)/.compare-lm
 	$(PY) -m train.teach --arm rl --steps 0 --minutes $(MINUTES) $(ARGS)
-	@readlink -f runs/teach/latest > runs/.compare-rl
-	$(PY) -m train.teach --arm best-of-n --steps 0 --minutes $(MINUTES) --match-judge-calls $$(cat runs/.compare-rl) $(ARGS)
-	$(PY) -m eval.compare $$(cat runs/.compare-lm) $$(cat runs/.compare-rl) $$(readlink -f runs/teach/latest)
+	@readlink -f $(RUNS)/teach/latest > $(RUNS)/.compare-rl
+	$(PY) -m train.teach --arm best-of-n --steps 0 --minutes $(MINUTES) --match-judge-calls $$(cat $(RUNS)/.compare-rl) $(ARGS)
+	$(PY) -m eval.compare $$(cat $(RUNS)/.compare-lm) $$(cat $(RUNS)/.compare-rl) $$(readlink -f $(RUNS)/teach/latest)
 
 # KL coefficient sweep (Gao et al.: reward rises with KL, then the true reward turns).
 BETAS ?= 0,0.02,0.05,0.2
-teach-sweep: prerequisites
-	$(PY) -m train.teach --beta $(BETAS) $(ARGS) | tee runs/.sweep
-	$(PY) -m eval.compare $$(grep -o "compare with: .*" runs/.sweep | cut -d' ' -f6-)
+teach-sweep: args-ok prerequisites
+	$(PY) -m train.teach --beta $(BETAS) $(ARGS) | tee $(RUNS)/.sweep
+	$(PY) -m eval.compare $$(grep -o "compare with: .*" $(RUNS)/.sweep | cut -d' ' -f6-)
 
 # LoRA against full fine-tuning on the same data, seed and steps: the judge, then the generators.
-lora-compare: prerequisites
-	$(PY) -m train.judge $(ARGS) && readlink -f runs/judge/latest > runs/.lora-1
-	$(PY) -m train.judge --lora-rank 8 $(ARGS) && readlink -f runs/judge/latest > runs/.lora-2
-	$(PY) -m train.coevolve --judge $$(cat runs/.lora-1) && readlink -f runs/coevolve/latest > runs/.lora-3
-	$(PY) -m train.coevolve --judge $$(cat runs/.lora-1) --lora-rank 8 && readlink -f runs/coevolve/latest > runs/.lora-4
-	$(PY) -m eval.lora_table $$(cat runs/.lora-1 runs/.lora-2 runs/.lora-3 runs/.lora-4)
+lora-compare: args-ok prerequisites
+	$(PY) -m train.judge $(ARGS) && readlink -f $(RUNS)/judge/latest > $(RUNS)/.lora-1
+	$(PY) -m train.judge --lora-rank 8 $(ARGS) && readlink -f $(RUNS)/judge/latest > $(RUNS)/.lora-2
+	$(PY) -m train.coevolve --judge $$(cat $(RUNS)/.lora-1) && readlink -f $(RUNS)/coevolve/latest > $(RUNS)/.lora-3
+	$(PY) -m train.coevolve --judge $$(cat $(RUNS)/.lora-1) --lora-rank 8 && readlink -f $(RUNS)/coevolve/latest > $(RUNS)/.lora-4
+	$(PY) -m eval.lora_table $$(cat $(RUNS)/.lora-1 $(RUNS)/.lora-2 $(RUNS)/.lora-3 $(RUNS)/.lora-4)
 
 bench: test-deps weights
 	$(PY) -m bench $(ARGS)

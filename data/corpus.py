@@ -162,6 +162,12 @@ def read_raw_book(book_id: int) -> bytes:
         data = read_url(f"{source.rstrip('/')}/{name}", f"{name} from {CORPUS_ENV}={source!r}")
     else:
         path = mirror_folder(source) / name
+        if path.is_dir():
+            raise FileNotFoundError(f"{name} in the mirror folder {CORPUS_ENV}={source!r} is a folder, not the book's "
+                                    "text file: put the file pg{ID}.txt there instead")
+        if path.is_symlink() and not path.exists():
+            raise FileNotFoundError(f"{name} in the mirror folder {CORPUS_ENV}={source!r} is a broken or looping "
+                                    f"symlink (to {os.readlink(path)}): point it at the book's file, or copy the file")
         if not path.is_file():
             raise FileNotFoundError(f"{name} (Gutenberg book #{book_id}) is missing from the mirror folder "
                                     f"{CORPUS_ENV}={source!r}: add the file there, or unset {CORPUS_ENV} to download it.")
@@ -316,11 +322,19 @@ def clean_gutenberg(raw: bytes | str, name: str = "text") -> str:
     if re.match(r"\s*(<!doctype html|<html|<\?xml)", text[:1000], re.IGNORECASE):
         raise ValueError(f"{name} is an HTML page, not a book's text: a server answered with an error or a "
                          "web page. Fetch the plain-text file (pg{ID}.txt) again.")
+    control = CONTROL_BYTES.search(text)
+    if control:
+        raise ValueError(f"{name} is not a text file: it holds the control character {control.group()!r} (NUL and "
+                         f"its kind) at character {control.start()}, as a binary or damaged file does. Copy the "
+                         "plain-text file (pg{ID}.txt) again.")
     text = text.replace("\r\n", "\n").replace("\r", "\n")  # before the line-based marker search
     text = normalise_whitespace(unify_transcription(strip_gutenberg_boilerplate(text)))
     if not text.strip():
         raise ValueError(f"{name} is empty (no text left after removing the Gutenberg header/footer)")
     return text
+
+
+CONTROL_BYTES = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")  # not in a text: all C0 controls but \t \n \f \r
 
 
 def check_is_book(text: str, name: str) -> str:

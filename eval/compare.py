@@ -44,7 +44,7 @@ def label_of(config: dict) -> str:
 
 def summarise(folder: Path) -> dict:
     """The last judgement of a run, in the table's terms, and its judgements over time."""
-    run = Run.open(folder, "teach", writer=False)
+    run = Run.open(folder, ("teach", "coevolve"), writer=False)
     config, evals = run.config(), [r for r in run.records() if r["kind"] == "eval"]
     if not evals:
         raise ValueError(f"{folder} holds no judgement yet")

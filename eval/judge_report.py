@@ -90,7 +90,8 @@ def report(run: str | None, runs_dir: str | None, per_author: int | None, device
     result = {"judge": str(folder), "labels": labels, "split": split,
               "heldout": {"windows": len(heldout[0]), "per_author": n, "length": length},
               **half_comparison(model, heldout, labels), "prompt_sensitivity": sensitivity(model, tok, authors, length),
-              "authorship": authorship(model, tok, labels, split, ngram), "ngram": str(ngram_folder)}
+              "authorship": authorship(model, tok, labels, split, ngram, **({"per_author": per_author} if per_author else {})),
+              "ngram": str(ngram_folder)}
     atomic_write_json(folder.parent / REPORT_FILE, result)
     return result
 
@@ -115,12 +116,19 @@ def print_summary(r: dict) -> None:
         print("  " + line)
 
 
+def positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def run(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m eval.judge_report", description=__doc__.split("\n\n")[0])
     p.add_argument("--run", help="judge run folder or its hf/ folder (default: runs/judge/latest)")
     p.add_argument("--runs-dir", help="runs folder (default $ALICE_EDGAR_RUNS or <repo>/runs)")
-    p.add_argument("--per-author", type=int, help="held-out windows per author (default: as many as the "
-                   "shortest held-out split holds, non-overlapping)")
+    p.add_argument("--per-author", type=positive_int, help="held-out windows per author, and passages per author "
+                   "and length of both judges' table (default: as many windows as the shortest held-out split holds, "
+                   "non-overlapping; 64 passages)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     args = p.parse_args(argv)
     r = report(args.run, args.runs_dir, args.per_author, args.device)

@@ -31,7 +31,7 @@ HEADER = ("run", "LoRA", "trained parameters", "P2 fraction (LoRA / |θ|)", "opt
 
 def row(folder: Path) -> tuple:
     """One run as a table row."""
-    run = Run.open(folder, "any", writer=False)
+    run = Run.open(folder, writer=False)
     config, records = run.config(), run.records()
     summary = json.loads((run.folder / "summary.json").read_text(encoding="utf-8"))
     c = config["config"]

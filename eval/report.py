@@ -101,10 +101,8 @@ SECTIONS = {"judge": judge_section, "pretrain_neo": pretrain_section, "coevolve"
 
 def write_report(folder: Path) -> tuple[Path, list[str]]:
     """Plots, console lines and report.html of a run folder."""
-    run = Run.open(folder, "any", writer=False)
-    kind = run.config().get("program")
-    if kind not in SECTIONS:
-        raise ValueError(f"{folder}: unknown kind of run {kind!r}")
+    run = Run.open(folder, tuple(SECTIONS), writer=False)
+    kind = run.config()["program"]
     section, lines = SECTIONS[kind](run)
     page = pages.render(kind, run.folder, run.config(), section)
     path = run.folder / PAGE_FILE

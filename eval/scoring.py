@@ -10,6 +10,8 @@ training) and the probabilities are averaged over the windows.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from tokenizers import Tokenizer
 
@@ -25,8 +27,21 @@ def window_probabilities(model: torch.nn.Module, tok: Tokenizer, text: str, leng
     ids = text_ids(tok, text)  # (N,)
     if len(ids) == 0:
         raise ValueError("empty text: nothing to classify (give some words)")
+    check_known_words(ids, tok)
     x, mask = text_windows(ids, length, Specials.of(tok))  # (W, L), (W, L)
-    return predict_logits(model, x, mask).softmax(dim=-1)  # (W, C)
+    return predict_logits(model, x, mask, desc=f"judging {len(x)} windows").softmax(dim=-1)  # (W, C)
+
+
+def check_known_words(ids: torch.Tensor, tok: Tokenizer) -> None:
+    """A verdict needs words the judge knows: an error if every token is [UNK], a warning if most are."""
+    unk = tok.token_to_id("[UNK]")
+    unknown = int((ids == unk).sum()) if unk is not None else 0
+    if unknown == len(ids):
+        raise ValueError(f"the judge knows none of this text's {len(ids)} tokens (all [UNK]: emoji, symbols or "
+                         "another script?): there is no word to judge")
+    if unknown > len(ids) / 2:
+        print(f"warning: {unknown} of the text's {len(ids)} tokens are unknown to the judge ([UNK]): its verdict "
+              "rests on the few words it knows", file=sys.stderr)
 
 
 def judge_score(probs: torch.Tensor, label: int = 0) -> float:

@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
 
 from model.config import BertConfig, ConfigError, read_config_json
 from model.layers import MLP, Dropout, LayerNorm, apply_dropout, gelu_erf, init_normal, merge_heads, split_heads
-from model.loading import load_with_table, to_hf_state
+from model.loading import WEIGHTS_FILE, load_with_table, to_hf_state
 
 
 def padding_to_additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -150,6 +151,15 @@ class Bert(nn.Module):
         return model.eval()
 
 
+def head_rows(path: Path) -> int | None:
+    """The number of classes of a saved classification head (rows of classifier.weight), read from the header."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            return f.get_slice("classifier.weight").get_shape()[0] if "classifier.weight" in f.keys() else None
+    except (OSError, SafetensorError):
+        return None  # the loader that follows says what is wrong with the file
+
+
 class BertClassifier(nn.Module):
     """A2/N1: z = W h + b with h = tanh(W_p h_CLS + b_p), BERT's pooler on [CLS], as the course code (and
     BertForSequenceClassification) reads it; dropout before W. softmax(z) gives P(author) per label.
@@ -182,7 +192,10 @@ class BertClassifier(nn.Module):
                               f"architectures={hf.get('architectures')}. Train one with `make train-bert`.")
         cfg = BertConfig.from_hf(hf)
         id2label = hf.get("id2label") or {}
-        labels = [id2label.get(str(i), id2label.get(i, f"LABEL_{i}")) for i in range(len(id2label))]
+        # without id2label (an edited or foreign config.json) as transformers reads it: num_labels, else
+        # the head's own size, LABEL_0 ..
+        n = len(id2label) or hf.get("num_labels") or head_rows(Path(folder) / WEIGHTS_FILE) or 2
+        labels = [id2label.get(str(i), id2label.get(i, f"LABEL_{i}")) for i in range(n)]
         with torch.device("meta"):
             model = cls(Bert(cfg), labels, dropout=hf.get("classifier_dropout") or cfg.hidden_dropout_prob)
         ignored = tuple(f"bert.{name}" for name in HF_IGNORED)

@@ -13,6 +13,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from weights.store import repair_advice
+
 
 class ConfigError(ValueError):
     """A config.json that is missing, unreadable, or asks for something we do not implement."""
@@ -38,9 +40,9 @@ def read_config_json(folder: str | Path) -> dict:
     try:
         hf = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path} is not valid JSON ({err}); fetch the model again.") from err
+        raise ConfigError(f"{path} is not valid JSON ({err}): {repair_advice(folder)}.") from err
     if not isinstance(hf, dict):
-        raise ConfigError(f"{path} holds a JSON {type(hf).__name__}, not an object of settings; fetch the model again.")
+        raise ConfigError(f"{path} holds a JSON {type(hf).__name__}, not an object of settings: {repair_advice(folder)}.")
     return hf
 
 
@@ -62,11 +64,15 @@ def _check_model_type(hf: dict, expected: str, loader: str) -> None:
     found = hf.get("model_type")
     if found == expected:
         return
-    hint = {
-        "bert": "use model.bert.Bert.from_pretrained",
-        "gpt_neo": "use model.gpt_neo.GPTNeo.from_pretrained",
-    }.get(found, "this project implements only 'bert' and 'gpt_neo'")
-    raise ConfigError(f"config.json has model_type={found!r} but {loader} needs {expected!r}: {hint}.")
+    what = {"bert": "a BERT model (a judge, or the encoder a judge is trained from)",
+            "gpt_neo": "a GPT-Neo generator"}
+    use = {"bert": "a judge goes to eval.classify or --judge; an encoder to train.judge --model",
+           "gpt_neo": "a generator goes to eval.generate or --base"}
+    if found not in what:
+        raise ConfigError(f"config.json has model_type={found!r}: this project reads only BERT and GPT-Neo "
+                          f"folders ({loader} needs {expected!r})")
+    raise ConfigError(f"this folder holds {what[found]}, not {what[expected].split(' (')[0]}: give "
+                      f"{what[expected].split(' (')[0].replace('a ', 'a folder of a ', 1)} here ({use[found]})")
 
 
 def _reject(condition: bool, message: str) -> None:

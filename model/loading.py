@@ -11,6 +11,7 @@ error. Only safetensors are read: we never unpickle a file we did not write.
 from __future__ import annotations
 
 import fnmatch
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -51,6 +52,10 @@ def read_safetensors(folder: str | Path) -> dict[str, torch.Tensor]:
             else ""
         )
         raise CheckpointError(f"{path} is missing.{extra} Fetch it with `python -m weights fetch NAME`.")
+    if not os.access(path, os.R_OK):  # safetensors itself would report this as a missing file
+        info = path.stat()
+        raise PermissionError(f"cannot read {path}: permission denied (mode {info.st_mode & 0o777:o}, owner uid "
+                              f"{info.st_uid}): its owner can make it readable with `chmod a+r {path}`")
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, RuntimeError) as err:

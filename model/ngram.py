@@ -79,6 +79,7 @@ class NgramJudge:
     log_theta: np.ndarray  # (|V|, N) log theta_{a,g}
     log_unseen: np.ndarray  # (N,) log theta of an n-gram outside V: alpha / (sum_h count_a(h) + alpha |V|)
     n_max: int = N_MAX
+    source: str = ""  # what it was trained on (a digest of the texts: train/independent.py keys its cache by it)
 
     def log_posterior(self, text: str) -> np.ndarray:
         """N5: log P(a | x) for every author a, (N,): log pi_a + sum_g c_g(x) log theta_{a,g} - log Z."""
@@ -95,7 +96,7 @@ class NgramJudge:
 
     def save(self, folder: str | Path) -> None:
         """Both files into `folder`, written whole or not at all."""
-        meta = {"authors": self.authors, "alphabet": self.alphabet, "n_max": self.n_max}
+        meta = {"authors": self.authors, "alphabet": self.alphabet, "n_max": self.n_max, "source": self.source}
 
         def write(tmp: Path) -> None:
             (tmp / FILES[0]).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
@@ -108,7 +109,8 @@ class NgramJudge:
     def load(cls, folder: str | Path) -> "NgramJudge":
         meta = json.loads((Path(folder) / FILES[0]).read_text(encoding="utf-8"))
         t = load_file(str(Path(folder) / FILES[1]))
-        return cls(meta["authors"], meta["alphabet"], t["vocab"], t["log_theta"], t["log_unseen"], meta["n_max"])
+        return cls(meta["authors"], meta["alphabet"], t["vocab"], t["log_theta"], t["log_unseen"], meta["n_max"],
+                   meta.get("source", ""))
 
 
 def train_ngram_judge(texts: dict[str, str], n_max: int = N_MAX, alpha: float = 1.0, min_count: int = 2) -> NgramJudge:

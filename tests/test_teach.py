@@ -157,9 +157,17 @@ def test_lm_and_best_of_n_arms(tiny_neo_base, judge_runs, small_mirror):
     evals = [r for r in read_jsonl(bon / "metrics.jsonl") if r["kind"] == "eval"]
     assert [r["judge_calls"] for r in evals] == [2 * 2 * 3, 2 * 2 * 3 * 2, 2 * 2 * 3 * 3]  # rows x authors x N
     assert evals[0]["kl_bound_alice"] == pytest.approx(math.log(3) - 2 / 3)
+    [rl] = program.teach(argv(tiny_neo_base, judge_runs))  # 2 steps x 2 authors x P 2 x G 2 = 16 judge calls
     [matched] = program.teach(argv(tiny_neo_base, judge_runs, "--arm", "best-of-n", "--steps", "1",
-                                   "--match-judge-calls", str(bon)))
-    assert json.loads((matched / "config.json").read_text())["config"]["best_of"] == 9  # 36 calls / 2 authors / 2 rows
+                                   "--match-judge-calls", str(rl)))
+    assert json.loads((matched / "config.json").read_text())["config"]["best_of"] == 4  # 16 calls / 2 authors / 2 rows
+    for wrong, says in ((["--match-judge-calls", str(bon)], "arm 'best-of-n' with 36 judge calls"),
+                        (["--match-judge-calls", str(rl), "--best-of", "3"], "not both"),
+                        (["--match-judge-calls", str(judge_runs / "judge" / "latest")], "is a judge run")):
+        with pytest.raises(ValueError, match=says):
+            program.teach(argv(tiny_neo_base, judge_runs, "--arm", "best-of-n", "--steps", "1", *wrong))
+    with pytest.raises(ConfigError, match="goes with --arm best-of-n, not --arm rl"):
+        program.teach(argv(tiny_neo_base, judge_runs, "--match-judge-calls", str(rl)))
 
 
 def test_the_lecture_preset_runs_on_a_tiny_random_model(tiny_neo_base, judge_runs, small_mirror):

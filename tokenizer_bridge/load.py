@@ -12,6 +12,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
+from weights.store import repair_advice
+
 
 class TokenizerError(FileNotFoundError):
     """A model folder without usable tokenizer files."""
@@ -19,9 +21,27 @@ class TokenizerError(FileNotFoundError):
 
 def _from_json(path: Path) -> Tokenizer:
     """tokenizer.json as saved, minus any truncation or padding it carries (MiniLM's truncates at 128)."""
-    tok = Tokenizer.from_file(str(path))
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as err:  # the library raises a bare Exception for a file it cannot parse
+        raise TokenizerError(f"{path} is not a valid tokenizer ({str(err).strip()[:200]}): "
+                             f"{repair_advice(path.parent)}") from None
     tok.no_truncation()
     tok.no_padding()
+    return _fits_the_model(tok, path)
+
+
+def _fits_the_model(tok: Tokenizer, path: Path) -> Tokenizer:
+    """A tokenizer with more tokens than the model beside it has embedding rows is another model's."""
+    config = path.parent / "config.json"
+    try:
+        vocab_size = json.loads(config.read_text(encoding="utf-8")).get("vocab_size")
+    except (OSError, ValueError, AttributeError):
+        return tok  # no readable config.json beside it: the model's loader says what is wrong with that
+    n = tok.get_vocab_size(with_added_tokens=True)
+    if isinstance(vocab_size, int) and n > vocab_size:
+        raise TokenizerError(f"{path} has {n} tokens, but the model in {path.parent} has only {vocab_size} "
+                             "(config.json vocab_size): it is another model's tokenizer; put the model's own back")
     return tok
 
 

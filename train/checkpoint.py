@@ -129,7 +129,13 @@ class Checkpoint:
         for name, model in models.items():
             prefix = name + "/"
             own = {k[len(prefix):]: v for k, v in self.models.items() if k.startswith(prefix)}
-            missing, unexpected = model.load_state_dict(own, strict=False)
+            try:
+                missing, unexpected = model.load_state_dict(own, strict=False)
+            except RuntimeError as err:  # a tensor of another shape: torch's "size mismatch for ..."
+                first = str(err).strip().splitlines()[-1].strip()
+                raise CheckpointError(f"{self.folder / MODELS_FILE}: the checkpoint does not fit the model that the "
+                                      f"run's config.json describes ({first}); was config.json edited? Put it back, "
+                                      "or start a new run") from None
             if missing or unexpected:
                 raise CheckpointError(f"{self.folder / MODELS_FILE}: model {name!r} does not fit "
                                       f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
@@ -143,6 +149,9 @@ class Checkpoint:
 def load_checkpoint(run_dir: Path) -> Checkpoint:
     """The newest complete checkpoint of a run; CheckpointError if there is none or it is broken."""
     folder = latest_checkpoint(run_dir)
+    if folder is None and any((Path(run_dir) / CHECKPOINTS).glob("*")):
+        raise CheckpointError(f"{Path(run_dir) / CHECKPOINTS} holds no step-NNNNNN folder with a {STATE_FILE} "
+                              "(a checkpoint of an older layout, or a cut one): it cannot be resumed. Start a new run.")
     if folder is None:
         raise CheckpointError(f"{run_dir} has no checkpoint: it was stopped before its first one. Start a new run.")
     try:

@@ -20,6 +20,7 @@ from tokenizers import Tokenizer
 from tqdm import tqdm
 
 from model.bert import BertClassifier
+from model.config import ConfigError
 from tokenizer_bridge.load import load_bert_tokenizer
 from train.metrics import accuracy, confusion_matrix, cross_entropy, macro_accuracy
 from train.optim import apply_update, check_finite_loss
@@ -110,4 +111,10 @@ def load_judge(path: str | Path | None = None, runs_dir: str | Path | None = Non
     model = BertClassifier.from_pretrained(folder)
     info = json.loads((folder / "config.json").read_text(encoding="utf-8")).get(INFO_KEY, {})
     info = dict(info, folder=str(folder), labels=list(model.labels))
+    longest = model.bert.config.max_position_embeddings
+    length = info.setdefault("eval_length", 256)
+    if isinstance(length, bool) or not isinstance(length, int) or not 3 <= length <= longest:
+        raise ConfigError(f"{folder / 'config.json'}: {INFO_KEY}.eval_length is {length!r}, but a judge window "
+                          f"holds 3 to {longest} tokens (max_position_embeddings): put back the length the judge was "
+                          "trained for (256 if unsure)")
     return model.to(device).eval(), load_bert_tokenizer(folder), info

@@ -45,7 +45,7 @@ from train.checkpoint import load_checkpoint, save_checkpoint
 from train.cli import run_program
 from train.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
 from train.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSettings, Setup, add_adapters, judge_round,
-                              load_setup, log_judgement, make_rngs, run_summary, save_generators)
+                              judge_of_run, load_setup, log_judgement, make_rngs, run_summary, save_generators)
 from train.lm import lm_step
 from train.metrics import reset_peak_memory
 from train.optim import OPTIMIZERS, make_optimizer
@@ -183,7 +183,7 @@ def coevolve(argv: list[str] | None = None) -> Path:
                                  earlier=saved.get("precision"))
     print(f"precision: {precision.name} ({precision.reason})", file=sys.stderr)
     torch.manual_seed(cfg.seed)
-    setup = load_setup(cfg.base, None if cfg.judge == "latest" else cfg.judge, select_authors(cfg.authors), precision,
+    setup = load_setup(cfg.base, judge_of_run(cfg.judge, saved), select_authors(cfg.authors), precision,
                        cfg.judge_half, cfg.length, args.runs_dir)
     add_adapters(setup, cfg)
     optimizers = {a: make_optimizer(m, cfg.optimizer, learning_rate(cfg), cfg.weight_decay)

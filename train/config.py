@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from dataclasses import Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from train.runs import Run, latest_run
+from train.runs import CONFIG_FILE, Run, check_writable, latest_run
 
 
 class ConfigError(ValueError):
@@ -73,12 +74,21 @@ def check_config(cfg: Any) -> Any:
     return cfg
 
 
-def from_dict(cls: type, values: dict) -> Any:
-    """A config rebuilt from saved JSON (a run's config.json): unknown keys refused, every field checked."""
+def from_dict(cls: type, values: dict, where: str = "saved config", defaults: Any = None) -> Any:
+    """A config rebuilt from saved JSON (a run's config.json): unknown keys refused, every field checked.
+
+    A run from before LoRA has no lora_* settings: it trained every weight, so they are filled with
+    `defaults`' (LoRA off) and said so. Any other difference means another version wrote the file.
+    """
     names = {f.name for f in fields(cls)}
+    older = sorted(n for n in names - set(values) if n in LORA_FIELDS) if defaults is not None else []
+    if older:
+        print(f"note: {where} is from before LoRA (no {', '.join(older)}): resumed with LoRA off", file=sys.stderr)
+        values = dict(values, **{n: getattr(defaults, n) for n in older}, lora_rank=0)
     unknown, missing = sorted(set(values) - names), sorted(names - set(values))
     if unknown or missing:
-        raise ConfigError(f"saved config does not fit {cls.__name__}: unknown {unknown}, missing {missing}")
+        raise ConfigError(f"{where} does not fit this version's {cls.__name__} (unknown {unknown}, missing {missing}): "
+                          "it was written by another version of the program; start a new run")
     return check_config(cls(**values))
 
 
@@ -163,11 +173,14 @@ def parse_program(cls: type, presets: dict[str, Any], argv: list[str] | None, ki
             extra(p)
 
     cfg, given, args = parse_config(cls, presets, argv, f"python -m train.{kind}", description, flags)
+    check_writable(args.runs_dir)  # before the set-up's seconds, not after them
     if args.resume is None:
         return cfg, None, {}, args
     resume = latest_run(kind, args.runs_dir) if args.resume == "latest" else Path(args.resume)
-    saved = Run.open(resume, kind, writer=False).config()
-    return refuse_changes(from_dict(cls, saved["config"]), cfg, given, may_change), resume, saved, args
+    run = Run.open(resume, kind, writer=False)
+    saved = run.config()
+    old = from_dict(cls, saved["config"], str(run.folder / CONFIG_FILE), next(iter(presets.values())))
+    return refuse_changes(old, cfg, given, may_change), resume, saved, args
 
 
 @dataclass
@@ -181,6 +194,9 @@ class LoraSettings:
     lora_dropout: float = setting("dropout on the adapters' input", min=0, max=0.9)
     lora_lr: float = setting("learning rate with LoRA (it replaces --lr): updates that start at 0 need a larger one",
                              above=0, max=1)
+
+
+LORA_FIELDS = {f.name for f in fields(LoraSettings)}
 
 
 def lora_off(lora_lr: float) -> dict:

@@ -25,7 +25,7 @@ from model.sampler import PENALTY_MODES, bad_token_mask
 from tokenizer_bridge.hf_folder import write_adapter_folder, write_model_folder
 from tokenizer_bridge.load import load_neo_tokenizer
 from train.classifier import load_judge
-from train.config import setting
+from train.config import ConfigError, setting
 from train.independent import independent_judge
 from train.judgement import Judgement, classify_rows, judge_generators, prepare_judge, start_tokens
 from train.lm import heldout_loss
@@ -85,6 +85,18 @@ def check_authors(authors: tuple[str, ...], judge_labels: list[str]) -> None:
         raise ValueError(f"the judge tells apart {','.join(judge_labels)} but the generators were asked for "
                          f"{','.join(authors)}: give --authors {','.join(judge_labels)}, or train a judge for "
                          f"these authors (`make train-bert ARGS=\"--authors {','.join(authors)}\"`)")
+
+
+def judge_of_run(judge: str, saved: dict) -> str | None:
+    """The judge a run is judged by: on --resume (`saved`: its config.json) the very folder it was made with,
+    never a newer `latest`; else --judge (None for 'latest': runs/judge/latest)."""
+    if not saved:
+        return None if judge == "latest" else judge
+    folder = saved.get("judge_folder")
+    if not folder or not Path(folder, "config.json").is_file():
+        raise ConfigError(f"the judge this run was made with ({folder}) is gone: a resumed run must be judged by the "
+                          "same judge to the end; put that folder back, or start a new run")
+    return folder
 
 
 def load_setup(base: str, judge: str | None, authors: tuple[str, ...], precision: Precision, judge_half: bool,

@@ -34,7 +34,7 @@ from data.authors import DEFAULT_AUTHORS, select_authors
 from data.corpus import SPLITS, check_long_enough
 from data.windows import Specials, balanced_batch, heldout_set, load_author_ids, text_tokens_per_window
 from model.bert import Bert, BertClassifier
-from model.config import BertConfig
+from model.config import BertConfig, read_config_json
 from model.lora import add_lora, has_lora, trainable_parameters
 from tokenizer_bridge.hf_folder import write_adapter_folder, write_model_folder
 from tokenizer_bridge.load import load_bert_tokenizer
@@ -241,11 +241,20 @@ def train_loop(loop: Loop, start: int) -> int:
     return done
 
 
+def check_encoder(folder: Path) -> None:
+    """--model is the pretrained encoder a new head goes on, not a judge that has one already (said before set-up)."""
+    if "BertForSequenceClassification" in read_config_json(folder).get("architectures", []):
+        raise ConfigError(f"--model {folder} is a trained judge (it has its own head): --model takes a BERT encoder "
+                          "(minilm, bert-base-uncased, or a BertModel folder). To train a judge further, use "
+                          "--resume RUN with its run folder")
+
+
 def train_judge(argv: list[str] | None = None) -> Path:
     """A6: tokenize, load the pretrained BERT, add the head, train, save. Returns the run folder."""
     cfg, resume, saved, args = parse_args(argv)
     dist_ = distributed.setup(cfg.device)
     base = resolve(saved.get("base_model", cfg.model))
+    check_encoder(base)
     width = BertConfig.from_folder(base).hidden_size
     precision = choose_precision(dist_.device, cfg.precision, (batch_size(cfg) * cfg.length // dist_.world, width, 4 * width),
                                  earlier=saved.get("precision"))

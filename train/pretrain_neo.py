@@ -247,6 +247,19 @@ def finish(loop: Loop, out: Path) -> dict:
     return dict(summary, sample=sample)
 
 
+def check_out(out: Path) -> None:
+    """The model folder is written whole at the end, over what is there: refuse, before any work, a path
+    that holds anything but a model this program wrote (a file, a folder of the user's own files)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a model folder: give a new folder (nothing was changed)")
+    theirs = sorted(p.name for p in out.iterdir())
+    if theirs and not (out / "pretrain.json").is_file():
+        raise ConfigError(f"--out {out} holds files this program did not write ({', '.join(theirs[:5])}"
+                          f"{' ...' if len(theirs) > 5 else ''}): give a new or empty folder (nothing was changed)")
+
+
 def pretrain(argv: list[str] | None = None) -> Path:
     """Pretrain neo-small (or --out) from scratch; skipped if it is installed, unless --force."""
     cfg, resume, saved, args = parse_args(argv)
@@ -254,6 +267,7 @@ def pretrain(argv: list[str] | None = None) -> Path:
     if is_installed(out) and not args.force and resume is None:
         print(f"{out} is installed already; pass --force to pretrain it again.")
         return out
+    check_out(out)
     dist_ = distributed.setup(cfg.device)
     rows = cfg.per_author * len(select_authors(cfg.authors)) // dist_.world
     precision = choose_precision(dist_.device, cfg.precision, (rows * cfg.length, cfg.hidden_size, 4 * cfg.hidden_size),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,9 +43,26 @@ def runs_root(runs_dir: str | Path | None = None) -> Path:
     return root
 
 
+def check_writable(runs_dir: str | Path | None = None) -> Path:
+    """The runs folder, made if missing, once a file could be written in it: RunError before any set-up if not."""
+    root = runs_root(runs_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=root, prefix=".writable-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise RunError(f"the runs folder {root} is not writable ({err.strerror or err}): give another one with "
+                       f"--runs-dir FOLDER (or set {RUNS_ENV})") from None
+    return root
+
+
 def latest_run(kind: str, runs_dir: str | Path | None = None) -> Path:
     """The run that <runs>/<kind>/latest points to; RunError saying how to make one if there is none."""
     link = runs_root(runs_dir) / kind / LATEST
+    if link.is_symlink() and not link.exists():
+        raise RunError(f"{link} points to a missing folder ({os.readlink(link)}): give a run folder instead, "
+                       f"or start a new run with `{MAKE.get(kind, f'python -m train.{kind}')}`")
     if not link.exists():
         raise RunError(f"no {kind} run yet ({link} does not exist): start one with "
                        f"`{MAKE.get(kind, f'python -m train.{kind}')}` (or `python -m train.{kind}`)")
@@ -110,11 +128,25 @@ class Run:
         raise RunError(f"could not create a new run folder in {root}")
 
     @classmethod
-    def open(cls, path: str | Path, kind: str, writer: bool = True) -> "Run":
-        """An existing run folder of `kind` (for --resume). RunError if it is none."""
-        folder = Path(path).expanduser().resolve()
+    def open(cls, path: str | Path, kinds: str | tuple[str, ...] = tuple(MAKE), writer: bool = True) -> "Run":
+        """An existing run folder made by one of the programs `kinds` (default: any). RunError if it is none."""
+        kinds = (kinds,) if isinstance(kinds, str) else kinds
+        wanted = " or ".join(kinds) if len(kinds) < len(MAKE) else "any"
+        given = Path(path).expanduser()
+        if given.is_symlink() and not given.exists():
+            raise RunError(f"{given} points to a missing folder ({os.readlink(given)}): give a {wanted} run folder")
+        folder = given.resolve()
+        if folder.name == "hf" and (folder.parent / CONFIG_FILE).is_file():
+            raise RunError(f"{given} is the hf/ folder of a run (the model it made): give the run folder, {folder.parent}")
         if not (folder / CONFIG_FILE).is_file():
-            raise RunError(f"{folder} is not a {kind} run folder (it has no {CONFIG_FILE})")
+            raise RunError(f"{folder} is not a {wanted} run folder (it has no {CONFIG_FILE})")
+        try:
+            program = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")).get("program")
+        except (ValueError, AttributeError) as err:
+            raise RunError(f"{folder / CONFIG_FILE} is not a run's config.json ({err})") from None
+        if program not in kinds:
+            raise RunError(f"{folder} is a {program or 'unknown kind of'} run, not a {wanted} run: give a {wanted} "
+                           "run folder")
         return cls(folder, writer)
 
     def _take_lock(self) -> None:

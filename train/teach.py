@@ -50,7 +50,8 @@ from train.classifier import predict_logits
 from train.cli import run_program
 from train.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
 from train.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSettings, Setup, add_adapters, judge_round,
-                              load_setup, log_judgement, make_rngs, run_summary, sampling, save_generators)
+                              judge_of_run, load_setup, log_judgement, make_rngs, run_summary, sampling,
+                              save_generators)
 from train.judgement import start_tokens
 from train.lm import lm_step
 from train.metrics import reset_peak_memory
@@ -69,6 +70,10 @@ def check_betas(text: str) -> None:
     values = [float(v) for v in text.split(",")]
     if any(not math.isfinite(v) or v < 0 for v in values):
         raise ValueError(f"every beta must be a finite number >= 0, got {text}")
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        raise ValueError(f"{', '.join(f'{v:g}' for v in twice)} given more than once in {text}: a sweep runs each "
+                         "beta once")
 
 
 @dataclass
@@ -305,11 +310,36 @@ def parse_args(argv: list[str] | None) -> tuple[TeachConfig, Path | None, dict, 
     cfg, resume, saved, args = parse_program(TeachConfig, PRESETS, argv, "teach", __doc__, RESUME_MAY_CHANGE, extra)
     if not cfg.steps and not cfg.minutes:
         raise ConfigError("give --steps N or --minutes M: the loop needs an end")
+    check_start_from(cfg)
     if args.match_judge_calls:
-        records = Run.open(args.match_judge_calls, "teach", writer=False).records()
-        calls = max((r.get("judge_calls", 0) for r in records), default=0) // len(select_authors(cfg.authors))
-        cfg = replace(cfg, best_of=max(1, math.ceil(calls / cfg.rows)))
+        cfg = replace(cfg, best_of=matched_best_of(cfg, args.match_judge_calls, argv or sys.argv[1:]))
     return cfg, resume, saved, args
+
+
+def matched_best_of(cfg: TeachConfig, rl_run: str, argv: list[str]) -> int:
+    """T7's N for --match-judge-calls RUN: one judgement of best-of-N spends what RUN's RL steps spent, per generator."""
+    if cfg.arm != "best-of-n":
+        raise ConfigError(f"--match-judge-calls sets best-of-N's N: it goes with --arm best-of-n, not --arm {cfg.arm}")
+    if any(a == "--best-of" or a.startswith("--best-of=") for a in argv):
+        raise ConfigError("give --best-of N or --match-judge-calls RUN, not both: the second chooses N")
+    run = Run.open(rl_run, "teach", writer=False)
+    arm = run.config()["config"].get("arm")
+    calls = max((r.get("judge_calls", 0) for r in run.records()), default=0)
+    if arm != "rl" or not calls:
+        raise ConfigError(f"--match-judge-calls {rl_run}: that is a teach run of arm {arm!r} with {calls} judge calls; "
+                          "it takes an RL run (--arm rl) that made at least one step")
+    return max(1, math.ceil(calls // len(select_authors(cfg.authors)) / cfg.rows))
+
+
+def check_start_from(cfg: TeachConfig) -> None:
+    """--start-from must hold a fine-tuned generator for every author: said before the set-up, not after it."""
+    if not cfg.start_from:
+        return
+    folder = Path(cfg.start_from)
+    missing = [a for a in select_authors(cfg.authors) if not (folder / "generators" / a / "config.json").is_file()]
+    if missing:
+        raise ConfigError(f"--start-from {folder} must be a coevolve (or teach) run folder with generators/<author>/ "
+                          f"for every author; it has none for {', '.join(missing)}")
 
 
 def start_models(cfg: TeachConfig, setup: Setup) -> None:
@@ -321,13 +351,13 @@ def start_models(cfg: TeachConfig, setup: Setup) -> None:
         setup.generators[author] = GPTNeo.from_pretrained(folder).to(next(setup.judge.parameters()).device)
 
 
-def build_loop(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir, earlier: str | None = None
+def build_loop(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir, saved: dict
                ) -> tuple[Loop, int]:
     """The models, the frozen references, the optimizers and the run folder (new, or resumed at its checkpoint)."""
-    precision = choose_precision(pick_device(cfg.device), cfg.precision, earlier=earlier)
+    precision = choose_precision(pick_device(cfg.device), cfg.precision, earlier=saved.get("precision"))
     print(f"precision: {precision.name} ({precision.reason})", file=sys.stderr)
     torch.manual_seed(cfg.seed)
-    setup = load_setup(cfg.base, None if cfg.judge == "latest" else cfg.judge, select_authors(cfg.authors), precision,
+    setup = load_setup(cfg.base, judge_of_run(cfg.judge, saved), select_authors(cfg.authors), precision,
                        cfg.judge_half, cfg.length, runs_dir)
     start_models(cfg, setup)
     refs = {} if cfg.lora_rank else {a: copy.deepcopy(m).eval().requires_grad_(False)  # pi_ref of T2
@@ -350,9 +380,9 @@ def build_loop(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir, ear
     return loop, start
 
 
-def teach_one(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir, earlier: str | None = None) -> Path:
+def teach_one(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir, saved: dict) -> Path:
     """One run of one arm at one beta: set-up, the loop, the generators saved. Returns the run folder."""
-    loop, start = build_loop(cfg, beta, resume, runs_dir, earlier)
+    loop, start = build_loop(cfg, beta, resume, runs_dir, saved)
     print(f"run folder: {loop.run.folder} (arm {cfg.arm}, beta {beta})", file=sys.stderr)
     try:
         step = teach_loop(loop, start)
@@ -374,7 +404,7 @@ def teach(argv: list[str] | None = None) -> list[Path]:
         raise ConfigError("--resume continues one run: it cannot resume a sweep of several betas")
     folders = []
     for beta in betas:
-        folders.append(teach_one(cfg, beta, resume, args.runs_dir, saved.get("precision")))
+        folders.append(teach_one(cfg, beta, resume, args.runs_dir, saved))
         if stop_was_asked():  # Ctrl-C ends the sweep too, after this run's generators are saved
             print(f"stopped: continue with `python -m train.teach --resume {folders[-1]}`", file=sys.stderr)
             raise KeyboardInterrupt

@@ -36,6 +36,22 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def umask_modes(path: Path) -> None:
+    """Give `path` (a file, or a folder and everything in it) the modes a plain open() would under the umask
+    (0644 and 0755 for the usual 022): safetensors writes its files 0600 whatever the umask, which other
+    users, and containers that run under another uid, then cannot read."""
+    mask = current_umask()
+    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        if not p.is_symlink():
+            os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
+
+
 def atomic_file(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call write(tmp) on a temporary name beside `path`, flush it, rename it over `path`.
 
@@ -46,6 +62,7 @@ def atomic_file(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp = tmp_name(path)
     try:
         write(tmp)
+        umask_modes(tmp)
         fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -78,6 +95,7 @@ def atomic_folder(target: str | Path, write: Callable[[Path], None]) -> Path:
     tmp.mkdir()
     try:
         write(tmp)
+        umask_modes(tmp)
         if target.exists() or target.is_symlink():
             os.replace(target, old)  # keep the previous folder until the new one is in place
         os.replace(tmp, target)

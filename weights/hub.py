@@ -79,6 +79,7 @@ def fetch(name: str, progress: bool = True) -> Path:
     """
     repo, tokenizer_files = REPOS[name]
     folder = store.folder_for(name)
+    remove_broken_files(folder)
     if store.is_installed(folder):
         print(f"{name}: already in {folder}")
         return folder
@@ -103,6 +104,15 @@ def fetch(name: str, progress: bool = True) -> Path:
             folder.rmdir()  # failed before the first byte: leave no empty entry behind
         raise
     return folder
+
+
+def remove_broken_files(folder: Path) -> None:
+    """A store entry's files that cannot be what their names say are removed (and so fetched again), with a note."""
+    for path in sorted(folder.glob("*")) if folder.is_dir() and not folder.is_symlink() else []:
+        why = path.is_file() and not path.name.endswith(".part") and store.what_is_wrong(path)
+        if why:
+            print(f"{path}: {why}; removed, to be fetched again")
+            path.unlink()
 
 
 def download(url: str, dest: Path, progress: bool = True) -> Path | None:
@@ -132,6 +142,11 @@ def download(url: str, dest: Path, progress: bool = True) -> Path | None:
                 f"{url} arrived with sha256 {digest}, but the server announced "
                 f"{remote.sha256}. Deleted it; run the command again."
             )
+    why = store.what_is_wrong(part)
+    if why:
+        part.unlink()
+        raise DownloadError(f"{url}: {why}. Nothing was kept; check {ENDPOINT_VAR} ({endpoint()}) and run the "
+                            "command again.")
     os.replace(part, dest)
     return dest
 

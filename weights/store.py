@@ -17,6 +17,7 @@ are renamed at the end, so a half-written model.safetensors never exists.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sysconfig
 from pathlib import Path
@@ -118,6 +119,26 @@ def register(name: str, folder: Path) -> Path:
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(folder, target_is_directory=True)
     return link
+
+
+def what_is_wrong(path: Path) -> str | None:
+    """Why a model-folder file cannot be what its name says (None if it can): an HTML page where a
+    file was expected (a proxy's error page), JSON that does not parse, a safetensors header that is not one."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
+        return "it is an HTML page, not the file (a server's error page?)"
+    if path.name.endswith(".json"):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            return f"it is not valid JSON ({err})"
+    if path.name.endswith(".safetensors"):
+        size = path.stat().st_size
+        n = int.from_bytes(head[:8], "little") if len(head) >= 8 else 0
+        if not 2 <= n <= size - 8 or not head[8:9] == b"{":
+            return "it has no safetensors header"
+    return None
 
 
 def repair_advice(folder: Path) -> str:
