@@ -252,3 +252,44 @@ def test_command_line_runs_as_a_module(store_root):
     assert run.returncode == 0 and "usage: python -m weights" in run.stdout and "fetch" in run.stdout
     run = subprocess.run([sys.executable, "-m", "weights", "list"], cwd=repo, env=env, capture_output=True, text=True)
     assert run.returncode == 0 and "neo-small" in run.stdout and str(store_root) in run.stdout
+
+
+# ---------------------------------------------------------------- what arrived is checked (issue 19, B3)
+
+
+def test_b3_an_html_page_is_never_installed_and_a_broken_entry_is_repaired(store_root, served, mirror):
+    (served / "config.json").write_bytes(b"<!doctype html><html>502 Bad Gateway</html>")
+    with pytest.raises(hub.DownloadError, match="config.json: it is an HTML page"):
+        weights.fetch("bert-base-uncased", progress=False)
+    assert not (store_root / "bert-base-uncased" / "config.json").exists()
+    (served / "config.json").write_bytes(SMALL_FILES["config.json"])
+    folder = weights.fetch("bert-base-uncased", progress=False)
+    (folder / "config.json").write_text('{"model_type": "be')  # broken after the fact (a cut copy, an edit)
+    from model.config import ConfigError, read_config_json
+
+    with pytest.raises(ConfigError, match=r"not valid JSON .*delete .*bert-base-uncased and get it again with: "
+                                          r"python -m weights fetch bert-base-uncased"):
+        read_config_json(folder)
+    assert weights.fetch("bert-base-uncased", progress=False) == folder  # repaired: fetched again
+    assert (folder / "config.json").read_bytes() == SMALL_FILES["config.json"]
+
+
+def test_b3_a_safetensors_file_without_its_header_is_refused(store_root, served, mirror, capsys):
+    (served / "model.safetensors").write_bytes(b"<html><body>503</body></html>" + b" " * 1000)
+    with pytest.raises(hub.DownloadError, match="model.safetensors: it is an HTML page"):
+        weights.fetch("bert-base-uncased", progress=False)
+    (served / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(hub.DownloadError, match="it has no safetensors header"):
+        weights.fetch("bert-base-uncased", progress=False)
+    assert not store.is_installed(store_root / "bert-base-uncased")
+
+
+def test_b3_the_command_line_says_so_and_exits_1(store_root, served, mirror):
+    for name in ("config.json", "tokenizer.json", "vocab.txt"):
+        (served / name).write_bytes(b"<!doctype html><html>502</html>")
+    done = subprocess.run([sys.executable, "-m", "weights", "fetch", "bert-base-uncased"], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "it is an HTML page" in done.stderr and "ready" not in done.stdout
+    listing = subprocess.run([sys.executable, "-m", "weights", "list"], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                             timeout=300)
+    assert "bert-base-uncased" in listing.stdout and "installed" not in listing.stdout.split("bert-base-uncased")[1].split("\n")[0]

@@ -131,22 +131,21 @@ class Run:
     def open(cls, path: str | Path, kinds: str | tuple[str, ...] = tuple(MAKE), writer: bool = True) -> "Run":
         """An existing run folder made by one of the programs `kinds` (default: any). RunError if it is none."""
         kinds = (kinds,) if isinstance(kinds, str) else kinds
-        wanted = " or ".join(kinds) if len(kinds) < len(MAKE) else "any"
+        wanted = " or ".join(kinds) + " run" if len(kinds) < len(MAKE) else "run"  # "a judge run", "a run"
         given = Path(path).expanduser()
         if given.is_symlink() and not given.exists():
-            raise RunError(f"{given} points to a missing folder ({os.readlink(given)}): give a {wanted} run folder")
+            raise RunError(f"{given} points to a missing folder ({os.readlink(given)}): give a {wanted} folder")
         folder = given.resolve()
         if folder.name == "hf" and (folder.parent / CONFIG_FILE).is_file():
             raise RunError(f"{given} is the hf/ folder of a run (the model it made): give the run folder, {folder.parent}")
         if not (folder / CONFIG_FILE).is_file():
-            raise RunError(f"{folder} is not a {wanted} run folder (it has no {CONFIG_FILE})")
+            raise RunError(f"{folder} is not a {wanted} folder (it has no {CONFIG_FILE})")
         try:
             program = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")).get("program")
         except (ValueError, AttributeError) as err:
             raise RunError(f"{folder / CONFIG_FILE} is not a run's config.json ({err})") from None
         if program not in kinds:
-            raise RunError(f"{folder} is a {program or 'unknown kind of'} run, not a {wanted} run: give a {wanted} "
-                           "run folder")
+            raise RunError(f"{folder} is a {program or 'unknown kind of'} run, not a {wanted}: give a {wanted} folder")
         return cls(folder, writer)
 
     def _take_lock(self) -> None:

@@ -142,7 +142,7 @@ def download(url: str, dest: Path, progress: bool = True) -> Path | None:
                 f"{url} arrived with sha256 {digest}, but the server announced "
                 f"{remote.sha256}. Deleted it; run the command again."
             )
-    why = store.what_is_wrong(part)
+    why = store.what_is_wrong(part, dest.name)
     if why:
         part.unlink()
         raise DownloadError(f"{url}: {why}. Nothing was kept; check {ENDPOINT_VAR} ({endpoint()}) and run the "

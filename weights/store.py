@@ -121,19 +121,20 @@ def register(name: str, folder: Path) -> Path:
     return link
 
 
-def what_is_wrong(path: Path) -> str | None:
-    """Why a model-folder file cannot be what its name says (None if it can): an HTML page where a
-    file was expected (a proxy's error page), JSON that does not parse, a safetensors header that is not one."""
+def what_is_wrong(path: Path, name: str | None = None) -> str | None:
+    """Why a model-folder file cannot be what its name (`name`, else the path's) says, or None if it can: an
+    HTML page where a file was expected (a proxy's error page), JSON that does not parse, no safetensors header."""
+    name = name or path.name
     with open(path, "rb") as f:
         head = f.read(1 << 16)
     if head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
         return "it is an HTML page, not the file (a server's error page?)"
-    if path.name.endswith(".json"):
+    if name.endswith(".json"):
         try:
             json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as err:
             return f"it is not valid JSON ({err})"
-    if path.name.endswith(".safetensors"):
+    if name.endswith(".safetensors"):
         size = path.stat().st_size
         n = int.from_bytes(head[:8], "little") if len(head) >= 8 else 0
         if not 2 <= n <= size - 8 or not head[8:9] == b"{":
