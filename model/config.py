@@ -64,15 +64,13 @@ def _check_model_type(hf: dict, expected: str, loader: str) -> None:
     found = hf.get("model_type")
     if found == expected:
         return
-    what = {"bert": "a BERT model (a judge, or the encoder a judge is trained from)",
-            "gpt_neo": "a GPT-Neo generator"}
-    use = {"bert": "a judge goes to eval.classify or --judge; an encoder to train.judge --model",
-           "gpt_neo": "a generator goes to eval.generate or --base"}
-    if found not in what:
+    kinds = {"bert": ("a BERT model", "a judge goes to eval.classify or --judge, an encoder to train.judge --model"),
+             "gpt_neo": ("a GPT-Neo generator", "a generator goes to eval.generate or --base")}
+    if found not in kinds:
         raise ConfigError(f"config.json has model_type={found!r}: this project reads only BERT and GPT-Neo "
                           f"folders ({loader} needs {expected!r})")
-    raise ConfigError(f"this folder holds {what[found]}, not {what[expected].split(' (')[0]}: give "
-                      f"{what[expected].split(' (')[0].replace('a ', 'a folder of a ', 1)} here ({use[found]})")
+    (have, use), (need, _) = kinds[found], kinds[expected]
+    raise ConfigError(f"this folder holds {have}, not {need}: give a folder of {need} here ({use})")
 
 
 def _reject(condition: bool, message: str) -> None:

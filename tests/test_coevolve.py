@@ -66,7 +66,7 @@ def test_labels_accuracy_loss_score_ratio_by_hand():
 
 def test_score_rows_b13_and_n6_by_hand():
     probs = torch.tensor([[0.8, 0.1, 0.1], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8], [0.6, 0.2, 0.2], [0.3, 0.3, 0.4], [0.2, 0.2, 0.6]])
-    m = score_rows(probs, judge_labels(2, 3), ["alice", "edgar", "austen"])
+    m = score_rows(probs.log(), judge_labels(2, 3), ["alice", "edgar", "austen"])
     assert [int(probs[i].argmax()) for i in range(6)] == [0, 1, 2, 0, 2, 2]  # true labels 0, 0, 1, 1, 2, 2
     assert m["correct"] == 3 and m["acc"] == 0.5  # rows 0, 4 and 5
     assert m["confusion"] == [[1, 1, 0], [1, 0, 1], [0, 0, 2]]

@@ -140,3 +140,51 @@ def test_a_ctrl_c_that_a_library_swallows_is_not_lost(make_tiny_bert, small_mirr
     assert judge_program.main(_argv(folder, tmp_path, "--steps", "3")) == 130
     assert capsys.readouterr().err.strip().endswith("interrupted")
     assert not list(tmp_path.glob("judge/2*")) and signal.getsignal(signal.SIGINT) is before
+
+
+def _generator_argv(base: Path, runs: Path, *extra: str) -> list[str]:
+    return ["--base", str(base), "--runs-dir", str(runs), "--batch-size", "2", "--length", "32", "--eval-every", "1",
+            "--rows", "2", "--judge-length", "12", "--overgen", "4", "--heldout-windows", "1", "--device", "cpu",
+            "--precision", "fp32", *extra]
+
+
+def test_ctrl_c_in_coevolve_stops_after_the_step_with_a_checkpoint(tiny_neo_base, judge_runs, small_mirror, monkeypatch,
+                                                                   capsys) -> None:
+    from train import coevolve as program
+
+    monkeypatch.setattr(program, "lm_step", _interrupt_once(program.lm_step, 2))  # step 1, the second generator
+    assert program.main(_generator_argv(tiny_neo_base, judge_runs, "--steps", "5")) == 130
+    run = max(judge_runs.glob("coevolve/2*"))
+    assert load_checkpoint(run).step == 1 and "--resume" in capsys.readouterr().err
+    assert (run / "generators" / "alice" / "config.json").is_file()
+
+
+def test_ctrl_c_in_a_teach_sweep_saves_that_run_and_ends_the_sweep(tiny_neo_base, judge_runs, small_mirror, monkeypatch,
+                                                                   capsys) -> None:
+    from train import teach as program
+
+    monkeypatch.setattr(program, "rl_step", _interrupt_once(program.rl_step, 1))
+    argv = _generator_argv(tiny_neo_base, judge_runs, "--steps", "4", "--prompts", "1", "--samples", "2",
+                           "--rl-overgen", "3", "--beta", "0,0.2")
+    assert program.main(argv) == 130
+    [run] = judge_runs.glob("teach/2*")  # the second beta never started
+    assert load_checkpoint(run).step == 1 and (run / "generators" / "edgar" / "config.json").is_file()
+    err = capsys.readouterr().err
+    assert f"--resume {run}" in err and err.strip().endswith("interrupted")
+
+
+def test_ctrl_c_in_pretraining_stops_after_the_step_with_a_checkpoint(minilm_folder, tmp_path, monkeypatch,
+                                                                      capsys) -> None:
+    from train import pretrain_neo as program
+
+    texts = {a: ((" ".join(f"{a} word{i % 50}" for i in range(3000))), " ".join(f"{a} held{i % 40}" for i in range(800)))
+             for a in ("alice", "edgar")}
+    monkeypatch.setattr(program, "author_texts", lambda author, split, tok: texts[author])
+    monkeypatch.setattr(program, "lm_step", _interrupt_once(program.lm_step, 3))
+    tiny = ["--vocab-size", "300", "--hidden-size", "32", "--num-layers", "2", "--num-heads", "2", "--window-size", "8",
+            "--context", "64", "--length", "32", "--per-author", "2", "--steps", "50", "--eval-every", "100",
+            "--eval-windows", "1", "--precision", "fp32", "--device", "cpu"]
+    out = tmp_path / "neo"
+    assert program.main(tiny + ["--out", str(out), "--runs-dir", str(tmp_path / "runs")]) == 130
+    run = max(tmp_path.glob("runs/pretrain_neo/2*"))
+    assert load_checkpoint(run).step == 3 and "--resume" in capsys.readouterr().err and not out.exists()

