@@ -257,7 +257,7 @@ def test_command_line_runs_as_a_module(store_root):
 # ---------------------------------------------------------------- what arrived is checked (issue 19, B3)
 
 
-def test_b3_an_html_page_is_never_installed_and_a_broken_entry_is_repaired(store_root, served, mirror):
+def test_b3_an_html_page_is_never_installed_and_a_broken_entry_is_repaired(store_root, served, mirror, capsys):
     (served / "config.json").write_bytes(b"<!doctype html><html>502 Bad Gateway</html>")
     with pytest.raises(hub.DownloadError, match="config.json: it is an HTML page"):
         weights.fetch("bert-base-uncased", progress=False)
@@ -270,6 +270,10 @@ def test_b3_an_html_page_is_never_installed_and_a_broken_entry_is_repaired(store
     with pytest.raises(ConfigError, match=r"not valid JSON .*delete .*bert-base-uncased and get it again with: "
                                           r"python -m weights fetch bert-base-uncased"):
         read_config_json(folder)
+    capsys.readouterr()
+    cli.list_store()
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("bert-base-uncased"))
+    assert "broken" in line and "(config.json)" in line and "delete" in line
     assert weights.fetch("bert-base-uncased", progress=False) == folder  # repaired: fetched again
     assert (folder / "config.json").read_bytes() == SMALL_FILES["config.json"]
 

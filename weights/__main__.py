@@ -21,13 +21,18 @@ def list_store() -> None:
     print(f"weights store: {root}  (set ${store.ENV_VAR} to move it)")
     for name in names:
         folder = store.folder_for(name)
-        if store.is_installed(folder):
+        broken = [f.name for f in folder.glob("*") if f.is_file() and store.what_is_wrong(f)] if folder.is_dir() else []
+        if store.is_installed(folder) and not broken:
             state, size = "installed", f"{store.folder_size(folder) / 1e6:8.1f} MB"
+        elif broken:
+            state, size = "broken", f"({', '.join(broken)})"
         else:
             state, size = ("incomplete" if folder.exists() else "missing"), " " * 11
         where = f"{folder} -> {folder.resolve()}" if folder.is_symlink() else str(folder)
         if state != "installed":
             where = f"get it with: {store.KNOWN.get(name, f'python -m weights fetch {name}')}"
+        if state == "broken":
+            where = store.repair_advice(folder)
         print(f"  {name:<18} {state:<10} {size}  {where}")
 
 
