@@ -20,7 +20,7 @@ import transformers
 from model.bert import Bert, BertClassifier
 from model.gpt_neo import GPTNeo
 from model.half import cast_half, parameter_bytes
-from model.sampler import generate
+from model.sampler import Sampling, generate
 from train.precision import Precision
 
 
@@ -145,8 +145,8 @@ def generation(folder: Path, rows: int, new_tokens: int, bad_ids: list[int], dev
 
     def run_ours():
         gen = torch.Generator(device=device).manual_seed(0)
-        generate(ours, start, new_tokens, top_k=50, repetition_penalty=1.3, penalty_mode="hf",
-                 bad_mask=bad_mask.to(device), rng=gen)
+        generate(ours, start, new_tokens, Sampling(top_k=50, repetition_penalty=1.3, penalty_mode="hf",
+                                                   bad_mask=bad_mask.to(device)), gen)
 
     @torch.no_grad()
     def run_hf():

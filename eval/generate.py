@@ -27,7 +27,7 @@ import torch
 
 from eval.scoring import classify
 from model.gpt_neo import GPTNeo
-from model.sampler import PENALTY_MODES, bad_token_mask, generate
+from model.sampler import PENALTY_MODES, Sampling, bad_token_mask, generate
 from tokenizer_bridge.load import load_neo_tokenizer
 from train.classifier import load_judge
 from train.cli import run_program
@@ -68,9 +68,9 @@ def sample(model: GPTNeo, tok, args: argparse.Namespace) -> tuple[torch.Tensor, 
         prompt, keep = torch.tensor([ids] * args.rows), 0
     else:
         prompt, keep = start_tokens(args.rows, banned, rng), 1  # B7: a random start token, dropped after
-    out = generate(model, prompt, args.tokens, temperature=args.temperature, top_k=args.top_k,
-                   repetition_penalty=args.repetition_penalty, penalty_mode=args.penalty_mode, bad_mask=bad, rng=rng,
-                   desc="generate" if args.tokens * args.rows > 2000 else None)
+    settings = Sampling(temperature=args.temperature, top_k=args.top_k, repetition_penalty=args.repetition_penalty,
+                        penalty_mode=args.penalty_mode, bad_mask=bad)
+    out = generate(model, prompt, args.tokens, settings, rng, desc="generate" if args.tokens * args.rows > 2000 else None)
     return out, keep
 
 

@@ -26,6 +26,7 @@ token does not grow with the tokens already made (attention still reads them).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +36,24 @@ from tqdm import tqdm
 from model.gpt_neo import GPTNeo, KVCache
 
 PENALTY_MODES = ("lecture", "hf")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The sampler's settings, one object built once and passed whole (defaults: the lecture's, B7-B10).
+
+    temperature: s / T (sampling only); top_k: keep the k best (0 or None: all; sampling only);
+    repetition_penalty: r of B10 (1: none); penalty_mode: "lecture" (B10 on probabilities) or "hf"
+    (the library's rule); bad_mask: (V,) bool, True = banned (B9, from `bad_token_mask`); do_sample:
+    False is greedy (argmax of the processed scores).
+    """
+
+    temperature: float = 1.0
+    top_k: int | None = 50
+    repetition_penalty: float = 1.3
+    penalty_mode: str = "lecture"
+    bad_mask: torch.Tensor | None = None
+    do_sample: bool = True
 
 
 def bad_token_mask(tokenizer: Tokenizer, vocab_size: int) -> torch.Tensor:
@@ -96,17 +115,8 @@ def top_k_filter(scores: torch.Tensor, k: int) -> torch.Tensor:
     return scores.masked_fill(scores < kth, float("-inf"))
 
 
-def process_scores(
-    logits: torch.Tensor,
-    prev_ids: torch.Tensor,
-    *,
-    temperature: float,
-    repetition_penalty: float,
-    penalty_mode: str,
-    bad_mask: torch.Tensor | None,
-    do_sample: bool,
-    counts: torch.Tensor | None = None,
-) -> torch.Tensor:
+def process_scores(logits: torch.Tensor, prev_ids: torch.Tensor | None, s: Sampling,
+                   counts: torch.Tensor | None = None) -> torch.Tensor:
     """Steps 1-3 of one step: penalty, bad tokens, temperature. logits (B, V) -> scores (B, V) float32.
 
     prev_ids (B, t): every token so far, prompt included (the c_i of B10 count them). In the lecture's
@@ -114,17 +124,17 @@ def process_scores(
     at once (the RL loss, train/rl.py).
     """
     scores = logits.float()  # (B, V)
-    if penalty_mode == "lecture":
+    if s.penalty_mode == "lecture":
         scores = torch.log_softmax(scores, dim=-1)  # log p
-        if repetition_penalty != 1.0:
+        if s.repetition_penalty != 1.0:
             counts = token_counts(prev_ids, scores.shape[-1]) if counts is None else counts
-            scores = lecture_repetition_penalty(scores, counts, repetition_penalty)
-    elif repetition_penalty != 1.0:
-        scores = hf_repetition_penalty(scores, prev_ids, repetition_penalty)
-    if bad_mask is not None:
-        scores = torch.where(bad_mask, float("-inf"), scores)
-    if do_sample and temperature != 1.0:
-        scores = apply_temperature(scores, temperature)
+            scores = lecture_repetition_penalty(scores, counts, s.repetition_penalty)
+    elif s.repetition_penalty != 1.0:
+        scores = hf_repetition_penalty(scores, prev_ids, s.repetition_penalty)
+    if s.bad_mask is not None:
+        scores = torch.where(s.bad_mask.to(scores.device), float("-inf"), scores)
+    if s.do_sample and s.temperature != 1.0:
+        scores = apply_temperature(scores, s.temperature)
     return scores
 
 
@@ -145,10 +155,10 @@ def sample_top_k(scores: torch.Tensor, k: int | None, rng: torch.Generator | Non
     return ids.gather(1, choice)
 
 
-def check_sampling(model: GPTNeo, prompt_ids: torch.Tensor, new_tokens: int, *, temperature: float, top_k: int | None,
-                   repetition_penalty: float, penalty_mode: str, bad_mask: torch.Tensor | None) -> None:
+def check_sampling(model: GPTNeo, prompt_ids: torch.Tensor, new_tokens: int, s: Sampling) -> None:
     """ValueError with a clear message for any sampling argument that cannot work (before any sampling)."""
     V, context = model.config.vocab_size, model.config.max_position_embeddings
+    temperature, top_k, repetition_penalty, bad_mask = s.temperature, s.top_k, s.repetition_penalty, s.bad_mask
     for name, value in (("temperature", temperature), ("repetition_penalty", repetition_penalty)):
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
@@ -157,8 +167,8 @@ def check_sampling(model: GPTNeo, prompt_ids: torch.Tensor, new_tokens: int, *, 
                          "r < 1 would reward repetition")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
         raise ValueError(f"top_k must be a whole number >= 0 (0 or None: no top-k), got {top_k!r}")
-    if penalty_mode not in PENALTY_MODES:
-        raise ValueError(f"penalty_mode={penalty_mode!r}; choose one of {PENALTY_MODES}")
+    if s.penalty_mode not in PENALTY_MODES:
+        raise ValueError(f"penalty_mode={s.penalty_mode!r}; choose one of {PENALTY_MODES}")
     if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or new_tokens < 0:
         raise ValueError(f"new_tokens must be a whole number >= 0, got {new_tokens!r}")
     if prompt_ids.dim() != 2 or prompt_ids.shape[1] < 1 or prompt_ids.dtype != torch.long:
@@ -188,33 +198,17 @@ def next_logits(model: GPTNeo, ids: torch.Tensor, t: int, cache: KVCache | None)
 
 
 @torch.no_grad()
-def generate(
-    model: GPTNeo,
-    prompt_ids: torch.Tensor,
-    new_tokens: int,
-    *,
-    temperature: float = 1.0,
-    top_k: int | None = 50,
-    repetition_penalty: float = 1.3,
-    penalty_mode: str = "lecture",
-    bad_mask: torch.Tensor | None = None,
-    do_sample: bool = True,
-    rng: torch.Generator | None = None,
-    use_cache: bool = True,
-    desc: str | None = None,
-) -> torch.Tensor:
+def generate(model: GPTNeo, prompt_ids: torch.Tensor, new_tokens: int, s: Sampling = Sampling(),
+             rng: torch.Generator | None = None, use_cache: bool = True, desc: str | None = None) -> torch.Tensor:
     """Append `new_tokens` tokens to each prompt row: (B, T0) -> (B, T0 + new_tokens) LongTensor.
 
-    penalty_mode "lecture" is B10 on probabilities, "hf" the library's rule; bad_mask (V,) bool from
-    `bad_token_mask` (B9); do_sample=False is greedy; a seeded `rng` makes sampling reproducible;
-    use_cache=False reruns the whole prefix each step (same result, slower: for tests); `desc` shows a
-    progress bar with that title.
+    `s`: the sampler's settings (B9, B10, temperature, top-k; `Sampling`); a seeded `rng` makes
+    sampling reproducible; use_cache=False reruns the whole prefix each step (same result, slower: for
+    tests); `desc` shows a progress bar with that title.
     """
-    check_sampling(model, prompt_ids, new_tokens, temperature=temperature, top_k=top_k,
-                   repetition_penalty=repetition_penalty, penalty_mode=penalty_mode, bad_mask=bad_mask)
+    check_sampling(model, prompt_ids, new_tokens, s)
     B, T0 = prompt_ids.shape
     device = prompt_ids.device
-    bad_mask = None if bad_mask is None else bad_mask.to(device)
     total = T0 + new_tokens
     ids = torch.empty(B, total, dtype=torch.long, device=device)  # (B, T0 + new)
     ids[:, :T0] = prompt_ids
@@ -224,12 +218,9 @@ def generate(
         cache = KVCache(model.config, B, total - 1, device=device, dtype=dtype)
     for t in tqdm(range(T0, total), desc=desc, disable=desc is None, leave=False, unit="token"):
         logits = next_logits(model, ids, t, cache)  # (B, V)
-        scores = process_scores(
-            logits, ids[:, :t], temperature=temperature, repetition_penalty=repetition_penalty,
-            penalty_mode=penalty_mode, bad_mask=bad_mask, do_sample=do_sample,
-        )
-        if do_sample:
-            nxt = sample_top_k(scores, top_k, rng)  # (B, 1)
+        scores = process_scores(logits, ids[:, :t], s)  # steps 1-3
+        if s.do_sample:
+            nxt = sample_top_k(scores, s.top_k, rng)  # (B, 1), steps 4-5
         else:
             nxt = scores.argmax(dim=-1, keepdim=True)  # (B, 1)
         ids[:, t] = nxt[:, 0]

@@ -28,7 +28,7 @@ from eval import classify
 from model.config import ConfigError, GPTNeoConfig
 from model.gpt_neo import GPTNeo
 from model.loading import CheckpointError
-from model.sampler import generate
+from model.sampler import Sampling, generate
 from train import judge as judge_program
 from train.checkpoint import load_checkpoint
 from weights import hub, store
@@ -140,7 +140,7 @@ def test_every_sampler_argument_is_checked(kwargs, match) -> None:
     model = GPTNeo(GPTNeoConfig(vocab_size=61, max_position_embeddings=32, hidden_size=8, num_layers=1, num_heads=2,
                                 attention_layers=["global"]))
     with pytest.raises(ValueError, match=match):
-        generate(model, torch.tensor([[1]]), 2, **kwargs)
+        generate(model, torch.tensor([[1]]), 2, Sampling(**kwargs))
     with pytest.raises(ValueError, match="new_tokens must be a whole number >= 0"):
         generate(model, torch.tensor([[1]]), -1)
     with pytest.raises(ValueError, match="empty prompt"):

@@ -10,7 +10,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
-from model.sampler import bad_token_mask, generate
+from model.sampler import Sampling, bad_token_mask, generate
 from tokenizer_bridge.bridge import (
     JudgeBatch,
     ShortRowError,
@@ -59,7 +59,7 @@ class ScriptedModel(nn.Module):
     """A stand-in for GPTNeo that writes a fixed text: a row that starts with token s continues with
 
     scripts[s] repeated (the token at position p is scripts[s][(p - 1) % n]). It reads the start token of
-    each row, so it must see whole rows: use it with use_cache=False.
+    each row when it sees a row's first positions, and keeps them while a KV cache runs.
     """
 
     def __init__(self, scripts: dict[int, list[int]], vocab_size: int) -> None:
@@ -70,12 +70,17 @@ class ScriptedModel(nn.Module):
         self.unused = nn.Parameter(torch.zeros(1))  # gives the sampler a dtype to read
 
     def forward(self, input_ids: torch.Tensor, cache=None, last_only: bool = False) -> torch.Tensor:
-        assert cache is None, "ScriptedModel needs whole rows"
         B, T = input_ids.shape
+        first = 0 if cache is None else cache.length  # the position of input_ids[:, 0]
+        if first == 0:
+            self.starts = [int(s) for s in input_ids[:, 0]]
+        pos = torch.arange(first, first + T)
         logits = torch.zeros(B, T, self.config.vocab_size)
         for r in range(B):
-            script = self.scripts[int(input_ids[r, 0])]
-            logits[r, torch.arange(T), script[torch.arange(T) % len(script)]] = 10.0
+            script = self.scripts[self.starts[r]]
+            logits[r, torch.arange(T), script[pos % len(script)]] = 10.0
+        if cache is not None:
+            cache.length += T
         return logits[:, -1:] if last_only else logits
 
 
@@ -86,7 +91,7 @@ def scripted(tok: Tokenizer, **texts: str) -> tuple[ScriptedModel, torch.Tensor]
     return model, torch.tensor(starts)[:, None]
 
 
-GREEDY = dict(do_sample=False, repetition_penalty=1.0, use_cache=False)
+GREEDY = Sampling(do_sample=False, repetition_penalty=1.0)
 
 
 def test_neo_to_bert_text_is_decode_then_encode(neo_tok, bert_tok):
@@ -100,7 +105,7 @@ def test_ratio_on_a_hand_checkable_example(byte_tok, bert_tok):
     # "the cat sat" is 11 bytes = 11 GPT-Neo tokens here, and 3 BERT tokens: 11 / 3
     assert neo_bert_ratio("the cat sat", byte_tok, bert_tok) == pytest.approx(11 / 3)
     model, start = scripted(byte_tok, X="the cat sat on the mat. ")
-    batch = generate_for_judge(model, start, byte_tok, bert_tok, L=3, overgen=4, **GREEDY)
+    batch = generate_for_judge(model, start, byte_tok, bert_tok, L=3, overgen=4, sampling=GREEDY)
     # 12 bytes "the cat sat " -> BERT: the cat sat -> keep 3; span ends after "sat"
     assert batch.texts == ["the cat sat"]
     assert batch.neo_bert_ratio == [pytest.approx(11 / 3)]
@@ -111,7 +116,7 @@ def test_ratio_on_a_hand_checkable_example(byte_tok, bert_tok):
 def test_short_row_is_continued(byte_tok, bert_tok):
     # k = 1, L = 6: 6 bytes "the ca" give 2 BERT tokens, so the row must be generated further
     model, start = scripted(byte_tok, X="the cat sat on the mat. ")
-    batch = generate_for_judge(model, start, byte_tok, bert_tok, L=6, overgen=1, **GREEDY)
+    batch = generate_for_judge(model, start, byte_tok, bert_tok, L=6, overgen=1, sampling=GREEDY)
     assert batch.extra_tokens[0] > 0
     assert batch.texts == ["the cat sat on the mat"]
     assert batch.neo_bert_ratio == [pytest.approx(22 / 6)]
@@ -123,13 +128,13 @@ def test_short_row_is_continued(byte_tok, bert_tok):
 def test_short_row_without_rounds_left_is_an_error(byte_tok, bert_tok):
     model, start = scripted(byte_tok, X="the cat sat on the mat. ")
     with pytest.raises(ShortRowError, match="fewer than L=6"):
-        generate_for_judge(model, start, byte_tok, bert_tok, L=6, overgen=1, max_rounds=0, **GREEDY)
+        generate_for_judge(model, start, byte_tok, bert_tok, L=6, overgen=1, max_rounds=0, sampling=GREEDY)
 
 
 def test_only_the_short_rows_grow(byte_tok, bert_tok):
     # at k = 2, L = 4 (8 bytes): "a b c d " gives 4 BERT tokens, "question" gives 1, so only row B grows
     model, start = scripted(byte_tok, A="a b c d e f g h ", B="question answered ")
-    batch = generate_for_judge(model, start, byte_tok, bert_tok, L=4, overgen=2, **GREEDY)
+    batch = generate_for_judge(model, start, byte_tok, bert_tok, L=4, overgen=2, sampling=GREEDY)
     assert batch.extra_tokens[0] == 0 and batch.extra_tokens[1] > 0
     assert batch.texts == ["a b c d", "question answered question answered"]
     assert batch.input_ids.shape == (2, 6)
@@ -149,9 +154,9 @@ def test_real_generated_rows_are_cut_to_exactly_L(tiny_neo, neo_tok, bert_tok):
     model, mask, V = tiny_neo
     start = torch.randint(0, V // 2, (4, 1), generator=torch.Generator().manual_seed(1))
     L, k = 24, 4
-    sampling = dict(bad_mask=mask, top_k=50, repetition_penalty=1.3)
-    batch = generate_for_judge(model, start, neo_tok, bert_tok, L=L, overgen=k,
-                               rng=torch.Generator().manual_seed(7), **sampling)
+    sampling = Sampling(bad_mask=mask, top_k=50, repetition_penalty=1.3)
+    batch = generate_for_judge(model, start, neo_tok, bert_tok, L=L, overgen=k, sampling=sampling,
+                               rng=torch.Generator().manual_seed(7))
     assert isinstance(batch, JudgeBatch)
     cls_id, sep_id = special_id(bert_tok, "[CLS]"), special_id(bert_tok, "[SEP]")
     assert batch.input_ids.shape == batch.attention_mask.shape == (4, L + 2)
@@ -161,7 +166,7 @@ def test_real_generated_rows_are_cut_to_exactly_L(tiny_neo, neo_tok, bert_tok):
 
     # the same seed through the sampler alone: the full rows translate to more than L tokens, and the
     # judge rows are their first L (the cut of B8)
-    rows = generate(model, start, k * L, rng=torch.Generator().manual_seed(7), **sampling)
+    rows = generate(model, start, k * L, sampling, torch.Generator().manual_seed(7))
     for i, row in enumerate(rows):
         text, enc = neo_to_bert_text(row[1:].tolist(), neo_tok, bert_tok)
         assert len(enc.ids) > L
@@ -176,8 +181,8 @@ def test_real_generated_short_rows_get_more_tokens(tiny_neo, neo_tok, bert_tok):
     model, mask, V = tiny_neo
     start = torch.randint(0, V // 2, (3, 1), generator=torch.Generator().manual_seed(1))
     # k = 0.5: half a GPT-Neo token per BERT token cannot reach L, so every row is continued
-    batch = generate_for_judge(model, start, neo_tok, bert_tok, L=20, overgen=0.5, max_rounds=5, bad_mask=mask,
-                               rng=torch.Generator().manual_seed(3))
+    batch = generate_for_judge(model, start, neo_tok, bert_tok, L=20, overgen=0.5, max_rounds=5,
+                               sampling=Sampling(bad_mask=mask), rng=torch.Generator().manual_seed(3))
     assert batch.input_ids.shape == (3, 22)
     assert all(e > 0 for e in batch.extra_tokens)
 
@@ -187,7 +192,7 @@ def test_truncating_bert_tokenizer_is_refused(neo_tok, bert_tok):
     truncating.enable_truncation(8)
     model, start = scripted(neo_tok, X="the cat sat on the mat. ")
     with pytest.raises(ValueError, match="truncat"):
-        generate_for_judge(model, start, neo_tok, truncating, L=4, **GREEDY)
+        generate_for_judge(model, start, neo_tok, truncating, L=4, sampling=GREEDY)
 
 
 def test_kept_neo_tokens_counts_the_tokens_after_the_start_that_write_the_span():

@@ -13,6 +13,7 @@ from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo, KVCache, last_logits
 from tokenizer_bridge.bpe import train_bpe
 from model.sampler import (
+    Sampling,
     bad_token_mask,
     generate,
     hf_repetition_penalty,
@@ -63,12 +64,10 @@ def test_lecture_penalty_counts_every_occurrence_but_hf_counts_once():
     # token 0 seen 3 times: lecture divides its probability by 1.5**3, hf divides its logit by 1.5 once
     logits = torch.tensor([[1.0, 1.0]])
     prev_ids = torch.tensor([[0, 0, 0]])
-    lecture = process_scores(logits, prev_ids, temperature=1.0, repetition_penalty=1.5,
-                             penalty_mode="lecture", bad_mask=None, do_sample=False).softmax(-1)
+    lecture = process_scores(logits, prev_ids, Sampling(repetition_penalty=1.5, do_sample=False)).softmax(-1)
     # p = (1/2, 1/2) -> (1/2 / 3.375, 1/2) -> renormalised (1/4.375, 3.375/4.375)
     torch.testing.assert_close(lecture, torch.tensor([[1 / 4.375, 3.375 / 4.375]]))
-    hf = process_scores(logits, prev_ids, temperature=1.0, repetition_penalty=1.5,
-                        penalty_mode="hf", bad_mask=None, do_sample=False)
+    hf = process_scores(logits, prev_ids, Sampling(repetition_penalty=1.5, penalty_mode="hf", do_sample=False))
     torch.testing.assert_close(hf, torch.tensor([[1 / 1.5, 1.0]]))
 
 
@@ -83,9 +82,9 @@ def test_hf_penalty_hand_example():
 def test_order_penalty_then_bad_then_temperature_then_top_k():
     # lecture log-probs of (0, 0, 0, 0) logits are log 1/4; token 1 seen once (r = e: -1), token 3 banned,
     # temperature 0.5 doubles, top-2 keeps tokens 0 and 2.
-    scores = process_scores(torch.zeros(1, 4), torch.tensor([[1]]), temperature=0.5,
-                            repetition_penalty=math.e, penalty_mode="lecture",
-                            bad_mask=torch.tensor([False, False, False, True]), do_sample=True)
+    scores = process_scores(torch.zeros(1, 4), torch.tensor([[1]]),
+                            Sampling(temperature=0.5, repetition_penalty=math.e, penalty_mode="lecture",
+                                     bad_mask=torch.tensor([False, False, False, True])))
     scores = top_k_filter(scores, 2)  # step 4, as sample_top_k applies it
     z = math.log(3 / 4 + math.exp(-1) / 4)  # renormaliser log Z of B10
     expect = torch.tensor([[2 * (math.log(0.25) - z), float("-inf"), 2 * (math.log(0.25) - z), float("-inf")]])
@@ -107,15 +106,14 @@ def test_each_step_in_its_order_on_unequal_logits(mode, monkeypatch):
     token0 = 2 - 2 * math.log(2) if mode == "lecture" else 2 / 2  # token 2 keeps 0.5 (minus the same log Z)
     p0 = 1 / (1 + math.exp(2 * (0.5 - token0)))  # softmax of the two kept scores at T = 0.5
     expect = torch.tensor([p0, 0.0, 1 - p0, 0.0, 0.0])
-    settings = dict(temperature=0.5, repetition_penalty=2.0, penalty_mode=mode, bad_mask=bad)
-    scores = top_k_filter(process_scores(z, seen, do_sample=True, **settings), 2)
+    settings = Sampling(temperature=0.5, top_k=2, repetition_penalty=2.0, penalty_mode=mode, bad_mask=bad)
+    scores = top_k_filter(process_scores(z, seen, settings), 2)
     torch.testing.assert_close(scores.softmax(-1)[0], expect)
     # the same through generate: 20,000 rows of one draw each, the model's logits replaced by z
     import model.sampler as sampler
 
     monkeypatch.setattr(sampler, "next_logits", lambda model, ids, t, cache: z.expand(len(ids), -1))
-    rows = generate(tiny_model(5), seen.repeat(20_000, 1), 1, top_k=2, rng=torch.Generator().manual_seed(0),
-                    **settings)
+    rows = generate(tiny_model(5), seen.repeat(20_000, 1), 1, settings, torch.Generator().manual_seed(0))
     freq = torch.bincount(rows[:, -1], minlength=5).float() / 20_000
     assert (freq - expect).abs().max() < 0.015, freq
 
@@ -171,7 +169,7 @@ def test_cached_and_uncached_logits_are_equal():
 def test_generate_same_with_and_without_cache(mode):
     model = tiny_model()
     prompt = torch.tensor([[3], [7]])
-    out = [generate(model, prompt, 30, penalty_mode=mode, rng=torch.Generator().manual_seed(5),
+    out = [generate(model, prompt, 30, Sampling(penalty_mode=mode), torch.Generator().manual_seed(5),
                     use_cache=use_cache) for use_cache in (True, False)]
     assert torch.equal(out[0], out[1])
     assert out[0].shape == (2, 31) and torch.equal(out[0][:, :1], prompt)
@@ -188,11 +186,11 @@ def test_seeded_sampling_is_reproducible():
 def test_greedy_is_deterministic_and_is_argmax():
     model = tiny_model()
     prompt = torch.tensor([[4, 9]])
-    out = generate(model, prompt, 1, do_sample=False, repetition_penalty=1.0)
+    out = generate(model, prompt, 1, Sampling(do_sample=False, repetition_penalty=1.0))
     with torch.no_grad():
         assert out[0, 2] == model(prompt)[0, -1].argmax()
-    a = generate(model, prompt, 20, do_sample=False, rng=torch.Generator().manual_seed(0))
-    b = generate(model, prompt, 20, do_sample=False, rng=torch.Generator().manual_seed(1))
+    a = generate(model, prompt, 20, Sampling(do_sample=False), torch.Generator().manual_seed(0))
+    b = generate(model, prompt, 20, Sampling(do_sample=False), torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
 
 
@@ -206,23 +204,23 @@ def test_bad_arguments_are_refused():
     model = tiny_model()
     prompt = torch.tensor([[1]])
     with pytest.raises(ValueError, match="penalty_mode"):
-        generate(model, prompt, 2, penalty_mode="openai")
+        generate(model, prompt, 2, Sampling(penalty_mode="openai"))
     with pytest.raises(ValueError, match="shape"):
-        generate(model, prompt, 2, bad_mask=torch.zeros(60, dtype=torch.bool))
+        generate(model, prompt, 2, Sampling(bad_mask=torch.zeros(60, dtype=torch.bool)))
     with pytest.raises(ValueError, match="every token"):
-        generate(model, prompt, 2, bad_mask=torch.ones(61, dtype=torch.bool))
+        generate(model, prompt, 2, Sampling(bad_mask=torch.ones(61, dtype=torch.bool)))
     with pytest.raises(ValueError, match="r < 1 would reward repetition"):
-        generate(model, prompt, 2, repetition_penalty=0.9)
+        generate(model, prompt, 2, Sampling(repetition_penalty=0.9))
 
 
 @pytest.mark.parametrize("mode", ["lecture", "hf"])
 def test_r_equal_to_one_is_no_penalty(mode):
     """B10 with r = 1: p_i / 1^c_i = p_i, so sampling is the plain softmax (seeded: the same tokens)."""
     model, prompt = tiny_model(), torch.tensor([[1, 1, 1], [4, 5, 4]])
-    with_r1 = generate(model, prompt, 6, repetition_penalty=1.0, penalty_mode=mode, rng=torch.Generator().manual_seed(2))
+    with_r1 = generate(model, prompt, 6, Sampling(repetition_penalty=1.0, penalty_mode=mode),
+                       torch.Generator().manual_seed(2))
     logits = torch.randn(2, 61)
-    plain = process_scores(logits, prompt, temperature=1.0, repetition_penalty=1.0, penalty_mode=mode, bad_mask=None,
-                           do_sample=True)
+    plain = process_scores(logits, prompt, Sampling(repetition_penalty=1.0, penalty_mode=mode))
     torch.testing.assert_close(plain.softmax(-1), logits.softmax(-1))
     assert with_r1.shape == (2, 9)
 
@@ -253,12 +251,12 @@ def test_hf_mode_greedy_matches_transformers(tmp_path):
             repetition_penalty=1.3, bad_words_ids=[[i] for i in banned], max_new_tokens=n, min_new_tokens=n,
             top_k=None, top_p=None, no_repeat_ngram_size=0, pad_token_id=V - 1, eos_token_id=V - 1,
         )
-    got = generate(ours, prompts, n, repetition_penalty=1.3, penalty_mode="hf", bad_mask=mask, do_sample=False)
+    got = generate(ours, prompts, n, Sampling(repetition_penalty=1.3, penalty_mode="hf", bad_mask=mask, do_sample=False))
     assert want.shape == got.shape == (3, 4 + n)
     assert torch.equal(got, want)
     assert not mask[got[:, 4:]].any()
     # the penalty mattered: without it, greedy decoding takes another path
-    plain = generate(ours, prompts, n, repetition_penalty=1.0, penalty_mode="hf", bad_mask=mask, do_sample=False)
+    plain = generate(ours, prompts, n, Sampling(repetition_penalty=1.0, penalty_mode="hf", bad_mask=mask, do_sample=False))
     assert not torch.equal(plain, got)
 
 
@@ -314,9 +312,9 @@ def test_sampling_never_emits_a_banned_token(bpe, mode):
         model.ln_f.bias[0] = 1.0
         model.wte.weight[mask, 0] = 6.0
     prompt = torch.randint(0, V, (8, 1), generator=torch.Generator().manual_seed(3))
-    free = generate(model, prompt, 400, penalty_mode=mode, rng=torch.Generator().manual_seed(0))
+    free = generate(model, prompt, 400, Sampling(penalty_mode=mode), torch.Generator().manual_seed(0))
     assert mask[free[:, 1:]].float().mean() > 0.5  # without the mask, most tokens are banned ones
-    kept = generate(model, prompt, 400, penalty_mode=mode, bad_mask=mask, rng=torch.Generator().manual_seed(0))
+    kept = generate(model, prompt, 400, Sampling(penalty_mode=mode, bad_mask=mask), torch.Generator().manual_seed(0))
     assert kept.shape == (8, 401)
     assert not mask[kept[:, 1:]].any()
     assert len(set(kept[:, 1:].flatten().tolist())) > 40  # it did sample, and widely

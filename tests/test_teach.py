@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
-from model.sampler import generate, token_counts, top_k_filter
+from model.sampler import Sampling, generate, token_counts, top_k_filter
 from tokenizer_bridge.bridge import JudgeBatch
 from train import teach as program
 from train.config import ConfigError
@@ -96,13 +96,13 @@ def test_processed_log_probs_are_the_distribution_the_sampler_draws_from(mode):
     """Frequencies of 40,000 sampled second tokens match exp(processed log-prob) (top-k, penalty, ban, temperature)."""
     model, bad = _tiny(), torch.zeros(40, dtype=torch.bool)
     bad[[3, 7]] = True
-    settings = dict(temperature=0.8, top_k=6, repetition_penalty=1.5, penalty_mode=mode, bad_mask=bad)
+    settings = Sampling(temperature=0.8, top_k=6, repetition_penalty=1.5, penalty_mode=mode, bad_mask=bad)
     prompt = torch.tensor([[5, 9]]).repeat(40_000, 1)  # token 5 and 9 already seen: penalised
-    ids = generate(model, prompt, 1, rng=torch.Generator().manual_seed(1), **settings)
+    ids = generate(model, prompt, 1, settings, torch.Generator().manual_seed(1))
     counts = torch.bincount(ids[:, -1], minlength=40).float() / 40_000
     every = torch.cat([prompt[:40], torch.arange(40)[:, None]], dim=1)  # each possible third token
     with torch.no_grad():
-        logp = processed_log_probs(model(every), every, 2, **settings)[:, 0]
+        logp = processed_log_probs(model(every), every, 2, settings)[:, 0]
     p = logp.exp()
     top = p.topk(6).indices  # the sampler's support; a token outside it is scored on its support plus itself
     assert p[top].sum().item() == pytest.approx(1.0, abs=1e-5)
@@ -113,11 +113,11 @@ def test_processed_log_probs_are_the_distribution_the_sampler_draws_from(mode):
 def test_the_kl_of_a_model_to_itself_is_zero_under_top_k():
     """The TRL failure (negative KL with top-k): here both models share the sampled support, so KL(pi || pi) = 0."""
     model = _tiny()
-    ids = generate(model, torch.tensor([[1], [2]]), 10, top_k=5, rng=torch.Generator().manual_seed(0))
-    s = dict(temperature=1.0, top_k=5, repetition_penalty=1.3, penalty_mode="lecture", bad_mask=None)
+    s = Sampling(temperature=1.0, top_k=5, repetition_penalty=1.3, penalty_mode="lecture", bad_mask=None)
+    ids = generate(model, torch.tensor([[1], [2]]), 10, s, torch.Generator().manual_seed(0))
     with torch.no_grad():
-        a = processed_log_probs(model(ids), ids, 1, **s)
-        b = processed_log_probs(model(ids), ids, 1, **s)
+        a = processed_log_probs(model(ids), ids, 1, s)
+        b = processed_log_probs(model(ids), ids, 1, s)
     assert torch.isfinite(a).all() and kl_k3(log_ratio(a, b), torch.ones_like(a)).abs().max() == 0
 
 
@@ -217,14 +217,14 @@ def test_all_positions_at_once_equal_the_sampler_step_by_step(mode):
     model = _tiny()
     bad = torch.zeros(40, dtype=torch.bool)
     bad[0] = True
-    s = dict(temperature=0.9, repetition_penalty=1.4, penalty_mode=mode, bad_mask=bad)
-    ids = generate(model, torch.tensor([[1], [2], [3]]), 12, top_k=5, rng=torch.Generator().manual_seed(0), **s)
+    s = Sampling(temperature=0.9, top_k=5, repetition_penalty=1.4, penalty_mode=mode, bad_mask=bad)
+    ids = generate(model, torch.tensor([[1], [2], [3]]), 12, s, torch.Generator().manual_seed(0))
     with torch.no_grad():
         logits = model(ids)
-        fast = processed_log_probs(logits, ids, 1, top_k=5, **s)
+        fast = processed_log_probs(logits, ids, 1, s)
         plain = []
         for t in range(ids.shape[1] - 1):  # logits at t predict ids[:, t + 1], given ids[:, :t + 1]
-            scores = top_k_filter(process_scores(logits[:, t], ids[:, : t + 1], do_sample=True, **s), 5)
+            scores = top_k_filter(process_scores(logits[:, t], ids[:, : t + 1], s), 5)
             plain.append(torch.log_softmax(scores, -1).gather(1, ids[:, t + 1 : t + 2]))
     assert torch.allclose(fast, torch.cat(plain, 1), atol=1e-5)
 
@@ -316,7 +316,7 @@ def test_the_rl_losss_log_probs_are_those_of_the_distribution_the_sampler_drew_f
     model, bad = _tiny(), torch.zeros(40, dtype=torch.bool)
     bad[[2, 11]] = True
     settings = dict(temperature=0.7, top_k=4, repetition_penalty=1.6, penalty_mode="lecture")
-    ids = generate(model, torch.tensor([[1], [5]]), 8, bad_mask=bad, rng=torch.Generator().manual_seed(3), **settings)
+    ids = generate(model, torch.tensor([[1], [5]]), 8, Sampling(bad_mask=bad, **settings), torch.Generator().manual_seed(3))
     mask = torch.ones(2, 8)
     mask[1, 6:] = 0  # row 1 kept 6 tokens
     with torch.no_grad():

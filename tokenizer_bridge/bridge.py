@@ -30,7 +30,7 @@ import torch
 from tokenizers import Encoding, Tokenizer
 
 from model.gpt_neo import GPTNeo
-from model.sampler import generate
+from model.sampler import Sampling, generate
 from tokenizer_bridge.load import special_id
 
 
@@ -98,20 +98,21 @@ def generate_for_judge(
     L: int,
     overgen: float = 4,
     max_rounds: int = 3,
-    **sampling,
+    sampling: Sampling = Sampling(),
+    rng: torch.Generator | None = None,
 ) -> JudgeBatch:
     """B8: sample k L GPT-Neo tokens (k = overgen) after each start token (B, 1), translate (B6), keep L BERT tokens.
 
     Rows still short of L BERT tokens are continued for up to `max_rounds` more rounds, else
-    ShortRowError. `sampling` goes to model.sampler.generate (temperature, top_k, repetition_penalty,
-    penalty_mode, bad_mask, do_sample, rng). Returns a JudgeBatch of exactly (B, L + 2) ids.
+    ShortRowError. `sampling` and `rng` go to model.sampler.generate. Returns a JudgeBatch of exactly
+    (B, L + 2) ids.
     """
     if bert_tok.truncation is not None:
         raise ValueError("bert_tok truncates its encodings, so short rows could not be told apart; "
                          "load it with tokenizer_bridge.load.load_bert_tokenizer or call no_truncation()")
     cls_id, sep_id = special_id(bert_tok, "[CLS]"), special_id(bert_tok, "[SEP]")
-    first = generate(model, start_ids, int(overgen * L), **sampling)  # (B, 1 + kL)
-    rows, pairs = continue_short_rows(model, list(first), neo_tok, bert_tok, L, overgen, max_rounds, **sampling)
+    first = generate(model, start_ids, int(overgen * L), sampling, rng)  # (B, 1 + kL)
+    rows, pairs = continue_short_rows(model, list(first), neo_tok, bert_tok, L, overgen, max_rounds, sampling, rng)
     ids, texts, ratios = [], [], []
     for text, enc in pairs:
         row_ids, span = cut_to_judge(text, enc, L, cls_id, sep_id)
@@ -131,7 +132,8 @@ def generate_for_judge(
 
 
 def continue_short_rows(model: GPTNeo, rows: list[torch.Tensor], neo_tok: Tokenizer, bert_tok: Tokenizer, L: int,
-                        overgen: float, max_rounds: int, **sampling) -> tuple[list[torch.Tensor], list]:
+                        overgen: float, max_rounds: int, sampling: Sampling, rng: torch.Generator | None
+                        ) -> tuple[list[torch.Tensor], list]:
     """Rows whose text gives fewer than L BERT tokens are sampled further (their whole row is the prompt, so
     the repetition counts carry on), up to `max_rounds` times, else ShortRowError. Returns the rows and
     each row's (text, BERT encoding) after dropping its start token (B6).
@@ -148,7 +150,7 @@ def continue_short_rows(model: GPTNeo, rows: list[torch.Tensor], neo_tok: Tokeni
         for length in sorted({len(rows[i]) for i in short}):  # one batch per row length: a batch is rectangular
             group = [i for i in short if len(rows[i]) == length]
             extra = max(more_tokens_needed(length - 1, len(pairs[i][1].ids), L, overgen) for i in group)
-            for i, row in zip(group, generate(model, torch.stack([rows[i] for i in group]), extra, **sampling)):
+            for i, row in zip(group, generate(model, torch.stack([rows[i] for i in group]), extra, sampling, rng)):
                 rows[i] = row
     raise AssertionError("unreachable: the last round returns or raises")
 

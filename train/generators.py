@@ -22,7 +22,7 @@ from data.windows import AuthorIds, load_author_ids
 from model.gpt_neo import GPTNeo
 from model.lora import add_lora, has_lora, trainable_parameters
 from model.ngram import NgramJudge
-from model.sampler import PENALTY_MODES, bad_token_mask
+from model.sampler import PENALTY_MODES, Sampling, bad_token_mask
 from tokenizer_bridge.hf_folder import write_adapter_folder, write_model_folder
 from tokenizer_bridge.load import load_neo_tokenizer
 from train.classifier import load_judge
@@ -160,10 +160,10 @@ def make_rngs(seed: int, authors: list[str], device: torch.device) -> dict[str, 
     return rngs
 
 
-def sampling(cfg, setup: Setup) -> dict:
-    """The lecture's sampler settings of a program's config (B9 mask, B10 penalty, top-k, temperature)."""
-    return dict(temperature=cfg.temperature, top_k=cfg.top_k, repetition_penalty=cfg.repetition_penalty,
-                penalty_mode=cfg.penalty_mode, bad_mask=setup.bad_mask)
+def sampling(cfg, setup: Setup) -> Sampling:
+    """The sampler's settings of a program's config, built once (B9 mask, B10 penalty, top-k, temperature)."""
+    return Sampling(temperature=cfg.temperature, top_k=cfg.top_k, repetition_penalty=cfg.repetition_penalty,
+                    penalty_mode=cfg.penalty_mode, bad_mask=setup.bad_mask)
 
 
 def judge_round(cfg, setup: Setup, rngs: dict[str, torch.Generator], precision: Precision,
@@ -177,7 +177,7 @@ def judge_round(cfg, setup: Setup, rngs: dict[str, torch.Generator], precision: 
     if write is None:
         judgement = judge_generators(setup.generators, setup.judge, setup.neo_tok, setup.bert_tok, start,
                                      {a: rngs[f"sample_{a}"] for a in setup.generators}, cfg.judge_length,
-                                     cfg.overgen, cfg.max_rounds, setup.independent_log_probs, **sampling(cfg, setup))
+                                     cfg.overgen, cfg.max_rounds, sampling(cfg, setup), setup.independent_log_probs)
     else:
         t0 = time.time()
         judgement = classify_rows(write(start), setup.judge, start, setup.independent_log_probs)

@@ -26,6 +26,7 @@ from tokenizers import Tokenizer
 
 from model.gpt_neo import GPTNeo
 from model.half import cast_half
+from model.sampler import Sampling
 from tokenizer_bridge.bridge import JudgeBatch, generate_for_judge
 from train.classifier import predict_logits
 from train.metrics import accuracy, confusion_matrix, cross_entropy, wilson_interval
@@ -111,14 +112,14 @@ class Judgement:
 
 def write_rows(generators: dict[str, GPTNeo], start: torch.Tensor, rngs: dict[str, torch.Generator],
                neo_tok: Tokenizer, bert_tok: Tokenizer, L: int, overgen: float, max_rounds: int,
-               **sampling) -> dict[str, JudgeBatch]:
+               sampling: Sampling) -> dict[str, JudgeBatch]:
     """Generate: every generator writes one row per start token, translated and cut to L BERT tokens (B6, B8)."""
     batches = {}
     for name, model in generators.items():
         model.eval()  # no dropout while sampling
         device = next(model.parameters()).device
-        batches[name] = generate_for_judge(model, start.to(device), neo_tok, bert_tok, L, overgen=overgen,
-                                           max_rounds=max_rounds, rng=rngs[name], **sampling)
+        batches[name] = generate_for_judge(model, start.to(device), neo_tok, bert_tok, L, overgen, max_rounds,
+                                           sampling, rngs[name])
     return batches
 
 
@@ -141,16 +142,16 @@ def score_rows(log_probs: torch.Tensor, labels: torch.Tensor, names: list[str], 
 
 
 def judge_generators(generators: dict[str, GPTNeo], judge: torch.nn.Module, neo_tok: Tokenizer, bert_tok: Tokenizer,
-                     start: torch.Tensor, rngs: dict[str, torch.Generator], L: int, overgen: float, max_rounds: int = 3,
-                     independent: Callable[[list[str]], torch.Tensor] | None = None, **sampling) -> Judgement:
+                     start: torch.Tensor, rngs: dict[str, torch.Generator], L: int, overgen: float, max_rounds: int,
+                     sampling: Sampling, independent: Callable[[list[str]], torch.Tensor] | None = None) -> Judgement:
     """B4, B7, N6: every generator writes one row per start token (R, 1); the judge classifies all G R rows.
 
     `generators` in the judge's label order. `independent(texts) -> (n, N)` log-probabilities: a second
     judge that is never trained against (N5), scored on the same texts ("nb_" metrics).
-    `sampling` goes to model.sampler.generate (temperature, top_k, repetition_penalty, penalty_mode, bad_mask).
+    `sampling`: the sampler's settings (model/sampler.py:Sampling).
     """
     t0 = time.time()
-    batches = write_rows(generators, start, rngs, neo_tok, bert_tok, L, overgen, max_rounds, **sampling)
+    batches = write_rows(generators, start, rngs, neo_tok, bert_tok, L, overgen, max_rounds, sampling)
     judgement = classify_rows(batches, judge, start, independent)
     judgement.metrics["gen_s"] = time.time() - t0 - judgement.metrics["judge_s"]
     return judgement

@@ -45,7 +45,7 @@ from data.windows import balanced_lm_batch, text_ids
 from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
 from model.layers import count_parameters
-from model.sampler import generate
+from model.sampler import Sampling, generate
 from tokenizer_bridge.bpe import eos_id, train_bpe
 from tokenizer_bridge.hf_folder import write_model_folder
 from tokenizer_bridge.load import load_bert_tokenizer
@@ -229,7 +229,7 @@ def sample_text(model: GPTNeo, tok, n_tokens: int = 200, seed: int = 0) -> str:
     """B1 read forwards: from <|endoftext|>, draw each token among the 50 most likely (no penalty)."""
     n_tokens = min(n_tokens, model.config.max_position_embeddings - 1)
     start = torch.tensor([[model.config.bos_token_id]], device=next(model.parameters()).device)
-    ids = generate(model.eval(), start, n_tokens, top_k=50, repetition_penalty=1.0, rng=torch.Generator().manual_seed(seed))
+    ids = generate(model.eval(), start, n_tokens, Sampling(repetition_penalty=1.0), torch.Generator().manual_seed(seed))
     return tok.decode(ids[0, 1:].tolist())
 
 

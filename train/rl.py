@@ -33,11 +33,12 @@ negative: the failure TRL reports when top-k is used while sampling.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 
-from model.sampler import process_scores, top_k_filter
+from model.sampler import Sampling, process_scores, top_k_filter
 
 
 def judge_reward(judge_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -101,8 +102,7 @@ def distinct_n(texts: list[str], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-def processed_log_probs(logits: torch.Tensor, ids: torch.Tensor, start: int, *, temperature: float, top_k: int | None,
-                        repetition_penalty: float, penalty_mode: str, bad_mask: torch.Tensor | None) -> torch.Tensor:
+def processed_log_probs(logits: torch.Tensor, ids: torch.Tensor, start: int, sampling: Sampling) -> torch.Tensor:
     """log p(x_t | x_<t) under the distribution the sampler drew x_t from, for t = start .. T-1.
 
     logits (B, T, V) of the model on ids (B, T) (row t predicts token t + 1). Every position's scores
@@ -115,28 +115,25 @@ def processed_log_probs(logits: torch.Tensor, ids: torch.Tensor, start: int, *, 
     """
     B, T, V = logits.shape
     chunk = max(1, 2**25 // max(1, (T - start) * V))  # rows per chunk: at most ~32 M scores at a time
-    settings = dict(temperature=temperature, top_k=top_k, repetition_penalty=repetition_penalty,
-                    penalty_mode=penalty_mode, bad_mask=bad_mask)
-    return torch.cat([_processed_rows(logits[i : i + chunk], ids[i : i + chunk], start, **settings)
+    sampled = replace(sampling, do_sample=True)  # what was drawn was sampled: temperature applies
+    return torch.cat([_processed_rows(logits[i : i + chunk], ids[i : i + chunk], start, sampled)
                       for i in range(0, B, chunk)])
 
 
-def _processed_rows(logits: torch.Tensor, ids: torch.Tensor, start: int, *, top_k: int | None, penalty_mode: str,
-                    **settings) -> torch.Tensor:
+def _processed_rows(logits: torch.Tensor, ids: torch.Tensor, start: int, s: Sampling) -> torch.Tensor:
     """processed_log_probs for a few rows: (b, T, V) logits -> (b, T - start)."""
     b, T, V = logits.shape
     z, nxt = logits[:, start - 1 : T - 1], ids[:, start:]  # (b, n, V) predict (b, n)
-    if penalty_mode == "lecture":  # c_i of B10 at every position: counts of the tokens up to it
+    if s.penalty_mode == "lecture":  # c_i of B10 at every position: counts of the tokens up to it
         counts = F.one_hot(ids[:, : T - 1], V).to(z.dtype).cumsum(1)[:, start - 1 :]  # (b, n, V)
-        scores = process_scores(z, None, counts=counts, penalty_mode=penalty_mode, do_sample=True, **settings)
+        scores = process_scores(z, None, s, counts=counts)
     else:  # the library's rule reads the earlier tokens themselves; later ones are replaced by the first
         n = T - start  # token, already among the earlier ones, so that they change nothing ("once, however often")
         prev = ids[:, None, : T - 1].expand(b, n, T - 1).clone()  # (b, n, T - 1)
         later = torch.arange(T - 1)[None, :] > torch.arange(start - 1, T - 1)[:, None]  # (n, T - 1)
         prev[:, later] = ids[:, :1, None].expand(b, n, T - 1)[:, later]
-        scores = process_scores(z.reshape(b * n, V), prev.reshape(b * n, T - 1), penalty_mode=penalty_mode,
-                                do_sample=True, **settings).reshape(b, n, V)
-    if top_k:
-        kept = (top_k_filter(scores.detach(), top_k) > float("-inf")).scatter(-1, nxt[..., None], True)
+        scores = process_scores(z.reshape(b * n, V), prev.reshape(b * n, T - 1), s).reshape(b, n, V)
+    if s.top_k:
+        kept = (top_k_filter(scores.detach(), s.top_k) > float("-inf")).scatter(-1, nxt[..., None], True)
         scores = scores.masked_fill(~kept, float("-inf"))
     return F.log_softmax(scores, dim=-1).gather(-1, nxt[..., None])[..., 0]

@@ -167,8 +167,7 @@ def sequence_log_probs(model: GPTNeo, ids: torch.Tensor, mask: torch.Tensor, loo
     """log pi(x_t | x_<t) of every kept token under the sampler's processed distribution: (B, n), 0 where masked."""
     with loop.precision.autocast():
         logits = model(ids.to(loop.precision.device))  # (B, 1 + n, V)
-    s = sampling(loop.cfg, loop.setup)
-    logp = processed_log_probs(logits.float(), ids.to(logits.device), 1, **s)  # (B, n)
+    logp = processed_log_probs(logits.float(), ids.to(logits.device), 1, sampling(loop.cfg, loop.setup))  # (B, n)
     return torch.where(mask.bool().to(logp.device), logp, torch.zeros_like(logp))
 
 
@@ -186,7 +185,7 @@ def rl_step(loop: Loop, author: str, label: int) -> dict:
     prompts = start_tokens(cfg.prompts, s.bad_mask, loop.rngs["prompts"]).repeat_interleave(cfg.samples, 0)  # (P G, 1)
     model.eval()  # no dropout: the loss sees the distribution that was sampled
     batch = generate_for_judge(model, prompts.to(loop.precision.device), s.neo_tok, s.bert_tok, cfg.judge_length,
-                               cfg.rl_overgen, cfg.max_rounds, rng=loop.rngs[f"sample_{author}"], **sampling(cfg, s))
+                               cfg.rl_overgen, cfg.max_rounds, sampling(cfg, s), loop.rngs[f"sample_{author}"])
     logits = predict_logits(s.judge, batch.input_ids, batch.attention_mask, batch_size=len(batch.input_ids))
     rewards = judge_reward(logits, torch.full((len(logits),), label))  # T1: (P G,)
     advantages = rloo_advantages(rewards.view(cfg.prompts, cfg.samples)).flatten()  # T4
@@ -218,8 +217,8 @@ def best_of_n_writer(loop: Loop):
         batches = {}
         for label, (author, model) in enumerate(s.generators.items()):
             cand = generate_for_judge(model.eval(), start.repeat_interleave(N, 0).to(loop.precision.device), s.neo_tok,
-                                      s.bert_tok, cfg.judge_length, cfg.overgen, cfg.max_rounds,
-                                      rng=loop.rngs[f"sample_{author}"], **sampling(cfg, s))
+                                      s.bert_tok, cfg.judge_length, cfg.overgen, cfg.max_rounds, sampling(cfg, s),
+                                      loop.rngs[f"sample_{author}"])
             logits = predict_logits(s.judge, cand.input_ids, cand.attention_mask, batch_size=len(cand.input_ids))
             rewards = judge_reward(logits, torch.full((len(logits),), label)).view(len(start), N)  # T1
             batches[author] = cand.select((torch.arange(len(start)) * N + best_of_n(rewards)).tolist())
