@@ -84,7 +84,7 @@ def from_dict(cls: type, values: dict, where: str = "saved config", defaults: An
     older = sorted(n for n in names - set(values) if n in LORA_FIELDS) if defaults is not None else []
     if older:
         print(f"note: {where} is from before LoRA (no {', '.join(older)}): resumed with LoRA off", file=sys.stderr)
-        values = {**values, **{n: getattr(defaults, n) for n in older}, "lora_rank": values.get("lora_rank", 0)}
+        values = {**values, **{n: getattr(defaults, n) for n in older}}  # the presets have LoRA off
     unknown, missing = sorted(set(values) - names), sorted(names - set(values))
     if unknown or missing:
         raise ConfigError(f"{where} does not fit this version's {cls.__name__} (unknown {unknown}, missing {missing}): "

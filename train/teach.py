@@ -312,7 +312,7 @@ def parse_args(argv: list[str] | None) -> tuple[TeachConfig, Path | None, dict, 
         raise ConfigError("give --steps N or --minutes M: the loop needs an end")
     check_start_from(cfg)
     if args.match_judge_calls:
-        cfg = replace(cfg, best_of=matched_best_of(cfg, args.match_judge_calls, argv or sys.argv[1:]))
+        cfg = replace(cfg, best_of=matched_best_of(cfg, args.match_judge_calls, sys.argv[1:] if argv is None else argv))
     return cfg, resume, saved, args
 
 
