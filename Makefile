@@ -32,7 +32,7 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 	touch $@
 
 weights: setup
-	$(PY) -m weights fetch minilm
+	$(PY) -m scripts.weights fetch minilm
 
 # -rs: the summary names every skipped test and why (ALICE_EDGAR_STRICT=1 makes each a failure: .ci/run)
 test: test-deps weights
@@ -51,14 +51,14 @@ args-ok:
 
 # Lecture A: train the judge, evaluate it (float32 vs half, A14), then its plots and report page.
 train-bert: args-ok weights
-	$(PY) -m train.judge $(ARGS)
-	$(REPORT) -m eval.judge_report
-	$(REPORT) -m eval.report --kind judge
+	$(PY) -m scripts.train_bert $(ARGS)
+	$(REPORT) -m scripts.judge_report
+	$(REPORT) -m scripts.report --kind judge
 
 # Lecture B: our own small pretrained GPT-Neo (skipped when installed; ARGS=--force retrains).
 pretrain-neo: args-ok weights
-	$(PY) -m train.pretrain_neo $(ARGS)
-	@[ -z "$(HELP_IN_ARGS)" ] && [ -L "$(RUNS)/pretrain_neo/latest" ] && $(PY) -m eval.report --kind pretrain_neo || true
+	$(PY) -m scripts.pretrain_neo $(ARGS)
+	@[ -z "$(HELP_IN_ARGS)" ] && [ -L "$(RUNS)/pretrain_neo/latest" ] && $(PY) -m scripts.report --kind pretrain_neo || true
 
 # The base and the judge are made first when missing (with their own default settings).
 prerequisites: args-ok weights
@@ -66,41 +66,41 @@ prerequisites: args-ok weights
 	@[ -n "$(HELP_IN_ARGS)" ] || [ -f "$(RUNS)/judge/latest/hf/config.json" ] || $(MAKE) train-bert ARGS=
 
 coevolve: args-ok prerequisites
-	$(PY) -m train.coevolve $(ARGS)
-	$(REPORT) -m eval.report --kind coevolve
+	$(PY) -m scripts.coevolve $(ARGS)
+	$(REPORT) -m scripts.report --kind coevolve
 
 # The judge as teacher: RL from the judge's score (T1-T8), then its report page.
 teach: args-ok prerequisites
-	$(PY) -m train.teach $(ARGS)
-	$(REPORT) -m eval.report --kind teach
+	$(PY) -m scripts.teach $(ARGS)
+	$(REPORT) -m scripts.report --kind teach
 
 # Three arms from the same base, seed and wall-clock budget (MINUTES each), then one table and plot:
 # the lecture's LM fine-tuning, RL from the judge, best-of-N with as many judge calls as RL made.
 MINUTES ?= 10
 teach-compare: args-ok prerequisites
-	$(PY) -m train.teach --arm lm --lr 1e-4 --steps 0 --minutes $(MINUTES) $(ARGS)
+	$(PY) -m scripts.teach --arm lm --lr 1e-4 --steps 0 --minutes $(MINUTES) $(ARGS)
 	@readlink -f $(RUNS)/teach/latest > $(RUNS)/.compare-lm
-	$(PY) -m train.teach --arm rl --steps 0 --minutes $(MINUTES) $(ARGS)
+	$(PY) -m scripts.teach --arm rl --steps 0 --minutes $(MINUTES) $(ARGS)
 	@readlink -f $(RUNS)/teach/latest > $(RUNS)/.compare-rl
-	$(PY) -m train.teach --arm best-of-n --steps 0 --minutes $(MINUTES) --match-judge-calls $$(cat $(RUNS)/.compare-rl) $(ARGS)
-	$(PY) -m eval.compare $$(cat $(RUNS)/.compare-lm) $$(cat $(RUNS)/.compare-rl) $$(readlink -f $(RUNS)/teach/latest)
+	$(PY) -m scripts.teach --arm best-of-n --steps 0 --minutes $(MINUTES) --match-judge-calls $$(cat $(RUNS)/.compare-rl) $(ARGS)
+	$(PY) -m scripts.compare $$(cat $(RUNS)/.compare-lm) $$(cat $(RUNS)/.compare-rl) $$(readlink -f $(RUNS)/teach/latest)
 
 # KL coefficient sweep (Gao et al.: reward rises with KL, then the true reward turns).
 BETAS ?= 0,0.02,0.05,0.2
 teach-sweep: args-ok prerequisites
-	$(PY) -m train.teach --beta $(BETAS) $(ARGS) | tee $(RUNS)/.sweep
-	$(PY) -m eval.compare $$(grep -o "compare with: .*" $(RUNS)/.sweep | cut -d' ' -f6-)
+	$(PY) -m scripts.teach --beta $(BETAS) $(ARGS) | tee $(RUNS)/.sweep
+	$(PY) -m scripts.compare $$(grep -o "compare with: .*" $(RUNS)/.sweep | cut -d' ' -f6-)
 
 # LoRA against full fine-tuning on the same data, seed and steps: the judge, then the generators.
 lora-compare: args-ok prerequisites
-	$(PY) -m train.judge $(ARGS) && readlink -f $(RUNS)/judge/latest > $(RUNS)/.lora-1
-	$(PY) -m train.judge --lora-rank 8 $(ARGS) && readlink -f $(RUNS)/judge/latest > $(RUNS)/.lora-2
-	$(PY) -m train.coevolve --judge $$(cat $(RUNS)/.lora-1) && readlink -f $(RUNS)/coevolve/latest > $(RUNS)/.lora-3
-	$(PY) -m train.coevolve --judge $$(cat $(RUNS)/.lora-1) --lora-rank 8 && readlink -f $(RUNS)/coevolve/latest > $(RUNS)/.lora-4
-	$(PY) -m eval.lora_table $$(cat $(RUNS)/.lora-1 $(RUNS)/.lora-2 $(RUNS)/.lora-3 $(RUNS)/.lora-4)
+	$(PY) -m scripts.train_bert $(ARGS) && readlink -f $(RUNS)/judge/latest > $(RUNS)/.lora-1
+	$(PY) -m scripts.train_bert --lora-rank 8 $(ARGS) && readlink -f $(RUNS)/judge/latest > $(RUNS)/.lora-2
+	$(PY) -m scripts.coevolve --judge $$(cat $(RUNS)/.lora-1) && readlink -f $(RUNS)/coevolve/latest > $(RUNS)/.lora-3
+	$(PY) -m scripts.coevolve --judge $$(cat $(RUNS)/.lora-1) --lora-rank 8 && readlink -f $(RUNS)/coevolve/latest > $(RUNS)/.lora-4
+	$(PY) -m scripts.lora_table $$(cat $(RUNS)/.lora-1 $(RUNS)/.lora-2 $(RUNS)/.lora-3 $(RUNS)/.lora-4)
 
 bench: test-deps weights
-	$(PY) -m bench $(ARGS)
+	$(PY) -m scripts.bench $(ARGS)
 
 clean:
 	rm -rf runs .pytest_cache

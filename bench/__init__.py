@@ -1,1 +1,1 @@
-"""Benchmarks: our models against transformers on the same work (`make bench`)."""
+"""Benchmarks (plumbing): the workloads and timing that `python -m scripts.bench` (`make bench`) runs, ours against transformers."""

@@ -21,7 +21,7 @@ from model.bert import Bert, BertClassifier
 from model.gpt_neo import GPTNeo
 from model.half import cast_half, parameter_bytes
 from model.sampler import Sampling, generate
-from train.precision import Precision
+from model.half import Precision
 
 
 @dataclass
@@ -59,7 +59,7 @@ class HFClassifier(nn.Module):
 
 
 def autocast(dtype: str, device: str):
-    """The programs' own autocast (train/precision.py) for a row's dtype: bfloat16 for "bf16", nothing for "fp32"."""
+    """The programs' own autocast (plumbing/precision.py) for a row's dtype: bfloat16 for "bf16", nothing for "fp32"."""
     return Precision(torch.device(device), dtype, torch.bfloat16, None, "a bench row").autocast()
 
 

@@ -33,7 +33,6 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from data.authors import AUTHORS
-from weights.atomic import atomic_file
 from weights.store import REPO_ROOT
 
 CORPUS_ENV = "ALICE_EDGAR_CORPUS"
@@ -132,7 +131,10 @@ def download_to_cache(book_id: int) -> Path:
         raise ConnectionError(f"Gutenberg book #{book_id}: the download ended before the book's *** END line "
                               f"({len(data)} bytes); nothing was kept: run the command again")
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    return atomic_file(target, lambda tmp: tmp.write_bytes(data))
+    part = target.with_name(f".{name}.part-{os.getpid()}")  # a cut write leaves only this, never a short book
+    part.write_bytes(data)
+    os.replace(part, target)
+    return target
 
 
 def check_mirror_checksum(book_id: int, data: bytes, where: str) -> None:

@@ -15,7 +15,7 @@ from data.corpus import author_texts
 from data.windows import Specials, heldout_passages, text_tokens_per_window
 from eval.pages import with_interval
 from model.ngram import NgramJudge
-from train.classifier import predict_logits
+from train.bert_judge import predict_logits
 from train.metrics import confusion_matrix, macro_accuracy, wilson_interval
 
 LENGTHS = (64, 128, 256)

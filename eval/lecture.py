@@ -1,6 +1,6 @@
 """What a finished run shows, in the lectures' terms: the summaries of A12 and B14, read off its records.
 
-Both work on the metrics.jsonl records of a run (train/runs.py), so they can be recomputed for any
+Both work on the metrics.jsonl records of a run (plumbing/runs.py), so they can be recomputed for any
 run, also one stopped with Ctrl-C.
 """
 

@@ -1,6 +1,6 @@
 """The report page of a run: one self-contained HTML file (images inline as data URIs, no script, no network).
 
-`render` lays out what eval/report.py gathered: the configuration, the plots, the lecture's numbers
+`render` lays out what scripts/report.py gathered: the configuration, the plots, the lecture's numbers
 with their equation numbers, and every judged sample grouped by step and generator. A sample's
 background shows P(first author) (P(Alice) in the lectures): orange when the judge is sure it is
 Alice, blue when it is sure it is not, white at 0.5; its bar shows P of every author in its colour.
@@ -182,7 +182,7 @@ def judge_lines(n: dict) -> list[str]:
 
 
 def judge_report_numbers(r: dict) -> dict:
-    """The headline numbers of eval/judge_report.py's report.json, named with their equations."""
+    """The headline numbers of scripts/judge_report.py's report.json, named with their equations."""
     s = r["prompt_sensitivity"]
     return {"A11 held-out accuracy float32 (all windows)": r["float32"]["heldout_acc"],
             f"A11 held-out accuracy {r['half']['dtype']}": r["half"]["heldout_acc"],

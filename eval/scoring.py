@@ -16,7 +16,7 @@ import torch
 from tokenizers import Tokenizer
 
 from data.windows import Specials, text_ids, text_windows
-from train.classifier import predict_logits
+from train.bert_judge import predict_logits
 
 NEUTRAL_PREFIX = "The following passage is taken from a book."
 SHIFT_WORDS = 5  # "shifted by a few words": the passage starts this many words later

@@ -43,7 +43,7 @@ def attention_with_dropout(
     zeroed through a bool mask, and the 1/(1 - p) of inverted dropout is applied to the small
     (Tq, hs) result instead of the (Tq, T) weights: the same number, since (a W) v = a (W v).
     Everything runs in the inputs' dtype (16 bits under bfloat16 autocast, which a program only
-    chooses where it measured 16-bit products to be fast, train/precision.py); PyTorch's softmax
+    chooses where it measured 16-bit products to be fast, plumbing/precision.py); PyTorch's softmax
     kernel sums in float32 inside, so its 16-bit weights are the float32 ones rounded once.
     """
     att = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, nh, Tq, T)
@@ -63,12 +63,11 @@ class BertSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.dropout = cfg.attention_probs_dropout_prob
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, cls_only: bool = False) -> torch.Tensor:
-        """(B, T, C) -> (B, T, C); with cls_only, only position 0 asks (queries), -> (B, 1, C)."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, queries: int | None = None) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C). queries=n: only the first n positions ask, -> (B, n, C) (BertBlock.cls_row)."""
         q, k, v = self.qkv(x).chunk(3, dim=-1)  # 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hs)
-        if cls_only:
-            q = q[:, :, :1]  # (B, nh, 1, hs): the [CLS] query; every position is still a key and a value
+        q = q[:, :, :queries]  # (B, nh, Tq, hs); every position is still a key and a value
         if self.training and self.dropout > 0:
             y = attention_with_dropout(q, k, v, mask, self.dropout)
         else:  # scale 1/sqrt(hs) is the default; PyTorch picks its fastest kernel
@@ -87,12 +86,18 @@ class BertBlock(nn.Module):
         self.ln2 = LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.drop = Dropout(cfg.hidden_dropout_prob)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, cls_only: bool = False) -> torch.Tensor:
-        """(B, T, d) -> (B, T, d); with cls_only, the output row of position 0 alone, (B, 1, d)."""
-        rows = x[:, :1] if cls_only else x  # the positions whose output this block computes
-        x = self.ln1(rows + self.drop(self.attn(x, mask, cls_only)))
-        x = self.ln2(x + self.drop(self.mlp(x)))
-        return x
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, T, d) -> (B, T, d)"""
+        x = self.ln1(x + self.drop(self.attn(x, mask)))
+        return self.ln2(x + self.drop(self.mlp(x)))
+
+    def cls_row(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The fast twin of forward(x, mask)[:, :1] for the last block: the [CLS] row alone, (B, 1, d).
+
+        Only position 0 asks; every position is still a key and a value. ~1/4 of a full block's cost.
+        """
+        x = self.ln1(x[:, :1] + self.drop(self.attn(x, mask, queries=1)))
+        return self.ln2(x + self.drop(self.mlp(x)))
 
 
 class Bert(nn.Module):
@@ -116,13 +121,24 @@ class Bert(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
-        cls_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A1: h_i = f(x_1, ..., x_n; theta). input_ids (B, T) -> (hidden (B, T, d), pooled (B, d)).
+        """A1: h_i = f(x_1, ..., x_n; theta). input_ids (B, T) -> (hidden (B, T, d), pooled (B, d))."""
+        x, mask = self.embed(input_ids, attention_mask, token_type_ids)
+        for block in self.blocks:
+            x = block(x, mask)
+        return x, self.pool(x)
 
-        cls_only: the last block computes the [CLS] row alone, hidden (B, 1, d). The pooled vector is
-        the same, and the last block costs ~1/4 of a full one (its keys and values are still needed).
-        """
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The fast twin of forward(input_ids, attention_mask)[1]: the same pooled [CLS] vector (B, d), with
+        the last block computing the [CLS] row alone (A2 reads nothing else)."""
+        x, mask = self.embed(input_ids, attention_mask)
+        for block in self.blocks[:-1]:
+            x = block(x, mask)
+        return self.pool(self.blocks[-1].cls_row(x, mask))
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+              token_type_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Token + position + type embeddings, LayerNorm, dropout: (B, T, d); and the padding mask (None: no padding)."""
         B, T = input_ids.shape
         if T > self.config.max_position_embeddings:
             raise ValueError(f"sequence of {T} tokens is longer than max_position_embeddings="
@@ -135,11 +151,11 @@ class Bert(nn.Module):
         mask = None  # no padding: no mask, and PyTorch may use its faster unmasked attention kernel
         if attention_mask is not None and not bool(attention_mask.all()):
             mask = padding_to_additive_mask(attention_mask, x.dtype)
-        last = len(self.blocks) - 1
-        for i, block in enumerate(self.blocks):
-            x = block(x, mask, cls_only=cls_only and i == last)
-        pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, d): the [CLS] position, through dense + tanh
-        return x, pooled
+        return x, mask
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """The [CLS] position through dense + tanh: (B, T, d) -> (B, d)."""
+        return torch.tanh(self.pooler(x[:, 0]))
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> "Bert":
@@ -180,7 +196,7 @@ class BertClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """A2: z = W h_CLS + b. input_ids (B, T) -> logits z (B, n_classes)."""
-        _, pooled = self.bert(input_ids, attention_mask, cls_only=True)  # A2 reads h_CLS alone
+        pooled = self.bert.pooled(input_ids, attention_mask)  # = self.bert(input_ids, attention_mask)[1], faster
         return self.head(self.drop(pooled))
 
     @classmethod

@@ -29,13 +29,13 @@ def read_config_json(folder: str | Path) -> dict:
     if not folder.is_dir():
         raise ConfigError(
             f"weights folder {folder} does not exist. Fetch weights with `make weights` "
-            "or `python -m weights fetch NAME` (see `python -m weights list`)."
+            "or `python -m scripts.weights fetch NAME` (see `python -m scripts.weights list`)."
         )
     path = folder / "config.json"
     if not path.is_file():
         raise ConfigError(
             f"{path} is missing: a Hugging Face model folder needs config.json next to "
-            "model.safetensors. Fetch the model again with `python -m weights fetch NAME`."
+            "model.safetensors. Fetch the model again with `python -m scripts.weights fetch NAME`."
         )
     try:
         hf = json.loads(path.read_text(encoding="utf-8"))
@@ -64,8 +64,8 @@ def _check_model_type(hf: dict, expected: str, loader: str) -> None:
     found = hf.get("model_type")
     if found == expected:
         return
-    kinds = {"bert": ("a BERT model", "a judge goes to eval.classify or --judge, an encoder to train.judge --model"),
-             "gpt_neo": ("a GPT-Neo generator", "a generator goes to eval.generate or --base")}
+    kinds = {"bert": ("a BERT model", "a judge goes to scripts.classify or --judge, an encoder to scripts.train_bert --model"),
+             "gpt_neo": ("a GPT-Neo generator", "a generator goes to scripts.generate or --base")}
     if found not in kinds:
         raise ConfigError(f"config.json has model_type={found!r}: this project reads only BERT and GPT-Neo "
                           f"folders ({loader} needs {expected!r})")

@@ -79,8 +79,13 @@ def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start
     return weights @ v  # (B, nh, T, hs)
 
 
+def lm_head(x: torch.Tensor, wte: torch.Tensor) -> torch.Tensor:
+    """B1's tied LM head: logits = x W_te^T, the token embedding read backwards. (..., d) -> (..., V)."""
+    return x @ wte.T
+
+
 def last_logits(x: torch.Tensor, wte: torch.Tensor) -> torch.Tensor:
-    """The tied LM head for a few rows: logits = x W_te^T, computed as (W_te x^T)^T. (B, d) -> (B, V).
+    """The fast twin of lm_head for the few rows of a sampling step: the same x W_te^T, as (W_te x^T)^T. (B, d) -> (B, V).
 
     The same products and sums; but with B rows against a V x d matrix, CPU BLAS (MKL) runs the
     tall product W_te x^T ~1.6x faster than the flat x W_te^T (bench/: generation). The result is a
@@ -174,8 +179,7 @@ class GPTNeo(nn.Module):
             cache.length += T
         if last_only:  # while generating, only the last position's logits are needed
             return last_logits(self.ln_f(x[:, -1]), self.wte.weight)[:, None]  # (B, 1, V)
-        x = self.ln_f(x)
-        return F.linear(x, self.wte.weight)  # tied LM head: logits = x W_te^T, (B, T, V)
+        return lm_head(self.ln_f(x), self.wte.weight)  # (B, T, V)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> "GPTNeo":

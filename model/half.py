@@ -15,8 +15,14 @@ AMX / AVX512-BF16 run it fast; both are "half" in the sense of B5: 2 bytes).
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
+
+FAST_RATIO = 1.3  # bfloat16 must be at least this much faster than float32 to be chosen (plumbing/precision.py)
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def parameter_bytes(model: nn.Module) -> int:
@@ -58,3 +64,34 @@ def cast_half(model: nn.Module, dtype: torch.dtype | None = None) -> dict:
     after = parameter_bytes(model)
     return {"dtype": str(dtype).removeprefix("torch."), "bytes_before": before, "bytes_after": after,
             "ratio": after / before, "kept_float32": kept}
+
+
+@dataclass
+class Precision:
+    """What a program computes in (chosen by measurement in plumbing/precision.py): `name` for training autocast, `half` for the B5 judge, and why."""
+
+    device: torch.device
+    name: str  # "fp32", "bf16" or "fp16": the autocast dtype of training steps
+    half: torch.dtype  # the 16-bit dtype of the B5 judge (it is always cast: the memory halves)
+    ratio: float | None  # measured float32 time / bfloat16 time on this machine (None: not measured)
+    reason: str
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return DTYPES[self.name]
+
+    @property
+    def half_is_fast(self) -> bool:
+        """Is the 16-bit judge faster here, or only smaller?"""
+        return self.device.type == "cuda" or (self.ratio is not None and self.ratio >= FAST_RATIO)
+
+    def autocast(self):
+        """The context a forward pass runs in: autocast to 16 bits, or nothing for float32."""
+        if self.name == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def describe(self) -> dict:
+        """What goes into the run's config.json and the console."""
+        return {"precision": self.name, "half_dtype": str(self.half).removeprefix("torch."),
+                "bf16_over_fp32_speed": self.ratio, "reason": self.reason}

@@ -34,6 +34,15 @@ class LayerNorm(nn.LayerNorm):
         return F.layer_norm(x.float(), self.normalized_shape, w, b, self.eps).to(x.dtype)
 
 
+def plain_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted dropout as written: keep each x_i with probability 1 - p and scale it by 1 / (1 - p), else 0.
+
+    The plain twin of `Dropout` below, which computes the same with cheaper random draws.
+    """
+    keep = torch.rand_like(x) >= p  # True with probability 1 - p
+    return x * keep / (1.0 - p)
+
+
 DROPOUT_BITS = 15  # dropout draws 15-bit random integers: p is used as round(p * 2**15) / 2**15
 
 
@@ -60,7 +69,7 @@ def apply_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
 class Dropout(nn.Dropout):
     """Inverted dropout: x_i -> 0 with probability p, else x_i / (1 - p); the identity in eval mode.
 
-    The same rule as `nn.Dropout`. On a CPU, nn.Dropout draws a float32 noise tensor with
+    The fast twin of `plain_dropout`, and the same rule as `nn.Dropout`. On a CPU, nn.Dropout draws a float32 noise tensor with
     `bernoulli_`, scales it and multiplies; here a bool mask of 16-bit draws (`dropout_mask`)
     and one `where` do the same with less memory traffic, and backward keeps a 1-byte mask.
     """

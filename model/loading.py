@@ -11,6 +11,7 @@ error. Only safetensors are read: we never unpickle a file we did not write.
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 from pathlib import Path
 from typing import Iterable
@@ -19,7 +20,6 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from weights.atomic import atomic_file, atomic_write_json
 from weights.store import repair_advice
 
 WEIGHTS_FILE = "model.safetensors"
@@ -51,7 +51,7 @@ def read_safetensors(folder: str | Path) -> dict[str, torch.Tensor]:
             if pickles
             else ""
         )
-        raise CheckpointError(f"{path} is missing.{extra} Fetch it with `python -m weights fetch NAME`.")
+        raise CheckpointError(f"{path} is missing.{extra} Fetch it with `python -m scripts.weights fetch NAME`.")
     if not os.access(path, os.R_OK):  # safetensors itself would report this as a missing file
         info = path.stat()
         raise PermissionError(f"cannot read {path}: permission denied (mode {info.st_mode & 0o777:o}, owner uid "
@@ -131,12 +131,12 @@ def to_hf_state(model: torch.nn.Module, table: dict[str, tuple[str, ...]], prefi
 
 
 def save_hf_folder(folder: str | Path, tensors: dict[str, torch.Tensor], config: dict) -> None:
-    """Write config.json and model.safetensors into `folder`, each atomically (temporary file, then rename).
+    """Write config.json and model.safetensors into `folder`, plainly.
 
-    For a folder that must appear whole (config, weights and tokenizer together) write it through
-    weights.atomic.atomic_folder, as tokenizer_bridge/hf_folder.py does.
+    A folder that must appear whole (config, weights and tokenizer together, never half of them after a
+    Ctrl-C) is written through the plumbing's atomic folder: plumbing/hf_folder.py:write_model_folder.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(folder / "config.json", config)
-    atomic_file(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
+    (folder / "config.json").write_text(json.dumps(config, indent=2, allow_nan=False), encoding="utf-8")
+    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})

@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from weights.atomic import atomic_folder
 
 N_MAX = 4
 BASE = 257  # an n-gram's digits are alphabet index + 1 (1..256): n-grams of different n never collide
@@ -79,7 +78,7 @@ class NgramJudge:
     log_theta: np.ndarray  # (|V|, N) log theta_{a,g}
     log_unseen: np.ndarray  # (N,) log theta of an n-gram outside V: alpha / (sum_h count_a(h) + alpha |V|)
     n_max: int = N_MAX
-    source: str = ""  # what it was trained on (a digest of the texts: train/independent.py keys its cache by it)
+    source: str = ""  # what it was trained on (a digest of the texts: plumbing/judges.py keys its cache by it)
 
     def log_posterior(self, text: str) -> np.ndarray:
         """N5: log P(a | x) for every author a, (N,): log pi_a + sum_g c_g(x) log theta_{a,g} - log Z."""
@@ -95,15 +94,12 @@ class NgramJudge:
         return np.exp(np.stack([self.log_posterior(t) for t in texts]))
 
     def save(self, folder: str | Path) -> None:
-        """Both files into `folder`, written whole or not at all."""
+        """Both files into `folder` (plain writes; plumbing/judges.py writes the cached copy whole or not at all)."""
         meta = {"authors": self.authors, "alphabet": self.alphabet, "n_max": self.n_max, "source": self.source}
-
-        def write(tmp: Path) -> None:
-            (tmp / FILES[0]).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-            save_file({"vocab": self.vocab, "log_theta": self.log_theta, "log_unseen": self.log_unseen},
-                      str(tmp / FILES[1]))
-
-        atomic_folder(folder, write)
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / FILES[0]).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        save_file({"vocab": self.vocab, "log_theta": self.log_theta, "log_unseen": self.log_unseen},
+                  str(Path(folder) / FILES[1]))
 
     @classmethod
     def load(cls, folder: str | Path) -> "NgramJudge":

@@ -120,10 +120,10 @@ def make_tiny_judge(tiny_bert_config, minilm_folder):
     import torch
 
     from model.bert import Bert, BertClassifier
-    from tokenizer_bridge.hf_folder import write_model_folder
+    from plumbing.hf_folder import write_model_folder
     from tokenizer_bridge.load import load_bert_tokenizer
-    from train.classifier import HF_FOLDER, INFO_KEY
-    from train.runs import Run
+    from plumbing.judges import HF_FOLDER, INFO_KEY
+    from plumbing.runs import Run
 
     def make(runs_dir: Path, labels=("alice", "edgar"), eval_length: int = 64, seed: int = 0) -> Path:
         torch.manual_seed(seed)
@@ -181,7 +181,7 @@ def tiny_neo_base(tmp_path_factory, wonderland_text) -> Path:
     from model.config import GPTNeoConfig
     from model.gpt_neo import GPTNeo
     from tokenizer_bridge.bpe import eos_id, train_bpe
-    from tokenizer_bridge.hf_folder import write_model_folder
+    from plumbing.hf_folder import write_model_folder
 
     tok = train_bpe([wonderland_text], vocab_size=400)
     cfg = GPTNeoConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=128, hidden_size=32, num_layers=2,

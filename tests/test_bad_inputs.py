@@ -24,13 +24,13 @@ import torch
 from processes import wait_for
 import data.corpus as corpus
 from data.corpus import CORPUS_ENV, clean_gutenberg, load_book, read_raw_book
-from eval import classify
+from scripts import classify
 from model.config import ConfigError, GPTNeoConfig
 from model.gpt_neo import GPTNeo
 from model.loading import CheckpointError
 from model.sampler import Sampling, generate
-from train import judge as judge_program
-from train.checkpoint import load_checkpoint
+from scripts import train_bert as judge_program
+from plumbing.checkpoint import load_checkpoint
 from weights import hub, store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,14 +47,14 @@ def run_module(*args: str, env: dict | None = None, timeout: int = 120, stdin: b
 
 
 def test_non_finite_flags_are_refused_before_anything(tmp_path) -> None:
-    done = run_module("train.judge", "--lr", "inf", "--runs-dir", str(tmp_path))
+    done = run_module("scripts.train_bert", "--lr", "inf", "--runs-dir", str(tmp_path))
     assert done.returncode == 2 and b"--lr must be a finite number" in done.stderr
     assert not (tmp_path / "judge").exists()
 
 
 def test_a_nan_loss_stops_the_run_without_saving_it_or_moving_latest(make_tiny_bert, small_mirror, tmp_path,
                                                                      monkeypatch, capsys) -> None:
-    import train.classifier as classifier
+    import train.bert_judge as classifier
 
     folder = make_tiny_bert(tmp_path / "tiny")
     argv = ["--model", str(folder), "--runs-dir", str(tmp_path), "--per-author", "2", "--length", "32",
@@ -158,16 +158,16 @@ def judge_runs(tmp_path, make_tiny_judge) -> Path:
 
 def test_classify_bad_bytes_folders_and_files(judge_runs, tmp_path) -> None:
     env = {"ALICE_EDGAR_RUNS": str(judge_runs)}
-    done = run_module("eval.classify", env=env, stdin=b"caf\xe9 au lait")
+    done = run_module("scripts.classify", env=env, stdin=b"caf\xe9 au lait")
     assert done.returncode == 2 and b"standard input is not valid UTF-8" in done.stderr
-    done = subprocess.run([sys.executable.encode(), b"-m", b"eval.classify", b"caf\xe9"], cwd=REPO,
+    done = subprocess.run([sys.executable.encode(), b"-m", b"scripts.classify", b"caf\xe9"], cwd=REPO,
                           env=dict(os.environ, **env), capture_output=True, timeout=120)
     assert done.returncode == 2 and b"the text is not valid UTF-8" in done.stderr
-    done = run_module("eval.classify", "--file", str(tmp_path), env=env)
+    done = run_module("scripts.classify", "--file", str(tmp_path), env=env)
     assert done.returncode == 2 and b"is a folder" in done.stderr
     bad = tmp_path / "latin1.txt"
     bad.write_bytes(b"caf\xe9 au lait")
-    done = run_module("eval.classify", "--file", str(bad), env=env)
+    done = run_module("scripts.classify", "--file", str(bad), env=env)
     assert done.returncode == 2 and str(bad).encode() in done.stderr and b"not valid UTF-8" in done.stderr
 
 
@@ -188,13 +188,13 @@ def test_a_file_where_a_folder_is_expected(tmp_path) -> None:
 @pytest.mark.parametrize("flags, match", [(["--device", "bogus"], b"is not a device"),
                                           (["--length", "513"], b"--length must be <= 512")])
 def test_bad_device_and_length_fail_before_set_up(tmp_path, flags, match) -> None:
-    done = run_module("train.judge", *flags, "--runs-dir", str(tmp_path))
+    done = run_module("scripts.train_bert", *flags, "--runs-dir", str(tmp_path))
     assert done.returncode == 2 and match in done.stderr and not (tmp_path / "judge").exists()
 
 
 def test_runs_dir_that_is_a_file(tmp_path) -> None:
     (tmp_path / "runs").write_text("not a folder")
-    done = run_module("train.judge", "--runs-dir", str(tmp_path / "runs"), "--steps", "1")
+    done = run_module("scripts.train_bert", "--runs-dir", str(tmp_path / "runs"), "--steps", "1")
     assert done.returncode == 2 and b"is a file, not a folder" in done.stderr
 
 
@@ -220,8 +220,8 @@ def test_resume_tolerates_a_metrics_line_cut_by_a_kill(make_tiny_bert, small_mir
 
 SAVER = textwrap.dedent("""
     import sys, torch
-    from train.runs import Run
-    from train.checkpoint import save_checkpoint
+    from plumbing.runs import Run
+    from plumbing.checkpoint import save_checkpoint
     run = Run.create("judge", sys.argv[1], {"program": "judge"})
     print(run.folder, flush=True)
     model = torch.nn.Linear(1024, 2048)  # 8 MB per save
@@ -238,7 +238,7 @@ def test_sigkill_during_checkpoints_leaves_a_complete_newest_set(tmp_path) -> No
         pass
     proc.send_signal(signal.SIGKILL)  # wherever it lands (in the save of step 4 or between saves), the test holds
     proc.wait()
-    from train.runs import Run
+    from plumbing.runs import Run
 
     Run(folder).close()  # the next start removes what the killed writer left
     assert not [p for p in (folder / "checkpoints").iterdir() if p.name.startswith(".")]
@@ -248,8 +248,8 @@ def test_sigkill_during_checkpoints_leaves_a_complete_newest_set(tmp_path) -> No
 
 DISK_FULL = textwrap.dedent("""
     import resource, signal, sys, torch
-    from train.runs import Run
-    from train.checkpoint import save_checkpoint
+    from plumbing.runs import Run
+    from plumbing.checkpoint import save_checkpoint
     run = Run.create("judge", sys.argv[1], {"program": "judge"})
     save_checkpoint(run.folder, 1, {"m": torch.nn.Linear(8, 8)}, {}, {}, {})
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
@@ -280,11 +280,11 @@ def test_a_second_resume_of_a_running_run_is_refused(make_tiny_bert, small_mirro
     run = judge_program.train_judge(argv + ["--steps", "1"])
     # far more steps than the test lasts: the first process is still training when the second starts
     log = open(tmp_path / "first.log", "w")  # a file, not a pipe that nobody reads and that would fill up
-    proc = subprocess.Popen([sys.executable, "-m", "train.judge", "--resume", str(run), "--steps", "100000"],
+    proc = subprocess.Popen([sys.executable, "-m", "scripts.train_bert", "--resume", str(run), "--steps", "100000"],
                             cwd=REPO, env=dict(os.environ), stdout=log, stderr=log)
     try:
         wait_for(lambda: (run / "metrics.jsonl").read_text().count('"train"') >= 2, proc, "the first run's step 2")
-        done = run_module("train.judge", "--resume", str(run), "--steps", "400")
+        done = run_module("scripts.train_bert", "--resume", str(run), "--steps", "400")
         assert done.returncode == 2 and b"in use by another process" in done.stderr
     finally:
         proc.send_signal(signal.SIGINT)
@@ -316,7 +316,7 @@ def test_advice_for_broken_weights_fits_where_they_are(tmp_path, monkeypatch) ->
         store.repair_advice(inside)
     monkeypatch.setenv(store.ENV_VAR, str(tmp_path))
     assert store.repair_advice(tmp_path / "gpt-neo-125M") == \
-        f"delete {tmp_path / 'gpt-neo-125M'} and get it again with: python -m weights fetch gpt-neo-125M"
+        f"delete {tmp_path / 'gpt-neo-125M'} and get it again with: python -m scripts.weights fetch gpt-neo-125M"
     assert "write that folder again" in store.repair_advice(Path("/somewhere/else"))
 
 

@@ -13,6 +13,7 @@ from model.gpt_neo import GPTNeo
 from model.sampler import Sampling, bad_token_mask, generate
 from tokenizer_bridge.bridge import (
     JudgeBatch,
+    RowSampling,
     ShortRowError,
     generate_for_judge,
     kept_neo_tokens,
@@ -105,7 +106,7 @@ def test_ratio_on_a_hand_checkable_example(byte_tok, bert_tok):
     # "the cat sat" is 11 bytes = 11 GPT-Neo tokens here, and 3 BERT tokens: 11 / 3
     assert neo_bert_ratio("the cat sat", byte_tok, bert_tok) == pytest.approx(11 / 3)
     model, start = scripted(byte_tok, X="the cat sat on the mat. ")
-    batch = generate_for_judge(model, start, byte_tok, bert_tok, L=3, overgen=4, sampling=GREEDY)
+    batch = generate_for_judge(model, start, byte_tok, bert_tok, RowSampling(L=3, overgen=4, sampling=GREEDY))
     # 12 bytes "the cat sat " -> BERT: the cat sat -> keep 3; span ends after "sat"
     assert batch.texts == ["the cat sat"]
     assert batch.neo_bert_ratio == [pytest.approx(11 / 3)]
@@ -116,7 +117,7 @@ def test_ratio_on_a_hand_checkable_example(byte_tok, bert_tok):
 def test_short_row_is_continued(byte_tok, bert_tok):
     # k = 1, L = 6: 6 bytes "the ca" give 2 BERT tokens, so the row must be generated further
     model, start = scripted(byte_tok, X="the cat sat on the mat. ")
-    batch = generate_for_judge(model, start, byte_tok, bert_tok, L=6, overgen=1, sampling=GREEDY)
+    batch = generate_for_judge(model, start, byte_tok, bert_tok, RowSampling(L=6, overgen=1, sampling=GREEDY))
     assert batch.extra_tokens[0] > 0
     assert batch.texts == ["the cat sat on the mat"]
     assert batch.neo_bert_ratio == [pytest.approx(22 / 6)]
@@ -128,13 +129,13 @@ def test_short_row_is_continued(byte_tok, bert_tok):
 def test_short_row_without_rounds_left_is_an_error(byte_tok, bert_tok):
     model, start = scripted(byte_tok, X="the cat sat on the mat. ")
     with pytest.raises(ShortRowError, match="fewer than L=6"):
-        generate_for_judge(model, start, byte_tok, bert_tok, L=6, overgen=1, max_rounds=0, sampling=GREEDY)
+        generate_for_judge(model, start, byte_tok, bert_tok, RowSampling(L=6, overgen=1, max_rounds=0, sampling=GREEDY))
 
 
 def test_only_the_short_rows_grow(byte_tok, bert_tok):
     # at k = 2, L = 4 (8 bytes): "a b c d " gives 4 BERT tokens, "question" gives 1, so only row B grows
     model, start = scripted(byte_tok, A="a b c d e f g h ", B="question answered ")
-    batch = generate_for_judge(model, start, byte_tok, bert_tok, L=4, overgen=2, sampling=GREEDY)
+    batch = generate_for_judge(model, start, byte_tok, bert_tok, RowSampling(L=4, overgen=2, sampling=GREEDY))
     assert batch.extra_tokens[0] == 0 and batch.extra_tokens[1] > 0
     assert batch.texts == ["a b c d", "question answered question answered"]
     assert batch.input_ids.shape == (2, 6)
@@ -155,7 +156,7 @@ def test_real_generated_rows_are_cut_to_exactly_L(tiny_neo, neo_tok, bert_tok):
     start = torch.randint(0, V // 2, (4, 1), generator=torch.Generator().manual_seed(1))
     L, k = 24, 4
     sampling = Sampling(bad_mask=mask, top_k=50, repetition_penalty=1.3)
-    batch = generate_for_judge(model, start, neo_tok, bert_tok, L=L, overgen=k, sampling=sampling,
+    batch = generate_for_judge(model, start, neo_tok, bert_tok, RowSampling(L=L, overgen=k, sampling=sampling),
                                rng=torch.Generator().manual_seed(7))
     assert isinstance(batch, JudgeBatch)
     cls_id, sep_id = special_id(bert_tok, "[CLS]"), special_id(bert_tok, "[SEP]")
@@ -181,8 +182,8 @@ def test_real_generated_short_rows_get_more_tokens(tiny_neo, neo_tok, bert_tok):
     model, mask, V = tiny_neo
     start = torch.randint(0, V // 2, (3, 1), generator=torch.Generator().manual_seed(1))
     # k = 0.5: half a GPT-Neo token per BERT token cannot reach L, so every row is continued
-    batch = generate_for_judge(model, start, neo_tok, bert_tok, L=20, overgen=0.5, max_rounds=5,
-                               sampling=Sampling(bad_mask=mask), rng=torch.Generator().manual_seed(3))
+    batch = generate_for_judge(model, start, neo_tok, bert_tok, RowSampling(L=20, overgen=0.5, max_rounds=5,
+                               sampling=Sampling(bad_mask=mask)), rng=torch.Generator().manual_seed(3))
     assert batch.input_ids.shape == (3, 22)
     assert all(e > 0 for e in batch.extra_tokens)
 
@@ -192,7 +193,7 @@ def test_truncating_bert_tokenizer_is_refused(neo_tok, bert_tok):
     truncating.enable_truncation(8)
     model, start = scripted(neo_tok, X="the cat sat on the mat. ")
     with pytest.raises(ValueError, match="truncat"):
-        generate_for_judge(model, start, neo_tok, truncating, L=4, sampling=GREEDY)
+        generate_for_judge(model, start, neo_tok, truncating, RowSampling(L=4, sampling=GREEDY))
 
 
 def test_kept_neo_tokens_counts_the_tokens_after_the_start_that_write_the_span():

@@ -1,4 +1,4 @@
-"""train/checkpoint.py and train/runs.py: one consistent set per step, resume state, locks, Ctrl-C, JSONL."""
+"""plumbing/checkpoint.py and plumbing/runs.py: one consistent set per step, resume state, locks, Ctrl-C, JSONL."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import signal
 import pytest
 import torch
 
-from train import checkpoint as ck
-from train.interrupt import StopRequest
-from train.runs import Run, RunError, point_latest, read_jsonl
+from plumbing import checkpoint as ck
+from plumbing.interrupt import StopRequest
+from plumbing.runs import Run, RunError, point_latest, read_jsonl
 
 
 def _trained_pair(seed: int = 0) -> tuple[torch.nn.Module, torch.optim.Optimizer]:

@@ -1,4 +1,4 @@
-"""eval/classify.py and eval/scoring.py: A15 score, A14 stability and prompt sensitivity, the CLI, clear errors."""
+"""scripts/classify.py and eval/scoring.py: A15 score, A14 stability and prompt sensitivity, the CLI, clear errors."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from eval import classify, scoring
-from train.classifier import load_judge
+from scripts import classify
+
+from eval import scoring
+from plumbing.judges import load_bert_judge
 
 LINE = re.compile(r"^P\(Alice\)=(\d\.\d{3})  P\(Edgar\)=(\d\.\d{3})$")
 REPO = Path(__file__).resolve().parent.parent
@@ -53,7 +55,7 @@ def test_prompt_variants_and_sensitivity(runs: Path) -> None:
     variants = scoring.prompt_variants("one two three four five six seven eight")
     assert variants == {"cut": "one two three four", "shift": "six seven eight",
                         "prefix": scoring.NEUTRAL_PREFIX + " one two three four five six seven eight"}
-    model, tok, _ = load_judge(None, runs)
+    model, tok, _ = load_bert_judge(None, runs)
     r = scoring.prompt_sensitivity(model, tok, TEXT, 32)
     base = scoring.window_probabilities(model, tok, TEXT, 32).mean(0)[r["author"]].item()
     cut = scoring.window_probabilities(model, tok, variants_of(TEXT)["cut"], 32).mean(0)[r["author"]].item()
@@ -76,7 +78,7 @@ def test_one_line_per_input(runs: Path, capsys) -> None:
 
 
 def test_json_is_the_best_author_and_every_probability(runs: Path, capsys) -> None:
-    model, tok, _ = load_judge(None, runs)
+    model, tok, _ = load_bert_judge(None, runs)
     probs = scoring.window_probabilities(model, tok, TEXT, 32)  # ~50 tokens: 2 windows of 30 text tokens
     assert probs.shape == (2, 2)
     code, out, _ = _cli(capsys, "--runs-dir", str(runs), "--json", TEXT)
@@ -106,12 +108,12 @@ def test_empty_text_is_a_clear_error(runs: Path, capsys) -> None:
 def test_no_judge_yet_is_a_clear_error(tmp_path: Path, capsys) -> None:
     code, out, err = _cli(capsys, "--runs-dir", str(tmp_path), TEXT)
     assert code == 2 and out == ""
-    assert "no judge run yet" in err and "train.judge" in err
+    assert "no judge run yet" in err and "scripts.train_bert" in err
 
 
 def test_module_entry_point_with_a_judge_folder(runs: Path) -> None:
     hf = next((runs / "judge").glob("2*/hf"))
-    done = subprocess.run([sys.executable, "-m", "eval.classify", "--judge", str(hf), "Curiouser and curiouser!"],
+    done = subprocess.run([sys.executable, "-m", "scripts.classify", "--judge", str(hf), "Curiouser and curiouser!"],
                           cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert LINE.match(done.stdout.strip())

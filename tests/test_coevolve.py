@@ -1,4 +1,4 @@
-"""Lecture B's loop: B7, B11-B16 and N6 by hand, the frozen judge, and whole runs of train/coevolve.py.
+"""Lecture B's loop: B7, B11-B16 and N6 by hand, the frozen judge, and whole runs of scripts/coevolve.py.
 
 The runs use a tiny random GPT-Neo (with a BPE trained here on Wonderland) and a tiny random BERT judge
 (conftest: make_tiny_judge) on the first 40,000 characters of each book, so they take seconds; they
@@ -16,14 +16,14 @@ import torch
 from safetensors.torch import load_file
 
 from eval.lecture import lecture_results
-from eval.report import write_report
+from scripts.report import write_report
 from model.gpt_neo import GPTNeo
-from train import coevolve as program
-from train.config import ConfigError
+from scripts import coevolve as program
+from plumbing.config import ConfigError
 from train.judgement import (coevolution_score, judge_accuracy, judge_labels, judge_loss, mean_mismatch_ratio,
                              score_rows, start_tokens)
 from train.metrics import slope, wilson_interval
-from train.runs import read_jsonl
+from plumbing.runs import read_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
@@ -193,8 +193,8 @@ def test_tiny_run_writes_metrics_samples_generators_and_report(tiny_neo_base, ju
 
 def test_the_judge_gets_no_gradient_during_coevolution(tiny_neo_base, judge_runs, small_mirror):
     """The frozen judge: its parameters never require grad, and a backward through it leaves no .grad."""
-    from train.generators import load_setup
-    from train.precision import choose_precision
+    from plumbing.generators import load_setup
+    from plumbing.precision import choose_precision
 
     setup = load_setup(str(tiny_neo_base), None, ("alice", "edgar"), choose_precision(torch.device("cpu"), "fp32"),
                        True, 32, judge_runs)
@@ -221,3 +221,25 @@ def test_clear_errors(tiny_neo_base, judge_runs, small_mirror):
     with pytest.raises(ValueError, match="the judge tells apart alice,edgar"):
         program.coevolve(argv(tiny_neo_base, judge_runs, "--authors", "alice,austen"))
     assert not (judge_runs / "coevolve").exists()
+
+
+def test_from_the_loop_to_the_b10_penalty_is_five_calls(tiny_neo_base, judge_runs, small_mirror, monkeypatch):
+    """coevolve_loop -> judge_generators -> generate_for_judge -> generate -> process_scores -> B10: the calls
+    between the loop and the penalty, read from the stack while the penalty runs, for every row of every
+    judgement (k = 1.1 leaves rows short, so the extra rounds of B8 are among them)."""
+    import inspect
+
+    import model.sampler as sampler
+
+    real, chains = sampler.lecture_repetition_penalty, set()
+
+    def penalty(*args):
+        ours = Path(program.__file__).parents[1]  # the project's own frames (not torch's no_grad wrapper)
+        names = [f.function for f in inspect.stack()[1:] if Path(f.filename).is_relative_to(ours)
+                 and ".venv" not in f.filename]
+        chains.add(tuple(reversed(names[: names.index("coevolve_loop") + 1])))
+        return real(*args)
+
+    monkeypatch.setattr(sampler, "lecture_repetition_penalty", penalty)
+    program.coevolve(argv(tiny_neo_base, judge_runs, "--steps", "2", "--overgen", "1.1"))  # k = 1.1: extra rounds too
+    assert chains == {("coevolve_loop", "judge_generators", "generate_for_judge", "generate", "process_scores")}, chains

@@ -1,5 +1,5 @@
 """Ctrl-C at any moment: while the libraries load, in the set-up, in the loop's last step, in a save, and
-when a library swallows the KeyboardInterrupt. Always "interrupted" and exit code 130 (train/interrupt.py).
+when a library swallows the KeyboardInterrupt. Always "interrupted" and exit code 130 (plumbing/interrupt.py).
 
 Every test here waits for a state the program is in (a request it made, a line it printed, a call it is
 inside), never for time to pass, so a busy machine changes how long they take, not what they see.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from train import judge as judge_program
-from train.checkpoint import load_checkpoint
+from scripts import train_bert as judge_program
+from plumbing.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,7 @@ def held_mirror(corpus_mirror):
 
 def test_ctrl_c_during_set_up_says_so_and_leaves_no_run_folder(tmp_path, held_mirror, minilm_folder) -> None:
     url, asked, release = held_mirror
-    proc = subprocess.Popen([sys.executable, "-m", "train.judge", "--runs-dir", str(tmp_path), "--steps", "5"],
+    proc = subprocess.Popen([sys.executable, "-m", "scripts.train_bert", "--runs-dir", str(tmp_path), "--steps", "5"],
                             cwd=REPO, env=dict(os.environ, ALICE_EDGAR_CORPUS=url), stderr=subprocess.PIPE, text=True)
     assert asked.wait(300), "the program never asked the mirror for a book"
     proc.send_signal(signal.SIGINT)  # it is inside the set-up: waiting for the book it asked for
@@ -81,7 +81,7 @@ IMPORT_HELD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("program", ["eval.report", "train.judge", "eval.classify"])
+@pytest.mark.parametrize("program", ["scripts.report", "scripts.train_bert", "scripts.classify"])
 def test_ctrl_c_while_the_libraries_load_is_not_a_traceback(program) -> None:
     proc = subprocess.Popen([sys.executable, "-c", IMPORT_HELD, program], cwd=REPO, stderr=subprocess.PIPE, text=True)
     assert proc.stderr.readline().strip() == "importing torch"
@@ -150,7 +150,7 @@ def _generator_argv(base: Path, runs: Path, *extra: str) -> list[str]:
 
 def test_ctrl_c_in_coevolve_stops_after_the_step_with_a_checkpoint(tiny_neo_base, judge_runs, small_mirror, monkeypatch,
                                                                    capsys) -> None:
-    from train import coevolve as program
+    from scripts import coevolve as program
 
     monkeypatch.setattr(program, "lm_step", _interrupt_once(program.lm_step, 2))  # step 1, the second generator
     assert program.main(_generator_argv(tiny_neo_base, judge_runs, "--steps", "5")) == 130
@@ -161,9 +161,9 @@ def test_ctrl_c_in_coevolve_stops_after_the_step_with_a_checkpoint(tiny_neo_base
 
 def test_ctrl_c_in_a_teach_sweep_saves_that_run_and_ends_the_sweep(tiny_neo_base, judge_runs, small_mirror, monkeypatch,
                                                                    capsys) -> None:
-    from train import teach as program
+    from scripts import teach as program
 
-    monkeypatch.setattr(program, "rl_step", _interrupt_once(program.rl_step, 1))
+    monkeypatch.setitem(program.ARMS, "rl", program.Arm(step=_interrupt_once(program.rl_step, 1), writer=None))
     argv = _generator_argv(tiny_neo_base, judge_runs, "--steps", "4", "--prompts", "1", "--samples", "2",
                            "--rl-overgen", "3", "--beta", "0,0.2")
     assert program.main(argv) == 130
@@ -175,7 +175,7 @@ def test_ctrl_c_in_a_teach_sweep_saves_that_run_and_ends_the_sweep(tiny_neo_base
 
 def test_ctrl_c_in_pretraining_stops_after_the_step_with_a_checkpoint(minilm_folder, tmp_path, monkeypatch,
                                                                       capsys) -> None:
-    from train import pretrain_neo as program
+    from scripts import pretrain_neo as program
 
     texts = {a: ((" ".join(f"{a} word{i % 50}" for i in range(3000))), " ".join(f"{a} held{i % 40}" for i in range(800)))
              for a in ("alice", "edgar")}

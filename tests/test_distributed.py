@@ -1,4 +1,4 @@
-"""torchrun: two processes of gloo give one process's run on the same global batch (train/distributed.py)."""
+"""torchrun: two processes of gloo give one process's run on the same global batch (plumbing/distributed.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from data.windows import Specials, balanced_batch
 from model.bert import Bert, hf_names
 from model.config import BertConfig
 from model.loading import save_hf_folder, to_hf_state
-from train.distributed import Dist, share
+from plumbing.distributed import Dist, share
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,11 +45,11 @@ def test_two_gloo_processes_give_the_same_losses_and_weights_as_one(minilm_folde
             "2", "--steps", "4", "--eval-every", "2", "--dropout", "0", "--precision", "fp32", "--device", "cpu",
             "--lr", "1e-3"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    one = subprocess.run([sys.executable, "-m", "train.judge", *args, "--runs-dir", str(tmp_path / "one")], cwd=REPO,
+    one = subprocess.run([sys.executable, "-m", "scripts.train_bert", *args, "--runs-dir", str(tmp_path / "one")], cwd=REPO,
                          env=env, capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-2000:]
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "train.judge", *args, "--runs-dir", str(tmp_path / "two")], cwd=REPO, env=env,
+                          "-m", "scripts.train_bert", *args, "--runs-dir", str(tmp_path / "two")], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
     runs = [next((tmp_path / name / "judge").glob("2*")) for name in ("one", "two")]

@@ -1,4 +1,4 @@
-"""Keep what you train: Hugging Face folders that transformers loads as they are, and `eval.generate`."""
+"""Keep what you train: Hugging Face folders that transformers loads as they are, and `scripts.generate`."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import json
 import pytest
 import torch
 
-from eval import generate as gen_cli
+from scripts import generate as gen_cli
 from eval.scoring import classify
 from model.bert import Bert, BertClassifier
 from model.gpt_neo import GPTNeo
 from model.sampler import bad_token_mask
-from tokenizer_bridge.hf_folder import write_model_folder
+from plumbing.hf_folder import write_model_folder
 from tokenizer_bridge.load import load_bert_tokenizer, load_neo_tokenizer
-from train.classifier import INFO_KEY, load_judge
+from plumbing.judges import INFO_KEY, load_bert_judge
 
 transformers = pytest.importorskip("transformers")
 TEXT = "'Curiouser and curiouser!' cried Alice (she was so much surprised, that for the moment she quite forgot."
@@ -35,7 +35,7 @@ def neo_folder(tiny_neo_base):
 
 
 def test_judge_folder_in_a_transformers_pipeline_gives_our_probabilities(judge_folder):
-    ours, tok, info = load_judge(judge_folder)
+    ours, tok, info = load_bert_judge(judge_folder)
     assert ours.labels == ["alice", "edgar", "doyle"] and info["eval_length"] == 256
     expected = classify(ours, tok, TEXT, 256, ours.labels)["probs"]
     pipe = transformers.pipeline("text-classification", model=str(judge_folder), top_k=None, device="cpu")
@@ -68,6 +68,6 @@ def test_generate_is_seeded_keeps_the_bad_token_mask_and_its_judge_matches_class
     assert not banned & set(ids[:, 1:].flatten().tolist())  # no whitespace-only token was sampled (B9)
     assert gen_cli.main(argv + ["--judge", str(judge_folder)]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    judge, jtok, _ = load_judge(judge_folder)
+    judge, jtok, _ = load_bert_judge(judge_folder)
     assert rows[0]["probs"] == pytest.approx(classify(judge, jtok, rows[0]["text"], 256, judge.labels)["probs"])
     assert gen_cli.main(argv[:1] + ["--rows", "0"]) == 2

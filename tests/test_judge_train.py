@@ -23,9 +23,9 @@ from safetensors.torch import load_file
 from processes import wait_for
 
 from model.bert import BertClassifier
-from train import judge as program
-from train.checkpoint import load_checkpoint
-from train.config import ConfigError, parse_config
+from scripts import train_bert as program
+from plumbing.checkpoint import load_checkpoint
+from plumbing.config import ConfigError, parse_config
 from train.metrics import accuracy, convergence, cross_entropy, snapshot, update_size
 from train.optim import apply_update, clip_gradients, decay_groups, lr_at, make_optimizer, sgd_step
 
@@ -244,7 +244,7 @@ def test_make_train_bert_end_to_end_with_ctrl_c_and_resume(tiny_folder, small_mi
     """`make train-bert` on a tiny model, interrupted by a real Ctrl-C, resumed, then evaluated and reported."""
     env = dict(os.environ, ALICE_EDGAR_RUNS=str(tmp_path))
     # far more steps than the test lasts: the Ctrl-C always finds it training
-    cmd = [sys.executable, "-m", "train.judge", *_argv(tiny_folder, tmp_path, "--steps", "100000", "--eval-every", "0")]
+    cmd = [sys.executable, "-m", "scripts.train_bert", *_argv(tiny_folder, tmp_path, "--steps", "100000", "--eval-every", "0")]
     log = tmp_path / "train.log"  # a file, not a pipe that would fill up while nobody reads it
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=out, text=True)
@@ -261,10 +261,10 @@ def test_make_train_bert_end_to_end_with_ctrl_c_and_resume(tiny_folder, small_mi
     run = next((tmp_path / "judge").glob("2*/metrics.jsonl")).parent
     step = load_checkpoint(run).step
     assert 2 <= step < 100000 and [r["step"] for r in _lines(run) if r["kind"] == "train"] == list(range(1, step + 1))
-    done = subprocess.run([sys.executable, "-m", "train.judge", "--resume", "--steps", str(step + 2)], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "scripts.train_bert", "--resume", "--steps", str(step + 2)], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and f"resuming {run}" in done.stderr, done.stderr[-2000:]
-    for cmd in (["eval.judge_report", "--per-author", "3"], ["eval.report"]):
+    for cmd in (["scripts.judge_report", "--per-author", "3"], ["scripts.report"]):
         done = subprocess.run([sys.executable, "-m", *cmd], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
     r = json.loads((run / "report.json").read_text())

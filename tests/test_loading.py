@@ -102,10 +102,10 @@ def test_missing_config_and_missing_folder(neo_folder, tmp_path):
 
 
 def test_other_architecture_is_named(neo_folder, tmp_path):
-    with pytest.raises(ConfigError, match="holds a GPT-Neo generator, not a BERT model.*eval.generate or --base"):
+    with pytest.raises(ConfigError, match="holds a GPT-Neo generator, not a BERT model.*scripts.generate or --base"):
         Bert.from_pretrained(neo_folder)
     save_bert_folder(tmp_path / "bert")
-    with pytest.raises(ConfigError, match="holds a BERT model, not a GPT-Neo generator.*eval.classify or --judge"):
+    with pytest.raises(ConfigError, match="holds a BERT model, not a GPT-Neo generator.*scripts.classify or --judge"):
         GPTNeo.from_pretrained(tmp_path / "bert")
 
 

@@ -11,7 +11,7 @@ from model.bert import Bert, BertClassifier
 from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
 from model.lora import LoRALinear, adapters_off, add_lora, lora_layers, merge_lora, trainable_parameters
-from tokenizer_bridge.hf_folder import load_adapter_folder, write_adapter_folder, write_model_folder
+from plumbing.hf_folder import load_adapter_folder, write_adapter_folder, write_model_folder
 from tokenizer_bridge.load import load_bert_tokenizer
 
 
@@ -139,8 +139,8 @@ def test_every_training_program_takes_the_lora_switch(make_tiny_bert, make_tiny_
 
     from safetensors.torch import load_file
 
-    from train import coevolve, judge, teach
-    from train.runs import read_jsonl
+    from scripts import coevolve, train_bert as judge, teach
+    from plumbing.runs import read_jsonl
 
     tiny = make_tiny_bert(tmp_path / "tiny")
     run = judge.train_judge(["--model", str(tiny), "--runs-dir", str(tmp_path / "j"), "--per-author", "2", "--length",
@@ -163,7 +163,7 @@ def test_every_training_program_takes_the_lora_switch(make_tiny_bert, make_tiny_
     evals = [r for r in read_jsonl(rl / "metrics.jsonl") if r["kind"] == "eval"]
     assert evals[0]["kl_alice"] == pytest.approx(0.0, abs=1e-6) and evals[-1]["kl_alice"] > 0  # pi_ref = adapters off
 
-    from eval import lora_table  # P2's table reads each run's summary.json
+    from scripts import lora_table  # P2's table reads each run's summary.json
     lora_table.run([str(run), str(co), "--runs-dir", str(tmp_path / "runs")])
     md = next((tmp_path / "runs" / "compare").glob("*/lora.md")).read_text()
     judge_row, co_row = md.splitlines()[2:]

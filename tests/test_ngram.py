@@ -63,7 +63,7 @@ def test_confusion_and_macro_accuracy_by_hand():
 
 
 def test_both_judges_on_the_same_passages(corpus_ids, make_tiny_judge, tmp_path, monkeypatch, corpus_mirror):
-    from train.classifier import load_judge
+    from plumbing.judges import load_bert_judge
 
     monkeypatch.setenv("ALICE_EDGAR_CORPUS", str(corpus_mirror))
     tok, authors = corpus_ids
@@ -74,7 +74,7 @@ def test_both_judges_on_the_same_passages(corpus_ids, make_tiny_judge, tmp_path,
         assert text in heldout[("alice", "edgar")[label]]
         assert tok.encode(text, add_special_tokens=False).ids[-20:] == row[-21:-1].tolist()  # (a window may start
         # inside a word, whose first piece then encodes differently on its own)
-    judge, jtok, _ = load_judge(make_tiny_judge(tmp_path) / "hf")
+    judge, jtok, _ = load_bert_judge(make_tiny_judge(tmp_path) / "hf")
     nb = train_ngram_judge({a: heldout[a] for a in ("alice", "edgar")}, n_max=2)
     r = authorship(judge, jtok, ["alice", "edgar"], "tail", nb, lengths=(64,), per_author=4)
     for side in ("bert", "ngram"):
@@ -86,8 +86,8 @@ def test_both_judges_on_the_same_passages(corpus_ids, make_tiny_judge, tmp_path,
 
 def test_a_tiny_three_author_run_of_the_judge_and_the_generators(make_tiny_bert, small_mirror, tmp_path,
                                                                   tiny_neo_base):
-    from train import coevolve, judge
-    from train.runs import read_jsonl
+    from scripts import coevolve, train_bert as judge
+    from plumbing.runs import read_jsonl
 
     authors = "alice,edgar,austen"
     run = judge.train_judge(["--model", str(make_tiny_bert(tmp_path / "tiny")), "--runs-dir", str(tmp_path),

@@ -1,4 +1,4 @@
-"""train/precision.py: the precision a program trains in is decided by a measurement on the machine that runs."""
+"""plumbing/precision.py: the precision a program trains in is decided by a measurement on the machine that runs."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from train import precision as P
+from plumbing import precision as P
 
 CPU = torch.device("cpu")
 

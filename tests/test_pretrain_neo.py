@@ -17,11 +17,11 @@ from data.windows import consecutive_windows, lm_windows
 from model.gpt_neo import GPTNeo
 from tokenizer_bridge.bpe import EOS_TOKEN, train_bpe
 from tokenizer_bridge.load import load_neo_tokenizer
-from train import pretrain_neo as program
+from scripts import pretrain_neo as program
 from train.lm import heldout_loss, lm_loss, lm_step
 from train.optim import make_optimizer
-from train.precision import choose_precision
-from weights.atomic import atomic_folder
+from plumbing.precision import choose_precision
+from plumbing.atomic import atomic_folder
 from weights.store import is_installed
 
 RARE_WORD = "Zyzzogeton"  # appears in the held-out text only

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from model.config import GPTNeoConfig
-from model.gpt_neo import GPTNeo, KVCache, last_logits
+from model.gpt_neo import GPTNeo, KVCache, last_logits, lm_head
 from tokenizer_bridge.bpe import train_bpe
 from model.sampler import (
     Sampling,
@@ -148,7 +148,8 @@ def test_token_counts_counts_every_occurrence():
 def test_last_logits_equals_the_tied_head():
     torch.manual_seed(0)
     x, wte = torch.randn(5, 48), torch.randn(300, 48)
-    torch.testing.assert_close(last_logits(x, wte), F.linear(x, wte), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(last_logits(x, wte), lm_head(x, wte), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(lm_head(x, wte), F.linear(x, wte), atol=1e-5, rtol=1e-5)
 
 
 # ---------------------------------------------------------------- cache, seeding, greedy

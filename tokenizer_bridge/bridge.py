@@ -34,6 +34,21 @@ from model.sampler import Sampling, generate
 from tokenizer_bridge.load import special_id
 
 
+@dataclass(frozen=True)
+class RowSampling:
+    """How every row the judge reads is written, one object built once per run and passed whole (B7-B10).
+
+    L: BERT tokens the judge reads per row (B7: 128); overgen: k of B8, k L GPT-Neo tokens are sampled
+    per row; max_rounds: extra sampling rounds for rows still short of L BERT tokens; sampling: the
+    sampler's own settings (temperature, top-k, B9's banned ids, B10's penalty: model/sampler.py).
+    """
+
+    L: int = 128
+    overgen: float = 4.0
+    max_rounds: int = 3
+    sampling: Sampling = Sampling()
+
+
 class ShortRowError(RuntimeError):
     """A generated row still translates to fewer than L BERT tokens after every allowed round."""
 
@@ -90,29 +105,50 @@ def more_tokens_needed(n_neo: int, n_bert: int, L: int, overgen: float) -> int:
     return math.ceil(1.5 * rate * (L - n_bert))
 
 
-def generate_for_judge(
-    model: GPTNeo,
-    start_ids: torch.Tensor,
-    neo_tok: Tokenizer,
-    bert_tok: Tokenizer,
-    L: int,
-    overgen: float = 4,
-    max_rounds: int = 3,
-    sampling: Sampling = Sampling(),
-    rng: torch.Generator | None = None,
-) -> JudgeBatch:
-    """B8: sample k L GPT-Neo tokens (k = overgen) after each start token (B, 1), translate (B6), keep L BERT tokens.
+def generate_for_judge(model: GPTNeo, start_ids: torch.Tensor, neo_tok: Tokenizer, bert_tok: Tokenizer,
+                       how: RowSampling = RowSampling(), rng: torch.Generator | None = None) -> JudgeBatch:
+    """B8: sample k L GPT-Neo tokens (k = how.overgen) after each start token (B, 1), translate (B6), keep L BERT tokens.
 
-    Rows still short of L BERT tokens are continued for up to `max_rounds` more rounds, else
-    ShortRowError. `sampling` and `rng` go to model.sampler.generate. Returns a JudgeBatch of exactly
-    (B, L + 2) ids.
+    Rows still short of L BERT tokens are sampled further (their whole row is the prompt, so the
+    repetition counts carry on) for up to `how.max_rounds` more rounds, else ShortRowError.
+    `how.sampling` and `rng` go to model.sampler.generate. Returns a JudgeBatch of exactly (B, L + 2) ids.
     """
     if bert_tok.truncation is not None:
         raise ValueError("bert_tok truncates its encodings, so short rows could not be told apart; "
                          "load it with tokenizer_bridge.load.load_bert_tokenizer or call no_truncation()")
+    first = generate(model, start_ids, int(how.overgen * how.L), how.sampling, rng)  # (B, 1 + kL)
+    rows = list(first)
+    for round_ in range(how.max_rounds + 1):
+        pairs = [neo_to_bert_text(row[1:].tolist(), neo_tok, bert_tok) for row in rows]  # drop the start token
+        groups = short_rows(rows, pairs, how, round_)  # one batch per row length: a batch is rectangular
+        if not groups:
+            break
+        for group, extra in groups:
+            for i, row in zip(group, generate(model, torch.stack([rows[i] for i in group]), extra, how.sampling, rng)):
+                rows[i] = row
+    return judge_batch(rows, pairs, first.shape[1], neo_tok, bert_tok, how.L)
+
+
+def short_rows(rows: list[torch.Tensor], pairs: list, how: RowSampling, round_: int) -> list[tuple[list[int], int]]:
+    """The rows whose text gives fewer than L BERT tokens, grouped by length, each group with the GPT-Neo tokens
+    to add; ShortRowError if some are still short after the last round. [] when every row is long enough."""
+    L = how.L
+    short = [i for i, (_, enc) in enumerate(pairs) if len(enc.ids) < L]
+    if short and round_ == how.max_rounds:
+        got = {i: len(pairs[i][1].ids) for i in short}
+        raise ShortRowError(f"rows {short} still give fewer than L={L} BERT tokens after {how.max_rounds} extra rounds "
+                            f"(BERT tokens per row: {got}); raise overgen or max_rounds, or check the bad-token mask")
+    groups = []
+    for length in sorted({len(rows[i]) for i in short}):
+        group = [i for i in short if len(rows[i]) == length]
+        groups.append((group, max(more_tokens_needed(length - 1, len(pairs[i][1].ids), L, how.overgen) for i in group)))
+    return groups
+
+
+def judge_batch(rows: list[torch.Tensor], pairs: list, first_length: int, neo_tok: Tokenizer, bert_tok: Tokenizer,
+                L: int) -> JudgeBatch:
+    """Every row cut to [CLS] + its first L BERT tokens + [SEP], with its span, B16 ratio and kept GPT-Neo tokens."""
     cls_id, sep_id = special_id(bert_tok, "[CLS]"), special_id(bert_tok, "[SEP]")
-    first = generate(model, start_ids, int(overgen * L), sampling, rng)  # (B, 1 + kL)
-    rows, pairs = continue_short_rows(model, list(first), neo_tok, bert_tok, L, overgen, max_rounds, sampling, rng)
     ids, texts, ratios = [], [], []
     for text, enc in pairs:
         row_ids, span = cut_to_judge(text, enc, L, cls_id, sep_id)
@@ -125,34 +161,10 @@ def generate_for_judge(
         attention_mask=torch.ones_like(input_ids),
         texts=texts,
         neo_bert_ratio=ratios,
-        extra_tokens=[len(row) - first.shape[1] for row in rows],
+        extra_tokens=[len(row) - first_length for row in rows],
         rows=rows,
         kept=[kept_neo_tokens(row, span, neo_tok) for row, span in zip(rows, texts)],
     )
-
-
-def continue_short_rows(model: GPTNeo, rows: list[torch.Tensor], neo_tok: Tokenizer, bert_tok: Tokenizer, L: int,
-                        overgen: float, max_rounds: int, sampling: Sampling, rng: torch.Generator | None
-                        ) -> tuple[list[torch.Tensor], list]:
-    """Rows whose text gives fewer than L BERT tokens are sampled further (their whole row is the prompt, so
-    the repetition counts carry on), up to `max_rounds` times, else ShortRowError. Returns the rows and
-    each row's (text, BERT encoding) after dropping its start token (B6).
-    """
-    for round_ in range(max_rounds + 1):
-        pairs = [neo_to_bert_text(row[1:].tolist(), neo_tok, bert_tok) for row in rows]  # drop start token
-        short = [i for i, (_, enc) in enumerate(pairs) if len(enc.ids) < L]
-        if not short:
-            return rows, pairs
-        if round_ == max_rounds:
-            got = {i: len(pairs[i][1].ids) for i in short}
-            raise ShortRowError(f"rows {short} still give fewer than L={L} BERT tokens after {max_rounds} extra rounds "
-                                f"(BERT tokens per row: {got}); raise overgen or max_rounds, or check the bad-token mask")
-        for length in sorted({len(rows[i]) for i in short}):  # one batch per row length: a batch is rectangular
-            group = [i for i in short if len(rows[i]) == length]
-            extra = max(more_tokens_needed(length - 1, len(pairs[i][1].ids), L, overgen) for i in group)
-            for i, row in zip(group, generate(model, torch.stack([rows[i] for i in group]), extra, sampling, rng)):
-                rows[i] = row
-    raise AssertionError("unreachable: the last round returns or raises")
 
 
 def kept_neo_tokens(row: torch.Tensor, span: str, neo_tok: Tokenizer) -> int:

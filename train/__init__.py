@@ -1,1 +1,1 @@
-"""Training: the lecture math of a step (A3, A7, B2, T1-T8, the judgement B3-B16) and the programs that loop it."""
+"""Training (lecture math): losses and metrics, optimizers, the LM step (B2), the BERT judge's step, one judgement (B3-B13), RL from the judge (T1-T8)."""

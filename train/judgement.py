@@ -26,9 +26,8 @@ from tokenizers import Tokenizer
 
 from model.gpt_neo import GPTNeo
 from model.half import cast_half
-from model.sampler import Sampling
-from tokenizer_bridge.bridge import JudgeBatch, generate_for_judge
-from train.classifier import predict_logits
+from tokenizer_bridge.bridge import JudgeBatch, RowSampling, generate_for_judge
+from train.bert_judge import predict_logits
 from train.metrics import accuracy, confusion_matrix, cross_entropy, wilson_interval
 
 # ----------------------------------------------------------------------------- the equations
@@ -100,6 +99,18 @@ def prepare_judge(judge: torch.nn.Module, half: torch.dtype | None) -> dict:
 # ----------------------------------------------------------------------------- generate -> classify
 
 
+@dataclass(frozen=True)
+class Judging:
+    """What every judgement of a run shares, built once: the frozen judge, both tokenizers, R, how rows are written."""
+
+    judge: torch.nn.Module  # the BERT judge, frozen and in half precision (B5)
+    neo_tok: Tokenizer  # the generators' byte-level BPE
+    bert_tok: Tokenizer  # the judge's WordPiece
+    rows: int  # R of B7: rows per generator
+    row_sampling: RowSampling  # L, k, the extra rounds, the sampler's settings (B8-B10)
+    ngram: Callable[[list[str]], torch.Tensor] | None = None  # texts -> (n, N) log P of the n-gram judge (N5)
+
+
 @dataclass
 class Judgement:
     """What one judgement measured: its metrics (one metrics.jsonl line), one sample per row, the batches."""
@@ -108,19 +119,6 @@ class Judgement:
     samples: list[dict]
     batches: dict[str, JudgeBatch]
     log_probs: torch.Tensor  # (G R, N) the judge's log P(author) per row (T1's reward reads it as it is)
-
-
-def write_rows(generators: dict[str, GPTNeo], start: torch.Tensor, rngs: dict[str, torch.Generator],
-               neo_tok: Tokenizer, bert_tok: Tokenizer, L: int, overgen: float, max_rounds: int,
-               sampling: Sampling) -> dict[str, JudgeBatch]:
-    """Generate: every generator writes one row per start token, translated and cut to L BERT tokens (B6, B8)."""
-    batches = {}
-    for name, model in generators.items():
-        model.eval()  # no dropout while sampling
-        device = next(model.parameters()).device
-        batches[name] = generate_for_judge(model, start.to(device), neo_tok, bert_tok, L, overgen, max_rounds,
-                                           sampling, rngs[name])
-    return batches
 
 
 def score_rows(log_probs: torch.Tensor, labels: torch.Tensor, names: list[str], prefix: str = "") -> dict:
@@ -141,32 +139,41 @@ def score_rows(log_probs: torch.Tensor, labels: torch.Tensor, names: list[str], 
     return m
 
 
-def judge_generators(generators: dict[str, GPTNeo], judge: torch.nn.Module, neo_tok: Tokenizer, bert_tok: Tokenizer,
-                     start: torch.Tensor, rngs: dict[str, torch.Generator], L: int, overgen: float, max_rounds: int,
-                     sampling: Sampling, independent: Callable[[list[str]], torch.Tensor] | None = None) -> Judgement:
-    """B4, B7, N6: every generator writes one row per start token (R, 1); the judge classifies all G R rows.
+def judge_generators(generators: dict[str, GPTNeo], judging: Judging, rngs: dict[str, torch.Generator],
+                     write: Callable[[torch.Tensor], dict[str, JudgeBatch]] | None = None) -> Judgement:
+    """B4, B7, N6: R start tokens, the same for every generator; each generator writes one row per start
+    token (B8-B10); the judge classifies all G R rows.
 
-    `generators` in the judge's label order. `independent(texts) -> (n, N)` log-probabilities: a second
-    judge that is never trained against (N5), scored on the same texts ("nb_" metrics).
-    `sampling`: the sampler's settings (model/sampler.py:Sampling).
+    `generators` in the judge's label order; rngs: "start" draws the start tokens, "sample_<author>" each
+    generator's samples. `write(start)` may write the rows instead of the generators themselves (T7's
+    best-of-N writes each row as the best of N samples).
     """
     t0 = time.time()
-    batches = write_rows(generators, start, rngs, neo_tok, bert_tok, L, overgen, max_rounds, sampling)
-    judgement = classify_rows(batches, judge, start, independent)
+    start = start_tokens(judging.rows, judging.row_sampling.sampling.bad_mask, rngs["start"])  # (R, 1)
+    if write is not None:
+        batches = write(start)
+    else:
+        batches = {}
+        for name, model in generators.items():
+            model.eval()  # no dropout while sampling
+            device = next(model.parameters()).device
+            batches[name] = generate_for_judge(model, start.to(device), judging.neo_tok, judging.bert_tok,
+                                               judging.row_sampling, rngs[f"sample_{name}"])
+    judgement = classify_rows(batches, judging.judge, start, judging.ngram)
     judgement.metrics["gen_s"] = time.time() - t0 - judgement.metrics["judge_s"]
     return judgement
 
 
 def classify_rows(batches: dict[str, JudgeBatch], judge: torch.nn.Module, start: torch.Tensor,
-                  independent: Callable[[list[str]], torch.Tensor] | None = None) -> Judgement:
+                  ngram: Callable[[list[str]], torch.Tensor] | None = None) -> Judgement:
     """Classify: the judge reads every generator's rows (B4); B11-B13, B16 and N6 as metrics, every row as a sample."""
     t0, names, R = time.time(), list(batches), start.shape[0]
     ids = torch.cat([batches[n].input_ids for n in names])  # (G R, L + 2)
     log_probs = predict_logits(judge, ids, torch.ones_like(ids), batch_size=len(ids)).log_softmax(-1)  # B4: (G R, N)
     probs, labels = log_probs.exp(), judge_labels(R, len(names))  # (G R, N), (G R,)
     metrics = score_rows(log_probs, labels, names)
-    if independent is not None:
-        metrics.update(score_rows(independent([t for n in names for t in batches[n].texts]), labels, names, prefix="nb_"))
+    if ngram is not None:  # N5: a second judge that is never trained against, on the same texts
+        metrics.update(score_rows(ngram([t for n in names for t in batches[n].texts]), labels, names, prefix="nb_"))
     for name in names:
         metrics[f"ratio_{name}"] = mean_mismatch_ratio(batches[name].neo_bert_ratio)  # B16
         metrics[f"extra_tokens_{name}"] = sum(batches[name].extra_tokens)

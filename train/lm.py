@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from data.windows import consecutive_windows
 from train.optim import apply_update, check_finite_loss
-from train.precision import Precision
+from model.half import Precision
 
 IGNORE = -100  # target id that cross_entropy leaves out of the loss and of the count N
 

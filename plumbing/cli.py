@@ -3,7 +3,7 @@
     0    done
     1    the machine or the files are not as needed (missing weights, offline, disk full, diverged)
     2    bad input (a flag out of range, an unknown author, a text that is not a book, a broken config)
-    130  stopped by Ctrl-C, at any moment (what was saved is said before; train/interrupt.py)
+    130  stopped by Ctrl-C, at any moment (what was saved is said before; plumbing/interrupt.py)
 
 No traceback for any of these: they are the user's to fix, and the message says how.
 """
@@ -13,9 +13,9 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from train.interrupt import ProgramSignals, stop_was_asked
+from plumbing.interrupt import ProgramSignals, stop_was_asked
 from train.optim import Diverged
-from weights.atomic import is_disk_full
+from plumbing.atomic import is_disk_full
 
 
 def run_program(program: Callable[[list[str] | None], object], argv: list[str] | None = None) -> int:

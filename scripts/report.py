@@ -1,4 +1,4 @@
-"""A run's plots, summary and report page: `python -m eval.report [RUN_FOLDER]`.
+"""A run's plots, summary and report page: `python -m scripts.report [RUN_FOLDER]`.
 
 For a judge, pretraining, co-evolution or teaching run folder (default: runs/<kind>/latest of
 --kind, judge if not given) it draws the run's plots into the folder, prints the lecture's numbers
@@ -11,7 +11,7 @@ shown as a colour. `make train-bert` and `make coevolve` end with it.
 from __future__ import annotations
 
 if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
-    from train.interrupt import exit_while_importing
+    from plumbing.interrupt import exit_while_importing
 
     exit_while_importing()
 
@@ -23,9 +23,9 @@ from pathlib import Path
 from eval import pages
 from eval.lecture import judge_results, lecture_results, summary_lines
 from eval.plots import coevolve_plot, confusion_plot, judge_plot, pretrain_plot, teach_plot
-from train.cli import run_program
-from train.generators import SAMPLES_FILE
-from train.runs import Run, latest_run
+from plumbing.cli import run_program
+from plumbing.generators import SAMPLES_FILE
+from plumbing.runs import Run, latest_run
 
 KINDS = ("judge", "pretrain_neo", "coevolve", "teach")
 PAGE_FILE = "report.html"
@@ -111,7 +111,7 @@ def write_report(folder: Path) -> tuple[Path, list[str]]:
 
 
 def run(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m eval.report", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m scripts.report", description=__doc__.split("\n\n")[0])
     p.add_argument("run", nargs="?", help="run folder (default: runs/<kind>/latest)")
     p.add_argument("--kind", default="judge", choices=KINDS, help="which latest run, when no folder is given")
     p.add_argument("--runs-dir", help="runs folder (default $ALICE_EDGAR_RUNS or <repo>/runs)")

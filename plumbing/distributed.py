@@ -1,7 +1,7 @@
 """Beyond one process: PyTorch's DistributedDataParallel, started with torchrun.
 
-    torchrun --nproc_per_node 2 -m train.judge          # 2 processes on this machine
-    torchrun --nnodes 2 --node_rank 0 --master_addr HOST --master_port 29500 --nproc_per_node 8 -m train.judge
+    torchrun --nproc_per_node 2 -m scripts.train_bert          # 2 processes on this machine
+    torchrun --nnodes 2 --node_rank 0 --master_addr HOST --master_port 29500 --nproc_per_node 8 -m scripts.train_bert
 
 torchrun starts one process per rank and sets RANK, WORLD_SIZE and LOCAL_RANK; without them a
 program runs as a single process (rank 0 of 1) and nothing here does anything. Each rank:
@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from train.precision import pick_device
+from plumbing.precision import pick_device
 
 
 @dataclass

@@ -6,7 +6,7 @@
     tokenizer_config.json    what transformers' AutoTokenizer needs to find the special tokens
     <extra>.json             facts about how the model was made (optional)
 
-The whole folder is written under a temporary name and renamed when complete (weights/atomic.py),
+The whole folder is written under a temporary name and renamed when complete (plumbing/atomic.py),
 so a half-written model never looks like a model. Our own loaders (`GPTNeo.from_pretrained`,
 `BertClassifier.from_pretrained`) read it back; so does `transformers` with no custom code.
 """
@@ -25,7 +25,7 @@ from model.gpt_neo import GPTNeo
 from model.gpt_neo import hf_names as gpt_neo_names
 from model.lora import add_lora, lora_layers, merged_copy
 from tokenizer_bridge.bpe import neo_tokenizer_config
-from weights.atomic import atomic_folder
+from plumbing.atomic import atomic_folder
 
 BERT_SPECIALS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
                  "mask_token": "[MASK]"}

@@ -13,15 +13,12 @@ the matrix products in 16 bits from float32 weights), LayerNorm (model/layers.py
 
 from __future__ import annotations
 
-import contextlib
 import time
-from dataclasses import dataclass
-
 import torch
 
+from model.half import DTYPES, FAST_RATIO, Precision
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-FAST_RATIO = 1.3  # bfloat16 must be at least this much faster than float32 to be chosen
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def pick_device(name: str) -> torch.device:
@@ -39,37 +36,6 @@ def pick_device(name: str) -> torch.device:
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"--device {name}: there are only {torch.cuda.device_count()} CUDA devices")
     return device
-
-
-@dataclass
-class Precision:
-    """What a program computes in: `name` for training autocast, `half` for the B5 judge, and why."""
-
-    device: torch.device
-    name: str  # "fp32", "bf16" or "fp16": the autocast dtype of training steps
-    half: torch.dtype  # the 16-bit dtype of the B5 judge (it is always cast: the memory halves)
-    ratio: float | None  # measured float32 time / bfloat16 time on this machine (None: not measured)
-    reason: str
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return DTYPES[self.name]
-
-    @property
-    def half_is_fast(self) -> bool:
-        """Is the 16-bit judge faster here, or only smaller?"""
-        return self.device.type == "cuda" or (self.ratio is not None and self.ratio >= FAST_RATIO)
-
-    def autocast(self):
-        """The context a forward pass runs in: autocast to 16 bits, or nothing for float32."""
-        if self.name == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
-
-    def describe(self) -> dict:
-        """What goes into the run's config.json and the console."""
-        return {"precision": self.name, "half_dtype": str(self.half).removeprefix("torch."),
-                "bf16_over_fp32_speed": self.ratio, "reason": self.reason}
 
 
 def probe_ratio(device: torch.device, m: int, k: int, n: int, repeats: int = 3) -> float:

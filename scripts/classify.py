@@ -1,10 +1,10 @@
 """Classify any text with a trained judge (lecture A, equations A14 and A15).
 
-    python -m eval.classify "Curiouser and curiouser!" "Quoth the Raven, Nevermore."
-    python -m eval.classify --file story.txt
-    echo "Once upon a midnight dreary" | python -m eval.classify --json
-    python -m eval.classify --windows --file story.txt   # A14: P(author) per window and its spread
-    python -m eval.classify --judge runs/judge/<time>/hf "some text"
+    python -m scripts.classify "Curiouser and curiouser!" "Quoth the Raven, Nevermore."
+    python -m scripts.classify --file story.txt
+    echo "Once upon a midnight dreary" | python -m scripts.classify --json
+    python -m scripts.classify --windows --file story.txt   # A14: P(author) per window and its spread
+    python -m scripts.classify --judge runs/judge/<time>/hf "some text"
 
 Prints one line per input, `P(Alice)=0.973  P(Edgar)=0.027` (every author of the judge), or with
 --json one JSON object per line, {"author": best, "probs": {author: p, ...}}. A text longer than
@@ -15,7 +15,7 @@ The judge is runs/judge/latest unless --judge names a judge folder or run folder
 from __future__ import annotations
 
 if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
-    from train.interrupt import exit_while_importing
+    from plumbing.interrupt import exit_while_importing
 
     exit_while_importing()
 
@@ -25,9 +25,9 @@ import sys
 from pathlib import Path
 
 from eval.scoring import classify
-from train.classifier import load_judge
-from train.cli import run_program
-from train.config import ConfigError
+from plumbing.judges import load_bert_judge
+from plumbing.cli import run_program
+from plumbing.config import ConfigError
 
 
 def check_text(text: str, where: str) -> str:
@@ -94,7 +94,7 @@ def print_result(r: dict, args: argparse.Namespace) -> None:
 
 
 def run(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m eval.classify", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m scripts.classify", description=__doc__.split("\n\n")[0])
     p.add_argument("text", nargs="*", help="texts to classify (one result line each)")
     p.add_argument("--file", help="classify the whole content of this file")
     p.add_argument("--judge", "--checkpoint", dest="judge", help="judge folder or run folder (default: runs/judge/latest)")
@@ -106,7 +106,7 @@ def run(argv: list[str] | None = None) -> None:
     if args.length is not None and not 3 <= args.length <= 512:
         raise ConfigError(f"--length must be between 3 and 512, got {args.length}")
     texts = read_inputs(args.text, args.file)
-    model, tok, info = load_judge(args.judge, args.runs_dir)
+    model, tok, info = load_bert_judge(args.judge, args.runs_dir)
     for text in texts:
         print_result(classify(model, tok, text, args.length or info.get("eval_length", 256), info["labels"]), args)
 

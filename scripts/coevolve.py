@@ -1,31 +1,31 @@
-"""Lecture B, the co-evolution loop: `python -m train.coevolve` (the first half of `make coevolve`).
+"""Lecture B, the co-evolution loop: `python -m scripts.coevolve` (the first half of `make coevolve`).
 
 The trained judge of lecture A (frozen, in half precision, B5) and one copy of a pretrained GPT-Neo
 per author, each fine-tuned on its own author's training split with the plain language-model loss
 (B1, B2). At step 0, before any fine-tuning, and every `eval_every` steps, every generator writes
 from the same random start tokens and the judge classifies what they wrote (B4, B7); the loop logs
 accuracy (B11), L_cls (B12), S(t) (B13), S_a(t) (N6) and the tokenizer mismatch ratio (B16)
-(train/judgement.py).
+(train/judgement.py:judge_generators).
 
 B15: Generate -> Classify -> Optimize is a weak form of adversarial learning: the judge never feeds
 back into the generators, no gradient and no reward flows from BERT to GPT-Neo, and the judge itself
 never learns. It only measures how far plain fine-tuning moved each generator towards its author.
 (`make teach` lets it teach.)
 
-    python -m train.coevolve                      # preset "cpu": neo-small, a few minutes on 2 cores
-    python -m train.coevolve --preset lecture     # the course's numbers (B7), gpt-neo-125M, for a GPU
-    python -m train.coevolve --authors all --judge runs/judge/<six-way run>
+    python -m scripts.coevolve                      # preset "cpu": neo-small, a few minutes on 2 cores
+    python -m scripts.coevolve --preset lecture     # the course's numbers (B7), gpt-neo-125M, for a GPU
+    python -m scripts.coevolve --authors all --judge runs/judge/<six-way run>
 
 Output: runs/coevolve/<time>/ with config.json, metrics.jsonl (a line per step and per judgement),
 samples.jsonl (every judged text with the judge's probabilities), checkpoints/ (--resume) and
 generators/<author>/, each a Hugging Face folder; runs/coevolve/latest points to the newest run
-with at least one judgement. `python -m eval.report` draws and summarises it.
+with at least one judgement. `python -m scripts.report` draws and summarises it.
 """
 
 from __future__ import annotations
 
 if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
-    from train.interrupt import exit_while_importing
+    from plumbing.interrupt import exit_while_importing
 
     exit_while_importing()
 
@@ -40,19 +40,21 @@ from tqdm import tqdm
 from data.authors import DEFAULT_AUTHORS, select_authors
 from data.windows import lm_windows
 from model.config import GPTNeoConfig
-from train import distributed
-from train.checkpoint import load_checkpoint, save_checkpoint
-from train.cli import run_program
-from train.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
-from train.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSettings, Setup, add_adapters, judge_round,
-                              judge_of_run, load_setup, log_judgement, make_rngs, run_summary, save_generators)
+from plumbing import distributed
+from plumbing.checkpoint import load_checkpoint, save_checkpoint
+from plumbing.cli import run_program
+from plumbing.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
+from plumbing.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSettings, Setup, add_adapters,
+                                 judge_of_run, judgement_record, load_setup, log_judgement, make_judging, make_rngs,
+                                 run_summary, save_generators)
+from train.judgement import Judgement, Judging, judge_generators
 from train.lm import lm_step
 from train.metrics import reset_peak_memory
 from train.optim import OPTIMIZERS, make_optimizer
-from train.precision import PRECISIONS, Precision, choose_precision, grad_scaler
-from train.interrupt import StopRequest
-from train.runs import Run
-from weights.atomic import atomic_write_json
+from plumbing.precision import PRECISIONS, Precision, choose_precision, grad_scaler
+from plumbing.interrupt import StopRequest
+from plumbing.runs import Run
+from plumbing.atomic import atomic_write_json
 from weights.store import resolve
 
 KEEP = ("end", "every")
@@ -113,11 +115,12 @@ def check_against_base(cfg: CoevolveConfig) -> int:
 
 
 @dataclass
-class Loop:
+class CoevolveLoop:
     """What the co-evolution loop works on."""
 
     cfg: CoevolveConfig
     setup: Setup
+    judging: Judging  # the frozen judge, R rows, how they are written (B7-B10): the same at every judgement
     optimizers: dict[str, torch.optim.Optimizer]
     rngs: dict[str, torch.Generator]  # data_<a>, sample_<a>, start: one seeded stream per purpose
     run: Run
@@ -125,15 +128,13 @@ class Loop:
     t0: float
 
 
-def judge_now(loop: Loop, step: int) -> dict:
-    """Generate -> Classify and the held-out LM losses (train/generators.py:judge_round); logged."""
-    record, judgement = judge_round(loop.cfg, loop.setup, loop.rngs, loop.precision)
-    record.update(step=step, time=time.time() - loop.t0)
-    log_judgement(loop.run, step, record, judgement)
-    return record
+def log(loop: CoevolveLoop, step: int, judgement: Judgement) -> None:
+    """A judgement into the run, with each generator's held-out LM loss (B2)."""
+    log_judgement(loop.run, step, judgement_record(judgement, loop.setup, loop.cfg, loop.precision, step,
+                                                   time.time() - loop.t0), judgement)
 
 
-def save(loop: Loop, step: int) -> None:
+def save_step(loop: CoevolveLoop, step: int) -> None:
     """A checkpoint for --resume, and the generators as Hugging Face folders if asked at every judgement."""
     s = loop.setup
     save_checkpoint(loop.run.folder, step, s.generators, loop.optimizers, loop.rngs, {"t": time.time() - loop.t0})
@@ -144,12 +145,12 @@ def save(loop: Loop, step: int) -> None:
 # ----------------------------------------------------------------------------- the loop
 
 
-def coevolve_loop(loop: Loop, start: int) -> int:
+def coevolve_loop(loop: CoevolveLoop, start: int) -> int:
     """B15: judge -> (each generator: batch -> B2 -> backward -> AdamW) x eval_every -> judge ... Returns the last step."""
     cfg, s = loop.cfg, loop.setup
     scaler = grad_scaler(loop.precision)
     if start == 0:
-        judge_now(loop, 0)
+        log(loop, 0, judge_generators(s.generators, loop.judging, loop.rngs))  # Generate -> Classify, before any step
         loop.run.point_latest()  # latest = the newest run with something to show
     reset_peak_memory(loop.precision.device)
     step = start
@@ -165,10 +166,10 @@ def coevolve_loop(loop: Loop, start: int) -> int:
             bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in record.items() if k.startswith("loss_")})
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 bar.set_postfix_str(f"judging step {step}")
-                judge_now(loop, step)  # Generate -> Classify
-                save(loop, step)
+                log(loop, step, judge_generators(s.generators, loop.judging, loop.rngs))  # Generate -> Classify
+                save_step(loop, step)
             elif stop.requested:
-                save(loop, step)
+                save_step(loop, step)
             if stop.requested:
                 break
     return step
@@ -201,7 +202,7 @@ def coevolve(argv: list[str] | None = None) -> Path:
         run.keep_records_until(start)
         run.keep_records_until(start, SAMPLES_FILE)
     print(f"run folder: {run.folder}", file=sys.stderr)
-    loop = Loop(cfg, setup, optimizers, rngs, run, precision, time.time() - t_before)
+    loop = CoevolveLoop(cfg, setup, make_judging(cfg, setup), optimizers, rngs, run, precision, time.time() - t_before)
     try:
         step = coevolve_loop(loop, start)
     except KeyboardInterrupt:
@@ -209,9 +210,9 @@ def coevolve(argv: list[str] | None = None) -> Path:
         raise
     save_generators(run.folder / "generators", setup, {"step": step, "run": str(run.folder)})
     atomic_write_json(run.folder / "summary.json", run_summary(setup, optimizers, precision, step, time.time() - loop.t0))
-    print(f"generators saved in {run.folder / 'generators'}; summary: python -m eval.report {run.folder}")
+    print(f"generators saved in {run.folder / 'generators'}; summary: python -m scripts.report {run.folder}")
     if step < cfg.steps:
-        print(f"stopped at step {step}: continue with `python -m train.coevolve --resume {run.folder}`", file=sys.stderr)
+        print(f"stopped at step {step}: continue with `python -m scripts.coevolve --resume {run.folder}`", file=sys.stderr)
         raise KeyboardInterrupt
     return run.folder
 

@@ -1,34 +1,22 @@
-"""The judge's pieces (lecture A): one training step, held-out evaluation, and finding a trained judge.
+"""The BERT judge of lecture A at work: one training step, its logits, its held-out evaluation.
 
     classifier_step(model, optimizer, batch, ...)   forward, A3, backward, clip, A7; A11 and A13 measured
     predict_logits(model, x, mask)                  logits of many windows, in batches, no gradients
-    evaluate(model, heldout)                        held-out A3, A11, per-author accuracy, N4 confusion
-    load_judge(path)                                a trained judge from its Hugging Face folder
+    evaluate_heldout(model, heldout)                held-out A3, A11, per-author accuracy, N4 confusion
 
-A trained judge is a Hugging Face BertForSequenceClassification folder, `runs/judge/<time>/hf/`
-(written by tokenizer_bridge/hf_folder.py); its config.json also carries, under "alice_edgar",
-what our programs need (the held-out window length, its accuracy, the split).
+The network is model/bert.py:BertClassifier; a trained one is found and loaded by plumbing/judges.py.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from model.bert import BertClassifier
-from model.config import ConfigError
-from tokenizer_bridge.load import load_bert_tokenizer
 from train.metrics import accuracy, confusion_matrix, cross_entropy, macro_accuracy
 from train.optim import apply_update, check_finite_loss
-from train.precision import Precision
-from train.runs import latest_run
+from model.half import Precision
 
-HF_FOLDER = "hf"  # inside a judge run folder
-INFO_KEY = "alice_edgar"  # our own facts inside the judge's config.json
 
 
 def classifier_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...],
@@ -67,7 +55,7 @@ def predict_logits(model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, 
     return torch.cat(out)
 
 
-def evaluate(model: torch.nn.Module, heldout: tuple[torch.Tensor, ...], labels: list[str],
+def evaluate_heldout(model: torch.nn.Module, heldout: tuple[torch.Tensor, ...], labels: list[str],
              precision: Precision | None = None, desc: str | None = "held-out") -> dict:
     """Held-out loss (A3), accuracy (A11), accuracy per author, macro accuracy and confusion matrix (N4)."""
     x, mask, y = heldout
@@ -81,40 +69,3 @@ def heldout_metrics(logits: torch.Tensor, y: torch.Tensor, labels: list[str]) ->
     return {"heldout_loss": cross_entropy(logits, y).item(), "heldout_acc": accuracy(logits, y),
             "heldout_macro_acc": macro_accuracy(confusion), "heldout_acc_per_author": per_author,
             "confusion": confusion}
-
-
-def judge_folder(path: str | Path | None = None, runs_dir: str | Path | None = None) -> Path:
-    """The judge's Hugging Face folder: `path` itself, `path`/hf for a run folder, or the latest run's.
-
-    FileNotFoundError saying what to do when there is none.
-    """
-    if path is None:
-        run = latest_run("judge", runs_dir)
-        folder = run / HF_FOLDER
-    else:
-        p = Path(path).expanduser()
-        folder = p / HF_FOLDER if (p / HF_FOLDER).is_dir() else p
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} holds no judge (no config.json): give a judge run folder, its hf/ folder, "
-                                "or train one with `make train-bert`")
-    return folder.resolve()
-
-
-def load_judge(path: str | Path | None = None, runs_dir: str | Path | None = None,
-               device: str | torch.device = "cpu") -> tuple[BertClassifier, Tokenizer, dict]:
-    """(judge in eval mode, its tokenizer, its info) from a judge folder or run folder; the latest run if None.
-
-    info: the "alice_edgar" facts of its config.json (eval_length, heldout_acc, split, ...) plus
-    "folder" and "labels".
-    """
-    folder = judge_folder(path, runs_dir)
-    model = BertClassifier.from_pretrained(folder)
-    info = json.loads((folder / "config.json").read_text(encoding="utf-8")).get(INFO_KEY, {})
-    info = dict(info, folder=str(folder), labels=list(model.labels))
-    longest = model.bert.config.max_position_embeddings
-    length = info.setdefault("eval_length", 256)
-    if isinstance(length, bool) or not isinstance(length, int) or not 3 <= length <= longest:
-        raise ConfigError(f"{folder / 'config.json'}: {INFO_KEY}.eval_length is {length!r}, but a judge window "
-                          f"holds 3 to {longest} tokens (max_position_embeddings): put back the length the judge was "
-                          "trained for (256 if unsure)")
-    return model.to(device).eval(), load_bert_tokenizer(folder), info

@@ -3,7 +3,7 @@
     runs/<kind>/<YYYYmmdd-HHMMSS>/     one folder per run (kind: judge, pretrain_neo, coevolve, teach)
         config.json                    the program's settings and facts about its inputs
         metrics.jsonl                  one JSON line per step or evaluation
-        checkpoints/step-NNNNNN/       the newest complete checkpoint (train/checkpoint.py)
+        checkpoints/step-NNNNNN/       the newest complete checkpoint (plumbing/checkpoint.py)
     runs/<kind>/latest                 a symlink to the newest run with something to show
 
 The runs folder is --runs-dir, else $ALICE_EDGAR_RUNS, else <repo>/runs (git-ignored).
@@ -20,12 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from train.interrupt import stop_was_asked
-from weights.atomic import atomic_file, atomic_write_json, remove_path, remove_stale
+from plumbing.interrupt import stop_was_asked
+from plumbing.atomic import atomic_file, atomic_write_json, remove_path, remove_stale
 from weights.store import REPO_ROOT
 
 RUNS_ENV = "ALICE_EDGAR_RUNS"
 MAKE = {"judge": "make train-bert", "pretrain_neo": "make pretrain-neo", "coevolve": "make coevolve", "teach": "make teach"}
+PROGRAM = {"judge": "python -m scripts.train_bert", "pretrain_neo": "python -m scripts.pretrain_neo",
+           "coevolve": "python -m scripts.coevolve", "teach": "python -m scripts.teach"}  # the program of each run kind
 LATEST = "latest"
 CONFIG_FILE, METRICS_FILE, LOCK_FILE = "config.json", "metrics.jsonl", ".lock"
 
@@ -62,10 +64,10 @@ def latest_run(kind: str, runs_dir: str | Path | None = None) -> Path:
     link = runs_root(runs_dir) / kind / LATEST
     if link.is_symlink() and not link.exists():
         raise RunError(f"{link} points to a missing folder ({os.readlink(link)}): give a run folder instead, "
-                       f"or start a new run with `{MAKE.get(kind, f'python -m train.{kind}')}`")
+                       f"or start a new run with `{MAKE.get(kind, PROGRAM.get(kind))}`")
     if not link.exists():
         raise RunError(f"no {kind} run yet ({link} does not exist): start one with "
-                       f"`{MAKE.get(kind, f'python -m train.{kind}')}` (or `python -m train.{kind}`)")
+                       f"`{MAKE.get(kind, PROGRAM.get(kind))}` (or `{PROGRAM.get(kind)}`)")
     return link.resolve()
 
 

@@ -1,9 +1,9 @@
-"""The judge as teacher: `python -m train.teach` (`make teach`), reinforcement learning from the judge (T1-T8).
+"""The judge as teacher: `python -m scripts.teach` (`make teach`), reinforcement learning from the judge (T1-T8).
 
 Lecture B's loop lets the judge only watch. Here its score is the reward: each generator is moved to
 raise log P_judge(its author | what it writes) (T1), with RLOO advantages (T4), a policy-gradient
 loss (T5) and a KL penalty to the model it started from (T3, T6), under the very distribution the
-lecture's sampler draws from (train/rl.py). Three arms, judged alike (train/generators.py:judge_round):
+lecture's sampler draws from (train/rl.py). Three arms, judged alike (train/judgement.py:judge_generators):
 
     --arm rl          reinforcement learning from the judge (this program's point)
     --arm lm          the lecture's LM fine-tuning on each author's text (what `make coevolve` does)
@@ -13,19 +13,19 @@ Every `eval_every` steps and at step 0: the lecture's judgement (accuracy with i
 L_cls, S(t)) and, against reward hacking (T8), the independent n-gram judge's S(t), the mean KL per
 token to the starting model, distinct-1/2/3 of the texts and the held-out LM loss on real text.
 
-    python -m train.teach                              # RL, beta 0.05, from the same base as make coevolve
-    python -m train.teach --arm lm --minutes 10        # an arm within a wall-clock budget
-    python -m train.teach --beta 0,0.02,0.05,0.2       # a sweep: one run per beta
-    python -m train.teach --start-from runs/coevolve/latest   # from the generators a coevolve run fine-tuned
+    python -m scripts.teach                              # RL, beta 0.05, from the same base as make coevolve
+    python -m scripts.teach --arm lm --minutes 10        # an arm within a wall-clock budget
+    python -m scripts.teach --beta 0,0.02,0.05,0.2       # a sweep: one run per beta
+    python -m scripts.teach --start-from runs/coevolve/latest   # from the generators a coevolve run fine-tuned
 
 Output: runs/teach/<time>/ as runs/coevolve/ (metrics.jsonl, samples.jsonl, checkpoints/, generators/).
-`python -m eval.report` draws and summarises a run, `python -m eval.compare` compares runs.
+`python -m scripts.report` draws and summarises a run, `python -m scripts.compare` compares runs.
 """
 
 from __future__ import annotations
 
 if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
-    from train.interrupt import exit_while_importing
+    from plumbing.interrupt import exit_while_importing
 
     exit_while_importing()
 
@@ -36,6 +36,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm import tqdm
@@ -44,26 +45,26 @@ from data.authors import DEFAULT_AUTHORS, select_authors
 from data.windows import lm_windows
 from model.gpt_neo import GPTNeo
 from model.lora import adapters_off
-from tokenizer_bridge.bridge import JudgeBatch, generate_for_judge
-from train.checkpoint import load_checkpoint, save_checkpoint
-from train.classifier import predict_logits
-from train.cli import run_program
-from train.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
-from train.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSettings, Setup, add_adapters, judge_round,
-                              judge_of_run, load_setup, log_judgement, make_rngs, run_summary, sampling,
-                              save_generators)
-from train.judgement import start_tokens
+from plumbing.atomic import atomic_write_json
+from plumbing.checkpoint import load_checkpoint, save_checkpoint
+from plumbing.cli import run_program
+from plumbing.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
+from plumbing.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSettings, Setup, add_adapters,
+                                 judge_of_run, judgement_record, load_setup, log_judgement, make_judging, make_rngs,
+                                 run_summary, save_generators)
+from plumbing.interrupt import StopRequest, stop_was_asked
+from plumbing.precision import PRECISIONS, Precision, choose_precision, pick_device
+from plumbing.runs import Run
+from tokenizer_bridge.bridge import JudgeBatch, RowSampling, generate_for_judge
+from train.bert_judge import predict_logits
+from train.judgement import Judgement, Judging, judge_generators, start_tokens
 from train.lm import lm_step
 from train.metrics import reset_peak_memory
 from train.optim import OPTIMIZERS, apply_update, check_finite_loss, make_optimizer
-from train.precision import PRECISIONS, Precision, choose_precision, pick_device
 from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio,
                       policy_gradient_loss, processed_log_probs, rloo_advantages, total_loss)
-from train.interrupt import StopRequest, stop_was_asked
-from train.runs import Run
-from weights.atomic import atomic_write_json
 
-ARMS = ("rl", "lm", "best-of-n")
+ARM_NAMES = ("rl", "lm", "best-of-n")  # each arm is one entry of ARMS, below its pieces
 
 
 def check_betas(text: str) -> None:
@@ -81,7 +82,7 @@ class TeachConfig(JudgementSettings, LoraSettings):
     """Everything that decides a teaching run (saved in the run's config.json)."""
 
     arm: str = setting("rl: learn from the judge; lm: the lecture's LM fine-tuning; best-of-n: no training (T7)",
-                       choices=ARMS)
+                       choices=ARM_NAMES)
     base: str = setting("the pretrained generator: a weights-store name or a GPT-Neo folder")
     start_from: str = setting("'' = the base; or a coevolve run folder: start from its fine-tuned generators")
     judge: str = setting("the judge: 'latest' (runs/judge/latest), a judge run folder or its hf/ folder")
@@ -118,12 +119,14 @@ RESUME_MAY_CHANGE = {"steps", "minutes", "device", "precision"}
 
 
 @dataclass
-class Loop:
+class TeachLoop:
     """What the teaching loop works on."""
 
     cfg: TeachConfig
     beta: float
     setup: Setup
+    judging: Judging  # the judgements' judge, R rows and how they are written (B7-B10), as in make coevolve
+    rl_rows: RowSampling  # how RL's own rows are written: the judgement's, with k = rl_overgen
     refs: dict[str, GPTNeo]  # pi_ref of T2: each generator as it started, frozen (none with LoRA: P4)
     optimizers: dict[str, torch.optim.Optimizer]
     rngs: dict[str, torch.Generator]
@@ -163,29 +166,29 @@ def kept_batch(batch: JudgeBatch, pad_id: int) -> tuple[torch.Tensor, torch.Tens
     return ids, mask
 
 
-def sequence_log_probs(model: GPTNeo, ids: torch.Tensor, mask: torch.Tensor, loop: Loop) -> torch.Tensor:
+def sequence_log_probs(model: GPTNeo, ids: torch.Tensor, mask: torch.Tensor, loop: TeachLoop) -> torch.Tensor:
     """log pi(x_t | x_<t) of every kept token under the sampler's processed distribution: (B, n), 0 where masked."""
     with loop.precision.autocast():
         logits = model(ids.to(loop.precision.device))  # (B, 1 + n, V)
-    logp = processed_log_probs(logits.float(), ids.to(logits.device), 1, sampling(loop.cfg, loop.setup))  # (B, n)
+    logp = processed_log_probs(logits.float(), ids.to(logits.device), 1, loop.rl_rows.sampling)  # (B, n)
     return torch.where(mask.bool().to(logp.device), logp, torch.zeros_like(logp))
 
 
-def kl_to_start(loop: Loop, author: str, logp: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def kl_to_start(loop: TeachLoop, author: str, logp: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """T2, T3: the KL per row from the generator (its log-probs `logp`) to pi_ref, over the kept tokens. (B,)"""
     with torch.no_grad(), loop.reference(author) as ref:
         logp_ref = sequence_log_probs(ref, ids, mask, loop)  # 0 where masked, as logp: delta = 0 there
     return kl_k3(log_ratio(logp, logp_ref), mask)
 
 
-def rl_step(loop: Loop, author: str, label: int) -> dict:
+def rl_step(loop: TeachLoop, author: str, label: int) -> dict:
     """One RL step of one generator: sample P x G rows -> T1 reward -> T4 advantages -> T2/T3 KL -> T5 + T6 -> update."""
     cfg, s = loop.cfg, loop.setup
     model = s.generators[author]
     prompts = start_tokens(cfg.prompts, s.bad_mask, loop.rngs["prompts"]).repeat_interleave(cfg.samples, 0)  # (P G, 1)
     model.eval()  # no dropout: the loss sees the distribution that was sampled
-    batch = generate_for_judge(model, prompts.to(loop.precision.device), s.neo_tok, s.bert_tok, cfg.judge_length,
-                               cfg.rl_overgen, cfg.max_rounds, sampling(cfg, s), loop.rngs[f"sample_{author}"])
+    batch = generate_for_judge(model, prompts.to(loop.precision.device), s.neo_tok, s.bert_tok, loop.rl_rows,
+                               loop.rngs[f"sample_{author}"])
     logits = predict_logits(s.judge, batch.input_ids, batch.attention_mask, batch_size=len(batch.input_ids))
     rewards = judge_reward(logits, torch.full((len(logits),), label))  # T1: (P G,)
     advantages = rloo_advantages(rewards.view(cfg.prompts, cfg.samples)).flatten()  # T4
@@ -201,7 +204,7 @@ def rl_step(loop: Loop, author: str, label: int) -> dict:
             f"p_{author}": rewards.exp().mean().item(), f"tokens_{author}": int(mask.sum()), f"grad_norm_{author}": norm}
 
 
-def lm_arm_step(loop: Loop, author: str, label: int) -> dict:
+def lm_arm_step(loop: TeachLoop, author: str, label: int) -> dict:
     """The lecture's step (B2) for comparison: one LM fine-tuning step on the author's own text."""
     cfg, model = loop.cfg, loop.setup.generators[author]
     batch = lm_windows(loop.setup.ids[author].train, cfg.batch_size, cfg.length, loop.rngs[f"data_{author}"])
@@ -209,16 +212,15 @@ def lm_arm_step(loop: Loop, author: str, label: int) -> dict:
     return {f"loss_{author}": loss, f"grad_norm_{author}": norm}
 
 
-def best_of_n_writer(loop: Loop):
+def best_of_n_writer(loop: TeachLoop):
     """T7 as a judgement's writer: each generator samples N candidates per start token; the judge keeps the best."""
-    cfg, s, N = loop.cfg, loop.setup, loop.cfg.best_of
+    s, N = loop.setup, loop.cfg.best_of
 
     def write(start: torch.Tensor) -> dict[str, JudgeBatch]:
         batches = {}
         for label, (author, model) in enumerate(s.generators.items()):
             cand = generate_for_judge(model.eval(), start.repeat_interleave(N, 0).to(loop.precision.device), s.neo_tok,
-                                      s.bert_tok, cfg.judge_length, cfg.overgen, cfg.max_rounds, sampling(cfg, s),
-                                      loop.rngs[f"sample_{author}"])
+                                      s.bert_tok, loop.judging.row_sampling, loop.rngs[f"sample_{author}"])
             logits = predict_logits(s.judge, cand.input_ids, cand.attention_mask, batch_size=len(cand.input_ids))
             rewards = judge_reward(logits, torch.full((len(logits),), label)).view(len(start), N)  # T1
             batches[author] = cand.select((torch.arange(len(start)) * N + best_of_n(rewards)).tolist())
@@ -228,8 +230,21 @@ def best_of_n_writer(loop: Loop):
     return write
 
 
+@dataclass(frozen=True)
+class Arm:
+    """One arm of the comparison, whole: how it moves a generator, and who writes the rows it is judged on."""
+
+    step: Callable[[TeachLoop, str, int], dict] | None  # one optimisation step of one generator; None: no training
+    writer: Callable[[TeachLoop], Callable[[torch.Tensor], dict[str, JudgeBatch]]] | None  # None: the generators
+
+
+ARMS = {"rl": Arm(step=rl_step, writer=None),  # T1-T6
+        "lm": Arm(step=lm_arm_step, writer=None),  # B2, the lecture's fine-tuning
+        "best-of-n": Arm(step=None, writer=best_of_n_writer)}  # T7: no training, the judge picks
+
+
 @torch.no_grad()
-def judgement_extras(loop: Loop, judgement) -> dict:
+def judgement_extras(loop: TeachLoop, judgement: Judgement) -> dict:
     """T8 beside the lecture's numbers: mean reward (T1), KL per token to the start (T3), distinct-1/2/3 per generator."""
     out, names = {}, list(loop.setup.generators)
     R = len(judgement.log_probs) // len(names)
@@ -238,7 +253,7 @@ def judgement_extras(loop: Loop, judgement) -> dict:
         batch = judgement.batches[a]
         for n in (1, 2, 3):
             out[f"distinct{n}_{a}"] = distinct_n(batch.texts, n)
-        if loop.cfg.arm == "best-of-n":  # no model to measure: T7's bound, per sequence
+        if ARMS[loop.cfg.arm].step is None:  # no model was moved: T7's bound, per sequence
             out[f"kl_bound_{a}"] = best_of_n_kl_bound(loop.cfg.best_of)
             continue
         ids, mask = kept_batch(batch, pad_id=int(batch.rows[0][0]))
@@ -247,17 +262,16 @@ def judgement_extras(loop: Loop, judgement) -> dict:
     return out
 
 
-def evaluate(loop: Loop, step: int) -> dict:
-    """The lecture's judgement (as in make coevolve), plus T8's numbers; logged with every judged sample."""
-    write = best_of_n_writer(loop) if loop.cfg.arm == "best-of-n" else None
-    record, judgement = judge_round(loop.cfg, loop.setup, loop.rngs, loop.precision, write)
-    record.update(step=step, **judgement_extras(loop, judgement), judge_calls=loop.judge_calls, time=loop.elapsed())
+def log(loop: TeachLoop, step: int, judgement: Judgement) -> None:
+    """A judgement into the run: the lecture's numbers, the held-out LM losses (B2) and T8's."""
+    record = judgement_record(judgement, loop.setup, loop.cfg, loop.precision, step, loop.elapsed())
+    record.update(**judgement_extras(loop, judgement), judge_calls=loop.judge_calls, time=loop.elapsed())
     rewards = " ".join(f"{a} {record[f'reward_{a}']:.2f}" for a in loop.setup.generators)
     log_judgement(loop.run, step, record, judgement, extra=f"  reward {rewards}")
-    return record
 
 
-def save(loop: Loop, step: int) -> None:
+def save_step(loop: TeachLoop, step: int) -> None:
+    """A checkpoint for --resume."""
     save_checkpoint(loop.run.folder, step, loop.setup.generators, loop.optimizers, loop.rngs,
                     {"t": loop.elapsed(), "judge_calls": loop.judge_calls})
 
@@ -265,36 +279,37 @@ def save(loop: Loop, step: int) -> None:
 # ----------------------------------------------------------------------------- the loop
 
 
-def finished(loop: Loop, step: int) -> bool:
+def finished(loop: TeachLoop, step: int) -> bool:
     """The step limit or the wall-clock budget is reached."""
     cfg = loop.cfg
     return bool((cfg.steps and step >= cfg.steps) or (cfg.minutes and loop.elapsed() >= 60 * cfg.minutes))
 
 
-def teach_loop(loop: Loop, start: int) -> int:
-    """judge -> (each generator: an RL step, or an LM step) x eval_every -> judge ... Returns the last step."""
-    arm_step = {"rl": rl_step, "lm": lm_arm_step, "best-of-n": None}[loop.cfg.arm]
+def teach_loop(loop: TeachLoop, start: int) -> int:
+    """judge -> (each generator: its arm's step) x eval_every -> judge ... Returns the last step."""
+    arm, generators = ARMS[loop.cfg.arm], loop.setup.generators
+    writer = arm.writer(loop) if arm.writer else None  # who writes the judged rows (None: the generators)
     if start == 0:
-        evaluate(loop, 0)
+        log(loop, 0, judge_generators(generators, loop.judging, loop.rngs, writer))  # Generate -> Classify
         loop.run.point_latest()
     reset_peak_memory(loop.precision.device)
     step, last_eval = start, start
     with StopRequest() as stop, tqdm(desc=f"teach ({loop.cfg.arm})", unit="step", initial=start,
                                      total=loop.cfg.steps or None) as bar:
         while not finished(loop, step) and not stop.requested:
-            step += 1 if arm_step else loop.cfg.eval_every  # best-of-N only judges
+            step += 1 if arm.step else loop.cfg.eval_every  # best-of-N only judges
             record, t_step = {"kind": "train", "step": step}, time.time()
-            for label, author in enumerate(loop.setup.generators):
-                record.update(arm_step(loop, author, label) if arm_step else {})
-            if arm_step:
+            for label, author in enumerate(generators):
+                record.update(arm.step(loop, author, label) if arm.step else {})
+            if arm.step:
                 loop.run.log(dict(record, judge_calls=loop.judge_calls, step_s=time.time() - t_step, time=loop.elapsed()))
             bar.update(step - bar.n)
             if step % loop.cfg.eval_every == 0 or finished(loop, step) or stop.requested:
-                evaluate(loop, step)
+                log(loop, step, judge_generators(generators, loop.judging, loop.rngs, writer))
                 last_eval = step
-                save(loop, step)
+                save_step(loop, step)
     if last_eval != step:
-        evaluate(loop, step)
+        log(loop, step, judge_generators(generators, loop.judging, loop.rngs, writer))
     return step
 
 
@@ -352,7 +367,7 @@ def start_models(cfg: TeachConfig, setup: Setup) -> None:
 
 
 def build_loop(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir, saved: dict
-               ) -> tuple[Loop, int]:
+               ) -> tuple[TeachLoop, int]:
     """The models, the frozen references, the optimizers and the run folder (new, or resumed at its checkpoint)."""
     precision = choose_precision(pick_device(cfg.device), cfg.precision, earlier=saved.get("precision"))
     print(f"precision: {precision.name} ({precision.reason})", file=sys.stderr)
@@ -370,7 +385,10 @@ def build_loop(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir, sav
     info = {"program": "teach", **setup.info, **precision.describe(), "beta_value": beta}
     run = Run.create("teach", runs_dir, {"config": dict(as_dict(cfg), beta=str(beta)), **info}) if resume is None \
         else Run(Path(resume).resolve())
-    loop, start = Loop(cfg, beta, setup, refs, optimizers, rngs, run, precision, time.time()), 0
+    judging = make_judging(cfg, setup)
+    rl_rows = replace(judging.row_sampling, overgen=cfg.rl_overgen)
+    loop = TeachLoop(cfg, beta, setup, judging, rl_rows, refs, optimizers, rngs, run, precision, time.time())
+    start = 0
     if resume is not None:
         ckpt = load_checkpoint(run.folder)
         ckpt.restore(setup.generators, optimizers, rngs)
@@ -392,7 +410,7 @@ def teach_one(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir, save
     save_generators(loop.run.folder / "generators", loop.setup, {"step": step, "arm": cfg.arm, "beta": beta})
     atomic_write_json(loop.run.folder / "summary.json",
                       run_summary(loop.setup, loop.optimizers, loop.precision, step, loop.elapsed()))
-    print(f"generators saved in {loop.run.folder / 'generators'}; summary: python -m eval.report {loop.run.folder}")
+    print(f"generators saved in {loop.run.folder / 'generators'}; summary: python -m scripts.report {loop.run.folder}")
     return loop.run.folder
 
 
@@ -406,10 +424,10 @@ def teach(argv: list[str] | None = None) -> list[Path]:
     for beta in betas:
         folders.append(teach_one(cfg, beta, resume, args.runs_dir, saved))
         if stop_was_asked():  # Ctrl-C ends the sweep too, after this run's generators are saved
-            print(f"stopped: continue with `python -m train.teach --resume {folders[-1]}`", file=sys.stderr)
+            print(f"stopped: continue with `python -m scripts.teach --resume {folders[-1]}`", file=sys.stderr)
             raise KeyboardInterrupt
     if len(folders) > 1:
-        print("sweep done; compare with: python -m eval.compare " + " ".join(str(f) for f in folders))
+        print("sweep done; compare with: python -m scripts.compare " + " ".join(str(f) for f in folders))
     return folders
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,15 +22,16 @@ from model.gpt_neo import GPTNeo
 from model.lora import add_lora, has_lora, trainable_parameters
 from model.ngram import NgramJudge
 from model.sampler import PENALTY_MODES, Sampling, bad_token_mask
-from tokenizer_bridge.hf_folder import write_adapter_folder, write_model_folder
+from plumbing.hf_folder import write_adapter_folder, write_model_folder
 from tokenizer_bridge.load import load_neo_tokenizer
-from train.classifier import load_judge
-from train.config import ConfigError, setting
-from train.independent import independent_judge
-from train.judgement import Judgement, classify_rows, judge_generators, prepare_judge, start_tokens
+from plumbing.judges import load_bert_judge
+from plumbing.config import ConfigError, setting
+from plumbing.judges import load_ngram_judge
+from tokenizer_bridge.bridge import RowSampling
+from train.judgement import Judgement, Judging, prepare_judge
 from train.lm import heldout_loss
 from train.metrics import optimizer_state_bytes, peak_memory_mib
-from train.precision import Precision
+from plumbing.precision import Precision
 from weights.store import resolve
 
 SAMPLES_FILE = "samples.jsonl"  # every judged row of a run, with its text and the judge's probabilities
@@ -72,12 +72,12 @@ class Setup:
     bert_tok: Tokenizer  # the judge's WordPiece
     bad_mask: torch.Tensor  # (V,) B9
     ids: dict[str, AuthorIds]  # author -> GPT-Neo ids of its training and held-out split
-    independent: NgramJudge  # N5: the second judge, never trained against
+    ngram_judge: NgramJudge  # N5: the second judge, never trained against
     info: dict  # facts for the run's config.json
 
-    def independent_log_probs(self, texts: list[str]) -> torch.Tensor:
+    def ngram_log_probs(self, texts: list[str]) -> torch.Tensor:
         """log P(author | text) of the independent n-gram judge (N5): (len(texts), N)."""
-        return torch.from_numpy(np.stack([self.independent.log_posterior(t) for t in texts])).float()
+        return torch.from_numpy(np.stack([self.ngram_judge.log_posterior(t) for t in texts])).float()
 
 
 def check_authors(authors: tuple[str, ...], judge_labels: list[str]) -> None:
@@ -107,7 +107,7 @@ def load_setup(base: str, judge: str | None, authors: tuple[str, ...], precision
     judge: a judge folder or run folder, None for runs/judge/latest. length: tokens per
     fine-tuning window, checked to fit in every split.
     """
-    judge_model, bert_tok, judge_info = load_judge(judge, runs_dir, precision.device)
+    judge_model, bert_tok, judge_info = load_bert_judge(judge, runs_dir, precision.device)
     check_authors(authors, judge_info["labels"])
     half = prepare_judge(judge_model, precision.half if judge_half else None)  # B5
     base_folder = resolve(base)
@@ -121,7 +121,7 @@ def load_setup(base: str, judge: str | None, authors: tuple[str, ...], precision
                 raise ValueError(f"{a.name} {what} split has {stream.numel()} GPT-Neo tokens, fewer than one window "
                                  f"of {length}: use a shorter --length")
     bad_mask = bad_token_mask(neo_tok, base_model.config.vocab_size)
-    ngram, ngram_folder = independent_judge(list(authors), judge_info.get("split", "tail"), bert_tok, runs_dir)
+    ngram, ngram_folder = load_ngram_judge(list(authors), judge_info.get("split", "tail"), bert_tok, runs_dir)
     info = {"independent_judge": str(ngram_folder), "base_folder": str(base_folder),
             "generator_parameters": sum(p.numel() for p in base_model.parameters()),
             "judge_folder": judge_info["folder"], "judge_heldout_acc": judge_info.get("heldout_acc"),
@@ -160,33 +160,22 @@ def make_rngs(seed: int, authors: list[str], device: torch.device) -> dict[str, 
     return rngs
 
 
-def sampling(cfg, setup: Setup) -> Sampling:
-    """The sampler's settings of a program's config, built once (B9 mask, B10 penalty, top-k, temperature)."""
-    return Sampling(temperature=cfg.temperature, top_k=cfg.top_k, repetition_penalty=cfg.repetition_penalty,
-                    penalty_mode=cfg.penalty_mode, bad_mask=setup.bad_mask)
+def make_judging(cfg, setup: Setup) -> Judging:
+    """What every judgement of the run shares, from a program's config, built once (B7-B10, N5)."""
+    sampling = Sampling(temperature=cfg.temperature, top_k=cfg.top_k, repetition_penalty=cfg.repetition_penalty,
+                        penalty_mode=cfg.penalty_mode, bad_mask=setup.bad_mask)
+    row_sampling = RowSampling(L=cfg.judge_length, overgen=cfg.overgen, max_rounds=cfg.max_rounds, sampling=sampling)
+    return Judging(setup.judge, setup.neo_tok, setup.bert_tok, cfg.rows, row_sampling, setup.ngram_log_probs)
 
 
-def judge_round(cfg, setup: Setup, rngs: dict[str, torch.Generator], precision: Precision,
-                write=None) -> tuple[dict, Judgement]:
-    """The lecture's judgement (B4, B7, B11-B13, B16, N6, and N5's second opinion) plus each generator's
-    held-out LM loss on its own author (B2). `cfg` holds rows, judge_length, overgen, max_rounds, the
-    sampling settings, length and heldout_windows. `write(start)` may replace the generators' own
-    writing (best-of-N). Returns (the metrics record, the judgement).
-    """
-    start = start_tokens(cfg.rows, setup.bad_mask, rngs["start"])  # (R, 1), the same for every generator
-    if write is None:
-        judgement = judge_generators(setup.generators, setup.judge, setup.neo_tok, setup.bert_tok, start,
-                                     {a: rngs[f"sample_{a}"] for a in setup.generators}, cfg.judge_length,
-                                     cfg.overgen, cfg.max_rounds, sampling(cfg, setup), setup.independent_log_probs)
-    else:
-        t0 = time.time()
-        judgement = classify_rows(write(start), setup.judge, start, setup.independent_log_probs)
-        judgement.metrics["gen_s"] = time.time() - t0 - judgement.metrics["judge_s"]
+def judgement_record(judgement: Judgement, setup: Setup, cfg, precision: Precision, step: int, seconds: float) -> dict:
+    """A judgement's line of metrics.jsonl: what it measured, and each generator's held-out LM loss on its own
+    author (B2; `cfg` holds length and heldout_windows)."""
     record = {"kind": "eval", **judgement.metrics}
-    for a, model in setup.generators.items():  # B2 on held-out text of each generator's own author
+    for a, model in setup.generators.items():
         record[f"heldout_{a}"] = heldout_loss(model, setup.ids[a].heldout, cfg.length, precision,
                                               max_windows=cfg.heldout_windows)
-    return record, judgement
+    return dict(record, step=step, time=seconds)
 
 
 def eval_line(r: dict, names: list[str]) -> str:

@@ -1,4 +1,4 @@
-"""LoRA against full fine-tuning, side by side: `python -m eval.lora_table RUN [RUN ...]` (`make lora-compare`).
+"""LoRA against full fine-tuning, side by side: `python -m scripts.lora_table RUN [RUN ...]` (`make lora-compare`).
 
 For each judge, coevolve or teach run: the parameters it trained and their fraction (P2), the
 optimizer state it kept, the peak memory of its training steps, the median time per step, and
@@ -9,7 +9,7 @@ what they write). Prints a Markdown table and writes it to runs/compare/<time>/l
 from __future__ import annotations
 
 if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
-    from train.interrupt import exit_while_importing
+    from plumbing.interrupt import exit_while_importing
 
     exit_while_importing()
 
@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 from eval.pages import markdown_table
-from train.cli import run_program
-from train.runs import Run, runs_root
-from weights.atomic import atomic_write_text
+from plumbing.cli import run_program
+from plumbing.runs import Run, runs_root
+from plumbing.atomic import atomic_write_text
 
 HEADER = ("run", "LoRA", "trained parameters", "P2 fraction (LoRA / |θ|)", "optimizer state MiB", "peak memory MiB",
           "s per step", "result")
@@ -50,7 +50,7 @@ def row(folder: Path) -> tuple:
 
 
 def run(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m eval.lora_table", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m scripts.lora_table", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", help="judge, coevolve or teach run folders (each holds a summary.json)")
     p.add_argument("--runs-dir", help="runs folder (default $ALICE_EDGAR_RUNS or <repo>/runs)")
     args = p.parse_args(argv)

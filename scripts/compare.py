@@ -1,4 +1,4 @@
-"""Compare teaching arms, or a sweep of beta: `python -m eval.compare RUN [RUN ...]` (`make teach-compare`).
+"""Compare teaching arms, or a sweep of beta: `python -m scripts.compare RUN [RUN ...]` (`make teach-compare`).
 
 For each run (a `make teach` run of any arm, or a `make coevolve` run) the numbers of its last
 judgement: accuracy with its Wilson interval (B11), S(t) of each generator under the trained judge
@@ -12,7 +12,7 @@ time for every run) and, for a sweep, reward against KL (Gao et al.: the proxy r
 from __future__ import annotations
 
 if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
-    from train.interrupt import exit_while_importing
+    from plumbing.interrupt import exit_while_importing
 
     exit_while_importing()
 
@@ -28,9 +28,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from eval.pages import markdown_table, with_interval  # noqa: E402
 from eval.plots import legend, save_figure  # noqa: E402
-from train.cli import run_program  # noqa: E402
-from train.runs import Run, runs_root  # noqa: E402
-from weights.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from plumbing.cli import run_program  # noqa: E402
+from plumbing.runs import Run, runs_root  # noqa: E402
+from plumbing.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 
 
 def label_of(config: dict) -> str:
@@ -129,7 +129,7 @@ def sweep_plot(rows: list[dict], path: Path) -> Path:
 
 
 def run(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m eval.compare", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m scripts.compare", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", help="teach or coevolve run folders")
     p.add_argument("--runs-dir", help="runs folder (default $ALICE_EDGAR_RUNS or <repo>/runs)")
     args = p.parse_args(argv)

@@ -1,4 +1,4 @@
-"""Evaluate a trained judge: `python -m eval.judge_report` (the second step of `make train-bert`).
+"""Evaluate a trained judge: `python -m scripts.judge_report` (the second step of `make train-bert`).
 
 For the latest judge run (or --run RUN) it
 1. evaluates the judge on every balanced held-out window (never trained on) in float32, then cast to
@@ -9,13 +9,13 @@ For the latest judge run (or --run RUN) it
 3. puts the judge beside the independent n-gram baseline (N5) on the same held-out passages of
    64, 128 and 256 tokens: confusion matrices, macro accuracy, accuracy per author with its
    Wilson interval (N3, N4; eval/authorship.py);
-4. writes everything to <run>/report.json; `python -m eval.report` shows it.
+4. writes everything to <run>/report.json; `python -m scripts.report` shows it.
 """
 
 from __future__ import annotations
 
 if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
-    from train.interrupt import exit_while_importing
+    from plumbing.interrupt import exit_while_importing
 
     exit_while_importing()
 
@@ -31,11 +31,12 @@ from data.windows import Specials, heldout_set, load_author_ids, max_balanced_wi
 from eval.authorship import authorship, table_lines
 from eval.scoring import prompt_sensitivity
 from model.half import cast_half
-from train.classifier import heldout_metrics, judge_folder, load_judge, predict_logits
-from train.cli import run_program
-from train.independent import independent_judge
-from train.precision import pick_device
-from weights.atomic import atomic_write_json
+from plumbing.judges import judge_folder, load_bert_judge
+from train.bert_judge import heldout_metrics, predict_logits
+from plumbing.cli import run_program
+from plumbing.judges import load_ngram_judge
+from plumbing.precision import pick_device
+from plumbing.atomic import atomic_write_json
 
 REPORT_FILE = "report.json"
 SENSITIVITY_PASSAGES = 8  # held-out passages per author for A14's prompt sensitivity
@@ -80,13 +81,13 @@ def sensitivity(model, tok, authors: dict, length: int) -> dict:
 def report(run: str | None, runs_dir: str | None, per_author: int | None, device: str) -> dict:
     """The whole evaluation of one judge; writes <run>/report.json and returns it."""
     folder = judge_folder(run, runs_dir)
-    model, tok, info = load_judge(folder, device=pick_device(device))
+    model, tok, info = load_bert_judge(folder, device=pick_device(device))
     labels, length = info["labels"], info.get("eval_length", 256)
     split = info.get("split", "tail")
     authors = load_author_ids(tok, labels, split)
     n = per_author or max_balanced_windows(authors, length)
     heldout = heldout_set(authors, length, Specials.of(tok), n)
-    ngram, ngram_folder = independent_judge(labels, split, tok, runs_dir)
+    ngram, ngram_folder = load_ngram_judge(labels, split, tok, runs_dir)
     result = {"judge": str(folder), "labels": labels, "split": split,
               "heldout": {"windows": len(heldout[0]), "per_author": n, "length": length},
               **half_comparison(model, heldout, labels), "prompt_sensitivity": sensitivity(model, tok, authors, length),
@@ -123,7 +124,7 @@ def positive_int(text: str) -> int:
 
 
 def run(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m eval.judge_report", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m scripts.judge_report", description=__doc__.split("\n\n")[0])
     p.add_argument("--run", help="judge run folder or its hf/ folder (default: runs/judge/latest)")
     p.add_argument("--runs-dir", help="runs folder (default $ALICE_EDGAR_RUNS or <repo>/runs)")
     p.add_argument("--per-author", type=positive_int, help="held-out windows per author, and passages per author "

@@ -4,7 +4,7 @@ A program meets a Ctrl-C in one of three phases, and each has its own handler:
 
     importing  `exit_while_importing`: torch takes seconds to import, and nothing is written yet,
                so the program ends at once (no traceback from inside a library's import)
-    set-up     `run_program` (train/cli.py) installs `note_and_raise`: KeyboardInterrupt, as Python
+    set-up     `run_program` (plumbing/cli.py) installs `note_and_raise`: KeyboardInterrupt, as Python
                does by default, but the request is also noted, so that a library that catches the
                exception (a `__del__`, a callback) cannot lose it
     the loop   `StopRequest`: the first Ctrl-C stops at the next step boundary, with a checkpoint

@@ -9,7 +9,7 @@
 A checkpoint is written into a hidden temporary folder and renamed to step-NNNNNN only when all its
 files are complete, so a step folder is always a whole set. Older step folders are removed after the
 rename. Resume takes the newest step folder; a temporary folder left by a killed process is removed
-when the run is next opened (train/runs.py). Disk full during a save: the temporary folder is
+when the run is next opened (plumbing/runs.py). Disk full during a save: the temporary folder is
 removed, the previous checkpoint is intact, and the error says so.
 """
 
@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from weights.atomic import atomic_folder, is_disk_full, remove_path
+from plumbing.atomic import atomic_folder, is_disk_full, remove_path
 
 CHECKPOINTS = "checkpoints"
 MODELS_FILE, OPTIMIZERS_FILE, STATE_FILE = "models.safetensors", "optimizers.safetensors", "state.json"

@@ -1,14 +1,14 @@
-"""Train the BERT judge of lecture A: `python -m train.judge` (the first half of `make train-bert`).
+"""Train the BERT judge of lecture A: `python -m scripts.train_bert` (the first half of `make train-bert`).
 
 A6, the procedure: tokenize the authors; load the pretrained BERT; add the classification layer
 (dropout + linear, A2); train by back-propagation on cross-entropy (A3) with AdamW or plain SGD
 (A7); save the trained model.
 
-    python -m train.judge                          # preset "cpu": MiniLM, a few minutes on 2 cores
-    python -m train.judge --preset lecture         # the course's set-up (A5), bert-base-uncased, for a GPU
-    python -m train.judge --authors all --split book   # six authors, the last book of each held out (N1-N3)
-    python -m train.judge --resume                 # continue the latest run from its last checkpoint
-    torchrun --nproc_per_node 2 -m train.judge     # DistributedDataParallel (train/distributed.py)
+    python -m scripts.train_bert                          # preset "cpu": MiniLM, a few minutes on 2 cores
+    python -m scripts.train_bert --preset lecture         # the course's set-up (A5), bert-base-uncased, for a GPU
+    python -m scripts.train_bert --authors all --split book   # six authors, the last book of each held out (N1-N3)
+    python -m scripts.train_bert --resume                 # continue the latest run from its last checkpoint
+    torchrun --nproc_per_node 2 -m scripts.train_bert     # DistributedDataParallel (plumbing/distributed.py)
 
 Output: runs/judge/<time>/ with config.json, metrics.jsonl (loss A3, batch accuracy A11 and update
 size A13 every step; held-out evaluations every `eval_every` steps), checkpoints/, and hf/, the
@@ -18,7 +18,7 @@ judge as a Hugging Face BertForSequenceClassification folder; runs/judge/latest 
 from __future__ import annotations
 
 if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
-    from train.interrupt import exit_while_importing
+    from plumbing.interrupt import exit_while_importing
 
     exit_while_importing()
 
@@ -36,19 +36,20 @@ from data.windows import Specials, balanced_batch, heldout_set, load_author_ids,
 from model.bert import Bert, BertClassifier
 from model.config import BertConfig, read_config_json
 from model.lora import add_lora, has_lora, trainable_parameters
-from tokenizer_bridge.hf_folder import write_adapter_folder, write_model_folder
+from plumbing.hf_folder import write_adapter_folder, write_model_folder
 from tokenizer_bridge.load import load_bert_tokenizer
-from train import distributed
-from train.checkpoint import load_checkpoint, save_checkpoint
-from train.classifier import HF_FOLDER, INFO_KEY, classifier_step, evaluate
-from train.cli import run_program
-from train.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
+from plumbing import distributed
+from plumbing.checkpoint import load_checkpoint, save_checkpoint
+from plumbing.judges import HF_FOLDER, INFO_KEY
+from train.bert_judge import classifier_step, evaluate_heldout
+from plumbing.cli import run_program
+from plumbing.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
 from train.metrics import optimizer_state_bytes, peak_memory_mib, reset_peak_memory, snapshot
 from train.optim import OPTIMIZERS, SCHEDULES, lr_at, make_optimizer, set_lr
-from train.precision import PRECISIONS, Precision, choose_precision, grad_scaler
-from train.interrupt import StopRequest
-from train.runs import Run
-from weights.atomic import atomic_write_json
+from plumbing.precision import PRECISIONS, Precision, choose_precision, grad_scaler
+from plumbing.interrupt import StopRequest
+from plumbing.runs import Run
+from plumbing.atomic import atomic_write_json
 from weights.store import resolve
 
 
@@ -74,7 +75,7 @@ class JudgeConfig(LoraSettings):
     eval_every: int = setting("held-out evaluation every N steps, and at step 0 and the last (0: those two only)", min=0)
     eval_per_author: int = setting("held-out windows per author in those evaluations", min=1)
     save_every: int = setting("checkpoint every N steps, and at the last step and on Ctrl-C (0: those only)", min=0)
-    precision: str = setting("auto = measured on this machine (train/precision.py), or fp32, bf16, fp16", choices=PRECISIONS)
+    precision: str = setting("auto = measured on this machine (plumbing/precision.py), or fp32, bf16, fp16", choices=PRECISIONS)
     device: str = setting("auto, cpu, cuda, cuda:N")
 
 
@@ -146,7 +147,7 @@ def build_model(cfg: JudgeConfig, base: Path, labels: list[str], precision: Prec
 
 
 @dataclass
-class Loop:
+class JudgeLoop:
     """What the training loop works on (one object, so that saving and logging need no closures)."""
 
     cfg: JudgeConfig
@@ -161,7 +162,7 @@ class Loop:
     run: Run | None = None  # set by open_run
 
 
-def open_run(loop: Loop, resume: Path | None, runs_dir, info: dict) -> int:
+def open_run(loop: JudgeLoop, resume: Path | None, runs_dir, info: dict) -> int:
     """A new run folder, or the resumed one with its newest checkpoint restored into the loop. Returns the start step."""
     if resume is None:
         loop.run = Run.create("judge", runs_dir, {"config": as_dict(loop.cfg), **info}, writer=loop.dist.main)
@@ -180,7 +181,7 @@ def open_run(loop: Loop, resume: Path | None, runs_dir, info: dict) -> int:
 # ----------------------------------------------------------------------------- saving and evaluating
 
 
-def save(loop: Loop, step: int) -> None:
+def save_step(loop: JudgeLoop, step: int) -> None:
     """Checkpoint (for --resume), the judge as a Hugging Face folder, and the `latest` link: rank 0 only."""
     if not loop.dist.main:
         return
@@ -195,9 +196,9 @@ def save(loop: Loop, step: int) -> None:
     loop.run.point_latest()
 
 
-def heldout_eval(loop: Loop, step: int) -> dict:
+def heldout_eval(loop: JudgeLoop, step: int) -> dict:
     """Held-out A3, A11, per-author accuracy and confusion (N4) on the fixed windows; logged."""
-    record = {"kind": "eval", "step": step, **evaluate(loop.model, loop.data.heldout, loop.data.labels, loop.precision)}
+    record = {"kind": "eval", "step": step, **evaluate_heldout(loop.model, loop.data.heldout, loop.data.labels, loop.precision)}
     loop.run.log(record)
     loop.state["metrics"].update(record)
     return record
@@ -206,7 +207,7 @@ def heldout_eval(loop: Loop, step: int) -> dict:
 # ----------------------------------------------------------------------------- the loop
 
 
-def train_loop(loop: Loop, start: int) -> int:
+def train_loop(loop: JudgeLoop, start: int) -> int:
     """4. train by back-propagation: batch -> A3 -> backward -> A7 -> A13 -> log. Returns the last step done."""
     cfg, before = loop.cfg, snapshot([p for p in loop.model.parameters() if p.requires_grad])
     scaler, n_authors = grad_scaler(loop.precision), len(loop.data.labels)
@@ -235,7 +236,7 @@ def train_loop(loop: Loop, start: int) -> int:
                             held=f"{loop.state['metrics'].get('heldout_acc', float('nan')):.2f}")
             stopping = distributed.any_rank(stop.requested, loop.dist)
             if step == cfg.steps or stopping or (cfg.save_every and step % cfg.save_every == 0):
-                save(loop, step)
+                save_step(loop, step)
             if stopping:
                 break
     return done
@@ -267,7 +268,7 @@ def train_judge(argv: list[str] | None = None) -> Path:
     rng = torch.Generator().manual_seed(cfg.seed)
     info = {"program": "judge", "base_model": str(base), "labels": data.labels, **precision.describe(),
             "world_size": dist_.world}
-    loop = Loop(cfg, model, distributed.wrap(model, dist_), optimizer, data, rng, precision, dist_,
+    loop = JudgeLoop(cfg, model, distributed.wrap(model, dist_), optimizer, data, rng, precision, dist_,
                 {"metrics": {}, "time": 0.0})
     start = open_run(loop, resume, args.runs_dir, info)
     if dist_.main:
@@ -284,7 +285,7 @@ def train_judge(argv: list[str] | None = None) -> Path:
     return loop.run.folder
 
 
-def finish(loop: Loop, done: int) -> None:
+def finish(loop: JudgeLoop, done: int) -> None:
     """What the user reads at the end: where the judge is and its held-out accuracy; summary.json."""
     if not loop.dist.main:
         return
@@ -295,7 +296,7 @@ def finish(loop: Loop, done: int) -> None:
         "peak_memory_mib": peak_memory_mib(loop.precision.device)})
     where = loop.run.folder / HF_FOLDER
     if done < loop.cfg.steps:
-        print(f"stopped at step {done}: checkpoint saved; continue with `python -m train.judge --resume {loop.run.folder}`",
+        print(f"stopped at step {done}: checkpoint saved; continue with `python -m scripts.train_bert --resume {loop.run.folder}`",
               file=sys.stderr)
     print(f"judge saved in {where} (step {done}): held-out accuracy {m.get('heldout_acc', float('nan')):.3f} "
           f"on {len(loop.data.heldout[2])} windows of {loop.cfg.eval_length} tokens")

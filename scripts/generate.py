@@ -1,21 +1,21 @@
-"""Sample from any GPT-Neo folder with the lecture's sampler: `python -m eval.generate FOLDER`.
+"""Sample from any GPT-Neo folder with the lecture's sampler: `python -m scripts.generate FOLDER`.
 
-    python -m eval.generate runs/coevolve/latest/generators/alice
-    python -m eval.generate neo-small --prompt "The Queen said" --tokens 64 --rows 3 --seed 1
-    python -m eval.generate runs/coevolve/latest/generators/alice --judge runs/judge/latest/hf
+    python -m scripts.generate runs/coevolve/latest/generators/alice
+    python -m scripts.generate neo-small --prompt "The Queen said" --tokens 64 --rows 3 --seed 1
+    python -m scripts.generate runs/coevolve/latest/generators/alice --judge runs/judge/latest/hf
 
 FOLDER is a Hugging Face GPT-Neo folder (ours, the pretrained base, or one from the hub) or a
 weights-store name. The defaults are the lecture's: 512 new tokens (4 x 128, B8) after one random
 start token from the first half of the vocabulary (B7), the whitespace and end-of-text tokens banned
 (B9), repetition penalty 1.3 (B10, in the lecture's form; --penalty-mode hf for the library's rule),
 top-k 50, temperature 1. With --judge each text is followed by P(author) for every author of that
-judge, computed as `python -m eval.classify` computes it.
+judge, computed as `python -m scripts.classify` computes it.
 """
 
 from __future__ import annotations
 
 if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) ends with "interrupted", exit 130
-    from train.interrupt import exit_while_importing
+    from plumbing.interrupt import exit_while_importing
 
     exit_while_importing()
 
@@ -29,15 +29,15 @@ from eval.scoring import classify
 from model.gpt_neo import GPTNeo
 from model.sampler import PENALTY_MODES, Sampling, bad_token_mask, generate
 from tokenizer_bridge.load import load_neo_tokenizer
-from train.classifier import load_judge
-from train.cli import run_program
-from train.config import ConfigError
+from plumbing.judges import load_bert_judge
+from plumbing.cli import run_program
+from plumbing.config import ConfigError
 from train.judgement import start_tokens
 from weights.store import resolve
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m eval.generate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m scripts.generate", description=__doc__.split("\n\n")[0])
     p.add_argument("folder", help="a GPT-Neo folder or a weights-store name")
     p.add_argument("--prompt", help="text to continue (default: one random start token per row, as the lecture)")
     p.add_argument("--tokens", type=int, default=512, help="new tokens per row (default: 512 = 4 x 128)")
@@ -84,7 +84,7 @@ def run(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     folder = resolve(args.folder)
     model, tok = GPTNeo.from_pretrained(folder), load_neo_tokenizer(folder)
-    judge = load_judge(args.judge) if args.judge else None
+    judge = load_bert_judge(args.judge) if args.judge else None
     for i, text in enumerate(write(model, tok, args)):
         probs = None
         if judge is not None:

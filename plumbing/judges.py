@@ -1,0 +1,123 @@
+"""Where the two judges come from: the trained BERT judge of lecture A (a run folder, or runs/judge/latest),
+and the n-gram judge (N5).
+
+A trained BERT judge is a Hugging Face BertForSequenceClassification folder, `runs/judge/<time>/hf/`
+(written by plumbing/hf_folder.py); its config.json also carries, under "alice_edgar", what our programs
+need (the held-out window length, its accuracy, the split).
+
+The n-gram judge (N5, T8): the character n-gram naive Bayes of model/ngram.py, trained once per
+selection of authors and split, kept in <runs>/ngram/<authors>_<split>/ and loaded from there after, as
+long as it was trained on the very same text (the sha256 of every author's training split, saved with
+it: another corpus, another edition or another split point retrains it; so does a broken cache).
+
+It learns from the same training split as the BERT judge, takes seconds, and is never optimised
+against: `make coevolve` and `make teach` score every judgement with it too, and `scripts.judge_report`
+puts it beside the BERT judge on the same held-out passages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from tokenizers import Tokenizer
+
+from data.corpus import author_texts
+from model.bert import BertClassifier
+from model.config import ConfigError
+from model.ngram import FILES, NgramJudge, train_ngram_judge
+from plumbing.atomic import atomic_folder
+from plumbing.runs import latest_run, runs_root
+from tokenizer_bridge.load import load_bert_tokenizer
+
+HF_FOLDER = "hf"  # inside a judge run folder
+INFO_KEY = "alice_edgar"  # our own facts inside the judge's config.json
+
+# ----------------------------------------------------------------------------- the BERT judge
+
+
+def judge_folder(path: str | Path | None = None, runs_dir: str | Path | None = None) -> Path:
+    """The judge's Hugging Face folder: `path` itself, `path`/hf for a run folder, or the latest run's.
+
+    FileNotFoundError saying what to do when there is none.
+    """
+    if path is None:
+        run = latest_run("judge", runs_dir)
+        folder = run / HF_FOLDER
+    else:
+        p = Path(path).expanduser()
+        folder = p / HF_FOLDER if (p / HF_FOLDER).is_dir() else p
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} holds no judge (no config.json): give a judge run folder, its hf/ folder, "
+                                "or train one with `make train-bert`")
+    return folder.resolve()
+
+
+def load_bert_judge(path: str | Path | None = None, runs_dir: str | Path | None = None,
+               device: str | torch.device = "cpu") -> tuple[BertClassifier, Tokenizer, dict]:
+    """(judge in eval mode, its tokenizer, its info) from a judge folder or run folder; the latest run if None.
+
+    info: the "alice_edgar" facts of its config.json (eval_length, heldout_acc, split, ...) plus
+    "folder" and "labels".
+    """
+    folder = judge_folder(path, runs_dir)
+    model = BertClassifier.from_pretrained(folder)
+    info = json.loads((folder / "config.json").read_text(encoding="utf-8")).get(INFO_KEY, {})
+    info = dict(info, folder=str(folder), labels=list(model.labels))
+    longest = model.bert.config.max_position_embeddings
+    length = info.setdefault("eval_length", 256)
+    if isinstance(length, bool) or not isinstance(length, int) or not 3 <= length <= longest:
+        raise ConfigError(f"{folder / 'config.json'}: {INFO_KEY}.eval_length is {length!r}, but a judge window "
+                          f"holds 3 to {longest} tokens (max_position_embeddings): put back the length the judge was "
+                          "trained for (256 if unsure)")
+    return model.to(device).eval(), load_bert_tokenizer(folder), info
+
+
+# ----------------------------------------------------------------------------- the n-gram judge
+
+
+
+def ngram_folder(authors: list[str], split: str, runs_dir: str | Path | None = None) -> Path:
+    return runs_root(runs_dir) / "ngram" / f"{'-'.join(authors)}_{split}"
+
+
+def load_ngram_judge(authors: list[str], split: str, split_tokenizer: Tokenizer,
+                      runs_dir: str | Path | None = None) -> tuple[NgramJudge, Path]:
+    """The n-gram judge of these authors and this split: loaded if it was trained before, else trained and saved."""
+    folder = ngram_folder(list(authors), split, runs_dir)
+    texts = {a: author_texts(a, split, split_tokenizer)[0] for a in authors}  # the TRAINING text only
+    source = texts_digest(texts)
+    cached = load_cached(folder)
+    if cached is not None and cached.source == source:
+        return cached, folder
+    if cached is not None:
+        print(f"{folder} was trained on other text (another corpus or split): training it again", file=sys.stderr)
+    print(f"training the independent n-gram judge ({', '.join(authors)}, {split} split) ...", file=sys.stderr)
+    judge = train_ngram_judge(texts)
+    judge.source = source
+    atomic_folder(folder, judge.save)  # whole or not at all
+    return judge, folder
+
+
+def texts_digest(texts: dict[str, str]) -> str:
+    """sha256 over every author's name and training text, in order."""
+    h = hashlib.sha256()
+    for author, text in texts.items():
+        h.update(f"{author}\0{len(text)}\0".encode())
+        h.update(text.encode("utf-8"))
+    return h.hexdigest()
+
+
+def load_cached(folder: Path) -> NgramJudge | None:
+    """The saved n-gram judge of `folder`, or None if there is none or it is broken (said; it is then retrained)."""
+    if not any((folder / f).exists() for f in FILES):
+        return None
+    try:
+        return NgramJudge.load(folder)
+    except (OSError, ValueError, KeyError, SafetensorError) as err:
+        print(f"the cached n-gram judge {folder} is broken ({err}): training it again", file=sys.stderr)
+        return None

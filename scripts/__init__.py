@@ -1,0 +1,1 @@
+"""What you run: each file here is one program (`python -m scripts.<name>`); none imports another."""
