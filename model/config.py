@@ -65,9 +65,10 @@ def _check_model_type(hf: dict, expected: str, loader: str) -> None:
     if found == expected:
         return
     kinds = {"bert": ("a BERT model", "a judge goes to scripts.classify or --judge, an encoder to scripts.train_bert --model"),
-             "gpt_neo": ("a GPT-Neo generator", "a generator goes to scripts.generate or --base")}
+             "gpt_neo": ("a GPT-Neo generator", "a generator goes to scripts.generate or --base"),
+             "llama": ("a Llama-family decoder", "a decoder is read by model/llama.py:Llama.from_pretrained")}
     if found not in kinds:
-        raise ConfigError(f"config.json has model_type={found!r}: this project reads only BERT and GPT-Neo "
+        raise ConfigError(f"config.json has model_type={found!r}: this project reads only BERT, GPT-Neo and Llama "
                           f"folders ({loader} needs {expected!r})")
     (have, use), (need, _) = kinds[found], kinds[expected]
     raise ConfigError(f"this folder holds {have}, not {need}: give a folder of {need} here ({use})")
@@ -155,6 +156,10 @@ class GPTNeoConfig:
             f"hidden_size={self.hidden_size} is not a multiple of num_heads={self.num_heads}.",
         )
 
+    def kv_layout(self) -> tuple[int, int, int]:
+        """(layers, heads with keys and values, head width): the shape of a KV cache (model/gpt_neo.py:KVCache)."""
+        return self.num_layers, self.num_heads, self.hidden_size // self.num_heads
+
     @staticmethod
     def expand_attention_types(attention_types: list) -> list[str]:
         """[[["global", "local"], 6]] -> ["global", "local", "global", "local", ...] (12 entries)."""
@@ -205,3 +210,62 @@ class GPTNeoConfig:
             tie_word_embeddings=True,
         )
         return hf
+
+
+@dataclass
+class LlamaConfig:
+    """Shape of a Llama-family decoder (L1-L5), such as SmolLM2-135M: RMSNorm, RoPE, grouped-query
+    attention, SwiGLU, tied embeddings, no biases."""
+
+    vocab_size: int = 49152
+    hidden_size: int = 576
+    intermediate_size: int = 1536
+    num_hidden_layers: int = 30
+    num_attention_heads: int = 9
+    num_key_value_heads: int = 3
+    max_position_embeddings: int = 8192
+    rms_norm_eps: float = 1e-5
+    rope_theta: float = 100000.0
+    bos_token_id: int | None = 1
+    eos_token_id: int | None = 2
+
+    def __post_init__(self) -> None:
+        _reject(self.hidden_size % self.num_attention_heads != 0,
+                f"hidden_size={self.hidden_size} is not a multiple of num_attention_heads={self.num_attention_heads}.")
+        _reject(self.num_attention_heads % self.num_key_value_heads != 0,
+                f"num_attention_heads={self.num_attention_heads} is not a multiple of "
+                f"num_key_value_heads={self.num_key_value_heads}: L3 gives each group the same number of heads.")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    def kv_layout(self) -> tuple[int, int, int]:
+        """(layers, key/value groups, head width): the shape of a KV cache (model/gpt_neo.py:KVCache)."""
+        return self.num_hidden_layers, self.num_key_value_heads, self.head_dim
+
+    @classmethod
+    def from_hf(cls, hf: dict) -> "LlamaConfig":
+        """Build from a Hugging Face Llama config.json dict; reject options we do not implement."""
+        _check_model_type(hf, "llama", "Llama.from_pretrained")
+        _reject(hf.get("hidden_act", "silu") != "silu", f"hidden_act={hf.get('hidden_act')!r}: L4 uses SiLU.")
+        _reject(hf.get("tie_word_embeddings", True) is False,
+                "tie_word_embeddings=false is not supported: the LM head is the token embedding here.")
+        _reject(bool(hf.get("attention_bias") or hf.get("mlp_bias")), "biases in attention or MLP are not supported.")
+        _reject(hf.get("rope_scaling") is not None, f"rope_scaling={hf.get('rope_scaling')!r} is not supported.")
+        rope = hf.get("rope_parameters") or {}  # transformers 5 keeps rope_theta there; older files at the top
+        _reject(rope.get("rope_type", "default") != "default", f"rope_type={rope.get('rope_type')!r} is not supported.")
+        head_dim = hf.get("head_dim")
+        _reject(head_dim is not None and head_dim != hf["hidden_size"] // hf["num_attention_heads"],
+                f"head_dim={head_dim} differs from hidden_size / num_attention_heads: not supported.")
+        return cls(**typed_fields(cls, dict(hf, rope_theta=rope.get("rope_theta", hf.get("rope_theta")))))
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> "LlamaConfig":
+        return cls.from_hf(read_config_json(folder))
+
+    def to_hf(self) -> dict:
+        """The config.json that Hugging Face `LlamaForCausalLM.from_pretrained` reads."""
+        return dict(asdict(self), model_type="llama", architectures=["LlamaForCausalLM"], hidden_act="silu",
+                    tie_word_embeddings=True, attention_bias=False, mlp_bias=False, head_dim=self.head_dim,
+                    rope_parameters={"rope_theta": self.rope_theta, "rope_type": "default"})

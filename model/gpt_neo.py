@@ -27,15 +27,18 @@ from model.loading import WEIGHTS_FILE, CheckpointError, load_with_table, save_h
 
 
 class KVCache:
-    """Preallocated keys and values: per layer two (B, nh, max_len, hs) tensors, filled up to `length`."""
+    """Preallocated keys and values: per layer two (B, nh, max_len, hs) tensors, filled up to `length`.
 
-    def __init__(self, cfg: GPTNeoConfig, batch: int, max_len: int, device=None, dtype=torch.float32) -> None:
+    nh: the heads that have keys and values (GPT-Neo's heads; a Llama's key/value groups, L3).
+    """
+
+    def __init__(self, cfg, batch: int, max_len: int, device=None, dtype=torch.float32) -> None:
         if max_len > cfg.max_position_embeddings:
             raise ValueError(f"max_len={max_len} exceeds max_position_embeddings={cfg.max_position_embeddings}")
-        hs = cfg.hidden_size // cfg.num_heads
-        shape = (batch, cfg.num_heads, max_len, hs)
-        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.num_layers)]
-        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.num_layers)]
+        layers, heads, hs = cfg.kv_layout()
+        shape = (batch, heads, max_len, hs)
+        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(layers)]
+        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(layers)]
         self.max_len = max_len
         self.length = 0  # positions already stored
 

@@ -128,7 +128,7 @@ class CoevolveLoop:
     t0: float
 
 
-def log(loop: CoevolveLoop, step: int, judgement: Judgement) -> None:
+def record_judgement(loop: CoevolveLoop, step: int, judgement: Judgement) -> None:
     """A judgement into the run, with each generator's held-out LM loss (B2)."""
     log_judgement(loop.run, step, judgement_record(judgement, loop.setup, loop.cfg, loop.precision, step,
                                                    time.time() - loop.t0), judgement)
@@ -150,7 +150,7 @@ def coevolve_loop(loop: CoevolveLoop, start: int) -> int:
     cfg, s = loop.cfg, loop.setup
     scaler = grad_scaler(loop.precision)
     if start == 0:
-        log(loop, 0, judge_generators(s.generators, loop.judging, loop.rngs))  # Generate -> Classify, before any step
+        record_judgement(loop, 0, judge_generators(s.generators, loop.judging, loop.rngs))  # before any step
         loop.run.point_latest()  # latest = the newest run with something to show
     reset_peak_memory(loop.precision.device)
     step = start
@@ -166,7 +166,7 @@ def coevolve_loop(loop: CoevolveLoop, start: int) -> int:
             bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in record.items() if k.startswith("loss_")})
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 bar.set_postfix_str(f"judging step {step}")
-                log(loop, step, judge_generators(s.generators, loop.judging, loop.rngs))  # Generate -> Classify
+                record_judgement(loop, step, judge_generators(s.generators, loop.judging, loop.rngs))  # Generate -> Classify
                 save_step(loop, step)
             elif stop.requested:
                 save_step(loop, step)

@@ -262,7 +262,7 @@ def judgement_extras(loop: TeachLoop, judgement: Judgement) -> dict:
     return out
 
 
-def log(loop: TeachLoop, step: int, judgement: Judgement) -> None:
+def record_judgement(loop: TeachLoop, step: int, judgement: Judgement) -> None:
     """A judgement into the run: the lecture's numbers, the held-out LM losses (B2) and T8's."""
     record = judgement_record(judgement, loop.setup, loop.cfg, loop.precision, step, loop.elapsed())
     record.update(**judgement_extras(loop, judgement), judge_calls=loop.judge_calls, time=loop.elapsed())
@@ -290,7 +290,7 @@ def teach_loop(loop: TeachLoop, start: int) -> int:
     arm, generators = ARMS[loop.cfg.arm], loop.setup.generators
     writer = arm.writer(loop) if arm.writer else None  # who writes the judged rows (None: the generators)
     if start == 0:
-        log(loop, 0, judge_generators(generators, loop.judging, loop.rngs, writer))  # Generate -> Classify
+        record_judgement(loop, 0, judge_generators(generators, loop.judging, loop.rngs, writer))  # Generate -> Classify
         loop.run.point_latest()
     reset_peak_memory(loop.precision.device)
     step, last_eval = start, start
@@ -305,11 +305,11 @@ def teach_loop(loop: TeachLoop, start: int) -> int:
                 loop.run.log(dict(record, judge_calls=loop.judge_calls, step_s=time.time() - t_step, time=loop.elapsed()))
             bar.update(step - bar.n)
             if step % loop.cfg.eval_every == 0 or finished(loop, step) or stop.requested:
-                log(loop, step, judge_generators(generators, loop.judging, loop.rngs, writer))
+                record_judgement(loop, step, judge_generators(generators, loop.judging, loop.rngs, writer))
                 last_eval = step
                 save_step(loop, step)
     if last_eval != step:
-        log(loop, step, judge_generators(generators, loop.judging, loop.rngs, writer))
+        record_judgement(loop, step, judge_generators(generators, loop.judging, loop.rngs, writer))
     return step
 
 
