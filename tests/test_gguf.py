@@ -148,3 +148,18 @@ def test_smollm2_every_tensor_equals_the_gguf_packages_and_the_config_is_smollm2
         want = gguf.quants.dequantize(t.data, t.tensor_type)
         got = f.tensor(t.name)
         assert np.array_equal(got, want.reshape(got.shape)), t.name
+
+
+def test_smollm2_tokenizer_built_from_the_file_gives_transformers_ids_on_the_authors_passages():
+    from data.corpus import load_book
+    from tokenizer_bridge.from_gguf import gguf_tokenizer
+
+    path = smollm2_file()
+    ours = gguf_tokenizer(GGUFFile(path).metadata)
+    theirs = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    passages = [book[i : i + 3000] for book in (load_book(11), load_book(2147)) for i in (5000, 60000, 120000)]
+    passages += ["In 1845, at 12:30, he paid 1000 dollars.", "<|im_start|>user\nQuoth the Raven<|im_end|>"]
+    for text in passages:
+        assert ours.encode(text).ids == theirs(text, add_special_tokens=False)["input_ids"], text[:60]
+    assert ours.decode(ours.encode(passages[0]).ids) == passages[0]
+    assert ours.encode("<|im_end|>").ids == [2]  # a control token stays whole
