@@ -19,9 +19,8 @@ import transformers
 
 from model.bert import Bert, BertClassifier
 from model.gpt_neo import GPTNeo
-from model.half import cast_half, parameter_bytes
+from model.half import Precision, cast_half, parameter_bytes
 from model.sampler import Sampling, generate
-from model.half import Precision
 
 
 @dataclass

@@ -18,7 +18,6 @@ Dimensions are listed innermost first (ne[0] is the row length), so a tensor of 
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,3 +187,18 @@ def llama_state(f: GGUFFile, config: dict) -> dict[str, np.ndarray]:
             w = unpermute_rope_rows(w, config["num_key_value_heads"])
         state[f"model.layers.{parts[1]}.{LLAMA_NAMES[parts[2]]}.weight"] = w
     return state
+
+
+def llama_model(f: GGUFFile):
+    """model/llama.py's Llama holding a GGUF file's weights, de-quantised to float32, in eval mode."""
+    import torch
+
+    from model.config import LlamaConfig
+    from model.llama import Llama
+
+    config = llama_config(f)
+    with torch.device("meta"):
+        model = Llama(LlamaConfig(**config))
+    state = {k.removeprefix("model."): torch.from_numpy(v) for k, v in llama_state(f, config).items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.eval()

@@ -19,11 +19,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import safe_open
 
 from model.config import GPTNeoConfig
 from model.layers import MLP, Dropout, LayerNorm, gelu_tanh, init_normal, merge_heads, split_heads
-from model.loading import WEIGHTS_FILE, CheckpointError, load_with_table, save_hf_folder, to_hf_state
+from model.loading import WEIGHTS_FILE, check_head_is_tied, load_with_table, save_hf_folder, to_hf_state
 
 
 class KVCache:
@@ -191,7 +190,7 @@ class GPTNeo(nn.Module):
         with torch.device("meta"):  # shapes only: no time spent on a random init we overwrite
             model = cls(cfg)
         load_with_table(model, folder, hf_names(cfg), prefix="transformer.", ignored=HF_IGNORED)
-        _check_lm_head_is_tied(model, Path(folder) / WEIGHTS_FILE)
+        check_head_is_tied(model.wte.weight, Path(folder) / WEIGHTS_FILE)
         return model.eval()
 
     def hf_config(self) -> dict:
@@ -209,16 +208,6 @@ class GPTNeo(nn.Module):
 
 # Checkpoint names that are not parameters: old causal-mask buffers, and the tied LM head (checked below).
 HF_IGNORED = ("h.*.attn.attention.bias", "h.*.attn.attention.masked_bias", "lm_head.weight")
-
-
-def _check_lm_head_is_tied(model: GPTNeo, path: Path) -> None:
-    """A checkpoint may carry lm_head.weight; we tie it to wte, so it must equal wte."""
-    with safe_open(str(path), framework="pt") as f:
-        if "lm_head.weight" not in f.keys():
-            return
-        head = f.get_tensor("lm_head.weight")
-    if head.shape != model.wte.weight.shape or not torch.equal(head.to(model.wte.weight.dtype), model.wte.weight):
-        raise CheckpointError(f"{path}: lm_head.weight differs from the token embedding, but this GPT-Neo ties them.")
 
 
 def hf_names(cfg: GPTNeoConfig) -> dict[str, tuple[str, ...]]:

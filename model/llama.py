@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from model.config import LlamaConfig
 from model.gpt_neo import lm_head
-from model.loading import CheckpointError, WEIGHTS_FILE, load_with_table, save_hf_folder, to_hf_state
+from model.loading import WEIGHTS_FILE, check_head_is_tied, load_with_table, save_hf_folder, to_hf_state
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -180,7 +180,7 @@ class Llama(nn.Module):
         with torch.device("meta"):
             model = cls(cfg)
         load_with_table(model, folder, hf_names(cfg), prefix="model.", ignored=("lm_head.weight",))
-        _check_head_is_tied(model, Path(folder))
+        check_head_is_tied(model.embed_tokens.weight, Path(folder) / WEIGHTS_FILE)
         return model.eval()
 
     def hf_config(self) -> dict:
@@ -193,17 +193,6 @@ class Llama(nn.Module):
     def save_pretrained(self, folder: str | Path) -> None:
         """config.json + model.safetensors in the Hugging Face layout (transformers loads it as it is)."""
         save_hf_folder(folder, self.hf_state(), self.hf_config())
-
-
-def _check_head_is_tied(model: Llama, folder: Path) -> None:
-    """A checkpoint may carry lm_head.weight; we tie it to the embedding, so it must equal it."""
-    from safetensors import safe_open
-
-    with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as f:
-        if "lm_head.weight" in f.keys() and not torch.equal(f.get_tensor("lm_head.weight").to(model.embed_tokens.weight.dtype),
-                                                             model.embed_tokens.weight):
-            raise CheckpointError(f"{folder / WEIGHTS_FILE}: lm_head.weight differs from the token embedding, "
-                                  "but this decoder ties them.")
 
 
 def hf_names(cfg: LlamaConfig) -> dict[str, tuple[str, ...]]:

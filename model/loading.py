@@ -140,3 +140,15 @@ def save_hf_folder(folder: str | Path, tensors: dict[str, torch.Tensor], config:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(config, indent=2, allow_nan=False), encoding="utf-8")
     save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+
+
+def check_head_is_tied(embedding: torch.Tensor, path: Path) -> None:
+    """A checkpoint may carry lm_head.weight; our decoders tie the head to the token embedding, so it must equal it."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        if "lm_head.weight" not in f.keys():
+            return
+        head = f.get_tensor("lm_head.weight")
+    if head.shape != embedding.shape or not torch.equal(head.to(embedding.dtype), embedding):
+        raise CheckpointError(f"{path}: lm_head.weight differs from the token embedding, but this decoder ties them.")

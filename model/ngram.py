@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-
 N_MAX = 4
 BASE = 257  # an n-gram's digits are alphabet index + 1 (1..256): n-grams of different n never collide
 OTHER = 255  # alphabet index of every character outside the 255 most frequent ones

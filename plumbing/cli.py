@@ -13,9 +13,9 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+from plumbing.atomic import is_disk_full
 from plumbing.interrupt import ProgramSignals, stop_was_asked
 from train.optim import Diverged
-from plumbing.atomic import is_disk_full
 
 
 def run_program(program: Callable[[list[str] | None], object], argv: list[str] | None = None) -> int:

@@ -22,16 +22,15 @@ from model.gpt_neo import GPTNeo
 from model.lora import add_lora, has_lora, trainable_parameters
 from model.ngram import NgramJudge
 from model.sampler import PENALTY_MODES, Sampling, bad_token_mask
-from plumbing.hf_folder import write_adapter_folder, write_model_folder
-from tokenizer_bridge.load import load_neo_tokenizer
-from plumbing.judges import load_bert_judge
 from plumbing.config import ConfigError, setting
-from plumbing.judges import load_ngram_judge
+from plumbing.hf_folder import write_adapter_folder, write_model_folder
+from plumbing.judges import load_bert_judge, load_ngram_judge
+from plumbing.precision import Precision
 from tokenizer_bridge.bridge import RowSampling
+from tokenizer_bridge.load import load_neo_tokenizer
 from train.judgement import Judgement, Judging, prepare_judge
 from train.lm import heldout_loss
 from train.metrics import optimizer_state_bytes, peak_memory_mib
-from plumbing.precision import Precision
 from weights.store import resolve
 
 SAMPLES_FILE = "samples.jsonl"  # every judged row of a run, with its text and the judge's probabilities

@@ -14,6 +14,7 @@ so a half-written model never looks like a model. Our own loaders (`GPTNeo.from_
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -21,11 +22,14 @@ from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
 from model.bert import BertClassifier, classifier_names
+from model.gguf import GGUFFile, llama_model
 from model.gpt_neo import GPTNeo
 from model.gpt_neo import hf_names as gpt_neo_names
+from model.llama import Llama
 from model.lora import add_lora, lora_layers, merged_copy
-from tokenizer_bridge.bpe import neo_tokenizer_config
 from plumbing.atomic import atomic_folder
+from tokenizer_bridge.bpe import neo_tokenizer_config
+from tokenizer_bridge.from_gguf import gguf_tokenizer
 
 BERT_SPECIALS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
                  "mask_token": "[MASK]"}
@@ -35,11 +39,16 @@ def tokenizer_config(model: torch.nn.Module, tok: Tokenizer) -> dict:
     """tokenizer_config.json for the model's kind of tokenizer."""
     if isinstance(model, GPTNeo):
         return neo_tokenizer_config(tok, model.config.max_position_embeddings)
+    if isinstance(model, Llama):  # SmolLM2's ChatML tokens (bos 1, eos 2)
+        return {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": tok.id_to_token(model.config.bos_token_id),
+                "eos_token": tok.id_to_token(model.config.eos_token_id),
+                "pad_token": tok.id_to_token(model.config.eos_token_id), "unk_token": tok.id_to_token(0),
+                "model_max_length": model.config.max_position_embeddings}
     return {"tokenizer_class": "BertTokenizer", "do_lower_case": True, **BERT_SPECIALS,
             "model_max_length": model.bert.config.max_position_embeddings}
 
 
-def write_model_folder(folder: str | Path, model: GPTNeo | BertClassifier, tok: Tokenizer,
+def write_model_folder(folder: str | Path, model: GPTNeo | Llama | BertClassifier, tok: Tokenizer,
                        extra: dict[str, dict] | None = None, config_extra: dict | None = None) -> Path:
     """Write `model` and `tok` as a complete Hugging Face folder, atomically. Returns the folder.
 
@@ -123,3 +132,14 @@ def load_adapter_folder(model: torch.nn.Module, folder: str | Path) -> torch.nn.
     if isinstance(model, BertClassifier):
         model.head.load_state_dict({k: tensors[f"base_model.model.classifier.{k}"] for k in ("weight", "bias")})
     return model
+
+
+def write_gguf_llama_folder(gguf_path: Path, folder: Path) -> Path:
+    """A Llama in a GGUF file as a Hugging Face LlamaForCausalLM folder: float32 weights (L6 undone), the
+    tokenizer built from the file's tokens and merges; written whole or not at all."""
+    f = GGUFFile(gguf_path)
+    print(f"converting {gguf_path.name} (de-quantising its {len(f.tensors)} tensors) ...", file=sys.stderr)
+    model, tok = llama_model(f), gguf_tokenizer(f.metadata)
+    source = {"gguf_file": gguf_path.name, "general.name": f.metadata.get("general.name"),
+              "license": f.metadata.get("general.license")}
+    return write_model_folder(folder, model, tok, extra={"source.json": source})

@@ -14,6 +14,7 @@ the matrix products in 16 bits from float32 weights), LayerNorm (model/layers.py
 from __future__ import annotations
 
 import time
+
 import torch
 
 from model.half import DTYPES, FAST_RATIO, Precision

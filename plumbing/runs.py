@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from plumbing.interrupt import stop_was_asked
 from plumbing.atomic import atomic_file, atomic_write_json, remove_path, remove_stale
+from plumbing.interrupt import stop_was_asked
 from weights.store import REPO_ROOT
 
 RUNS_ENV = "ALICE_EDGAR_RUNS"

@@ -34,8 +34,8 @@ from bench.timing import interleaved, matmul_peak, profile_table
 from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
 from model.sampler import bad_token_mask
-from tokenizer_bridge.load import load_neo_tokenizer
 from plumbing.precision import FAST_RATIO, choose_precision
+from tokenizer_bridge.load import load_neo_tokenizer
 from weights import store
 
 # Sizes: the on a GPU. On a CPU, what a 2-core machine can repeat 2 x 6 times within 15 minutes:

@@ -25,9 +25,9 @@ import sys
 from pathlib import Path
 
 from eval.scoring import classify
-from plumbing.judges import load_bert_judge
 from plumbing.cli import run_program
 from plumbing.config import ConfigError
+from plumbing.judges import load_bert_judge
 
 
 def check_text(text: str, where: str) -> str:

@@ -41,20 +41,20 @@ from data.authors import DEFAULT_AUTHORS, select_authors
 from data.windows import lm_windows
 from model.config import GPTNeoConfig
 from plumbing import distributed
+from plumbing.atomic import atomic_write_json
 from plumbing.checkpoint import load_checkpoint, save_checkpoint
 from plumbing.cli import run_program
 from plumbing.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
-from plumbing.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSettings, Setup, add_adapters,
-                                 judge_of_run, judgement_record, load_setup, log_judgement, make_judging, make_rngs,
-                                 run_summary, save_generators)
+from plumbing.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSettings, Setup, add_adapters, judge_of_run,
+                                 judgement_record, load_setup, log_judgement, make_judging, make_rngs, run_summary,
+                                 save_generators)
+from plumbing.interrupt import StopRequest
+from plumbing.precision import PRECISIONS, Precision, choose_precision, grad_scaler
+from plumbing.runs import Run
 from train.judgement import Judgement, Judging, judge_generators
 from train.lm import lm_step
 from train.metrics import reset_peak_memory
 from train.optim import OPTIMIZERS, make_optimizer
-from plumbing.precision import PRECISIONS, Precision, choose_precision, grad_scaler
-from plumbing.interrupt import StopRequest
-from plumbing.runs import Run
-from plumbing.atomic import atomic_write_json
 from weights.store import resolve
 
 KEEP = ("end", "every")

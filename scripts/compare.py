@@ -28,9 +28,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from eval.pages import markdown_table, with_interval  # noqa: E402
 from eval.plots import legend, save_figure  # noqa: E402
+from plumbing.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from plumbing.cli import run_program  # noqa: E402
 from plumbing.runs import Run, runs_root  # noqa: E402
-from plumbing.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 
 
 def label_of(config: dict) -> str:

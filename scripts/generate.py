@@ -28,10 +28,10 @@ import torch
 from eval.scoring import classify
 from model.gpt_neo import GPTNeo
 from model.sampler import PENALTY_MODES, Sampling, bad_token_mask, generate
-from tokenizer_bridge.load import load_neo_tokenizer
-from plumbing.judges import load_bert_judge
 from plumbing.cli import run_program
 from plumbing.config import ConfigError
+from plumbing.judges import load_bert_judge
+from tokenizer_bridge.load import load_neo_tokenizer
 from train.judgement import start_tokens
 from weights.store import resolve
 

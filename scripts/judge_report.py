@@ -31,12 +31,11 @@ from data.windows import Specials, heldout_set, load_author_ids, max_balanced_wi
 from eval.authorship import authorship, table_lines
 from eval.scoring import prompt_sensitivity
 from model.half import cast_half
-from plumbing.judges import judge_folder, load_bert_judge
-from train.bert_judge import heldout_metrics, predict_logits
-from plumbing.cli import run_program
-from plumbing.judges import load_ngram_judge
-from plumbing.precision import pick_device
 from plumbing.atomic import atomic_write_json
+from plumbing.cli import run_program
+from plumbing.judges import judge_folder, load_bert_judge, load_ngram_judge
+from plumbing.precision import pick_device
+from train.bert_judge import heldout_metrics, predict_logits
 
 REPORT_FILE = "report.json"
 SENSITIVITY_PASSAGES = 8  # held-out passages per author for A14's prompt sensitivity

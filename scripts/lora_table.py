@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 from eval.pages import markdown_table
+from plumbing.atomic import atomic_write_text
 from plumbing.cli import run_program
 from plumbing.runs import Run, runs_root
-from plumbing.atomic import atomic_write_text
 
 HEADER = ("run", "LoRA", "trained parameters", "P2 fraction (LoRA / |θ|)", "optimizer state MiB", "peak memory MiB",
           "s per step", "result")

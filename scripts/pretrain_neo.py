@@ -46,19 +46,19 @@ from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
 from model.layers import count_parameters
 from model.sampler import Sampling, generate
-from tokenizer_bridge.bpe import eos_id, train_bpe
-from plumbing.hf_folder import write_model_folder
-from tokenizer_bridge.load import load_bert_tokenizer
 from plumbing import distributed
+from plumbing.atomic import atomic_write_json, atomic_write_text
 from plumbing.checkpoint import load_checkpoint, save_checkpoint
 from plumbing.cli import run_program
 from plumbing.config import ConfigError, as_dict, parse_program, setting
+from plumbing.hf_folder import write_model_folder
+from plumbing.interrupt import StopRequest
+from plumbing.precision import PRECISIONS, Precision, choose_precision, grad_scaler
+from plumbing.runs import Run
+from tokenizer_bridge.bpe import eos_id, train_bpe
+from tokenizer_bridge.load import load_bert_tokenizer
 from train.lm import heldout_loss, lm_step
 from train.optim import lr_at, make_optimizer, set_lr
-from plumbing.precision import PRECISIONS, Precision, choose_precision, grad_scaler
-from plumbing.interrupt import StopRequest
-from plumbing.runs import Run
-from plumbing.atomic import atomic_write_json, atomic_write_text
 from weights.store import folder_for, is_installed, resolve
 
 STORE_NAME = "neo-small"

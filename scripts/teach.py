@@ -49,9 +49,9 @@ from plumbing.atomic import atomic_write_json
 from plumbing.checkpoint import load_checkpoint, save_checkpoint
 from plumbing.cli import run_program
 from plumbing.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
-from plumbing.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSettings, Setup, add_adapters,
-                                 judge_of_run, judgement_record, load_setup, log_judgement, make_judging, make_rngs,
-                                 run_summary, save_generators)
+from plumbing.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSettings, Setup, add_adapters, judge_of_run,
+                                 judgement_record, load_setup, log_judgement, make_judging, make_rngs, run_summary,
+                                 save_generators)
 from plumbing.interrupt import StopRequest, stop_was_asked
 from plumbing.precision import PRECISIONS, Precision, choose_precision, pick_device
 from plumbing.runs import Run
@@ -61,8 +61,8 @@ from train.judgement import Judgement, Judging, judge_generators, start_tokens
 from train.lm import lm_step
 from train.metrics import reset_peak_memory
 from train.optim import OPTIMIZERS, apply_update, check_finite_loss, make_optimizer
-from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio,
-                      policy_gradient_loss, processed_log_probs, rloo_advantages, total_loss)
+from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio, policy_gradient_loss,
+                      processed_log_probs, rloo_advantages, total_loss)
 
 ARM_NAMES = ("rl", "lm", "best-of-n")  # each arm is one entry of ARMS, below its pieces
 

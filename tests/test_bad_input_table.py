@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from plumbing.checkpoint import load_checkpoint
 from scripts import coevolve as coevolve_program
 from scripts import train_bert as judge_program
-from plumbing.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable

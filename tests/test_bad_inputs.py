@@ -20,17 +20,17 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from processes import wait_for
+
 import data.corpus as corpus
 from data.corpus import CORPUS_ENV, clean_gutenberg, load_book, read_raw_book
-from scripts import classify
 from model.config import ConfigError, GPTNeoConfig
 from model.gpt_neo import GPTNeo
 from model.loading import CheckpointError
 from model.sampler import Sampling, generate
-from scripts import train_bert as judge_program
 from plumbing.checkpoint import load_checkpoint
+from scripts import classify
+from scripts import train_bert as judge_program
 from weights import hub, store
 
 REPO = Path(__file__).resolve().parent.parent

@@ -5,15 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from data.windows import (
-    AuthorIds,
-    Specials,
-    balanced_batch,
-    evenly_spaced_starts,
-    heldout_set,
-    max_balanced_windows,
-    text_windows,
-)
+from data.windows import (AuthorIds, Specials, balanced_batch, evenly_spaced_starts, heldout_set, max_balanced_windows,
+                          text_windows)
 
 SP = Specials(cls=101, sep=102, pad=0)
 ALICE = torch.arange(1000, 1600)  # consecutive ids: a window is a slice iff its tokens count up by one

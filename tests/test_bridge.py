@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 import torch.nn as nn
@@ -11,17 +10,10 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
 from model.sampler import Sampling, bad_token_mask, generate
-from tokenizer_bridge.bridge import (
-    JudgeBatch,
-    RowSampling,
-    ShortRowError,
-    generate_for_judge,
-    kept_neo_tokens,
-    neo_bert_ratio,
-    neo_to_bert_text,
-)
-from tokenizer_bridge.load import load_bert_tokenizer, special_id
 from tokenizer_bridge.bpe import train_bpe
+from tokenizer_bridge.bridge import (JudgeBatch, RowSampling, ShortRowError, generate_for_judge, kept_neo_tokens,
+                                     neo_bert_ratio, neo_to_bert_text)
+from tokenizer_bridge.load import load_bert_tokenizer, special_id
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from scripts import classify
-
 from eval import scoring
 from plumbing.judges import load_bert_judge
+from scripts import classify
 
 LINE = re.compile(r"^P\(Alice\)=(\d\.\d{3})  P\(Edgar\)=(\d\.\d{3})$")
 REPO = Path(__file__).resolve().parent.parent

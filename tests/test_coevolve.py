@@ -16,14 +16,14 @@ import torch
 from safetensors.torch import load_file
 
 from eval.lecture import lecture_results
-from scripts.report import write_report
 from model.gpt_neo import GPTNeo
-from scripts import coevolve as program
 from plumbing.config import ConfigError
+from plumbing.runs import read_jsonl
+from scripts import coevolve as program
+from scripts.report import write_report
 from train.judgement import (coevolution_score, judge_accuracy, judge_labels, judge_loss, mean_mismatch_ratio,
                              score_rows, start_tokens)
 from train.metrics import slope, wilson_interval
-from plumbing.runs import read_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 

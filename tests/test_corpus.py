@@ -23,17 +23,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 
 import data.corpus as corpus
 from data.authors import AUTHORS, Author, book_ids, select_authors
-from data.corpus import (
-    CORPUS_ENV,
-    author_texts,
-    check_long_enough,
-    clean_gutenberg,
-    count_tokens,
-    load_book,
-    read_raw_book,
-    split_heldout,
-    unify_transcription,
-)
+from data.corpus import (CORPUS_ENV, author_texts, check_long_enough, clean_gutenberg, count_tokens, load_book,
+                         read_raw_book, split_heldout, unify_transcription)
 
 ALL_IDS = book_ids(("alice", "edgar"))  # the lectures' five books
 MINILM_TOKENIZER = (

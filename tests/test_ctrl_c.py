@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import train_bert as judge_program
 from plumbing.checkpoint import load_checkpoint
+from scripts import train_bert as judge_program
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -7,14 +7,14 @@ import json
 import pytest
 import torch
 
-from scripts import generate as gen_cli
 from eval.scoring import classify
 from model.bert import Bert, BertClassifier
 from model.gpt_neo import GPTNeo
 from model.sampler import bad_token_mask
 from plumbing.hf_folder import write_model_folder
-from tokenizer_bridge.load import load_bert_tokenizer, load_neo_tokenizer
 from plumbing.judges import INFO_KEY, load_bert_judge
+from scripts import generate as gen_cli
+from tokenizer_bridge.load import load_bert_tokenizer, load_neo_tokenizer
 
 transformers = pytest.importorskip("transformers")
 TEXT = "'Curiouser and curiouser!' cried Alice (she was so much surprised, that for the moment she quite forgot."

@@ -5,6 +5,10 @@ read back into model/llama.py with the logits of transformers on the same de-qua
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +20,7 @@ from model.gguf import (GGUFError, GGUFFile, dequantize_q4_1, dequantize_q8_0, l
                         unpermute_rope_rows)
 from model.llama import Llama
 
+REPO = Path(__file__).resolve().parents[1]
 gguf = pytest.importorskip("gguf")
 transformers = pytest.importorskip("transformers")
 Q = gguf.GGMLQuantizationType
@@ -163,3 +168,33 @@ def test_smollm2_tokenizer_built_from_the_file_gives_transformers_ids_on_the_aut
         assert ours.encode(text).ids == theirs(text, add_special_tokens=False)["input_ids"], text[:60]
     assert ours.decode(ours.encode(passages[0]).ids) == passages[0]
     assert ours.encode("<|im_end|>").ids == [2]  # a control token stays whole
+
+
+@pytest.fixture(scope="module")
+def smollm2_folder(tmp_path_factory):
+    """`python -m scripts.weights fetch smollm2-135m` into a store of its own (about 15 s, 540 MB)."""
+    smollm2_file()
+    store = tmp_path_factory.mktemp("store")
+    done = subprocess.run([sys.executable, "-m", "scripts.weights", "fetch", "-q", "smollm2-135m"], cwd=REPO,
+                          env=dict(os.environ, ALICE_EDGAR_WEIGHTS=str(store)), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    return store / "smollm2-135m"
+
+
+def test_smollm2_store_folder_is_what_transformers_reads_with_our_logits_and_greedy_continuation(smollm2_folder):
+    from model.sampler import Sampling, generate
+
+    ours = Llama.from_pretrained(smollm2_folder)
+    theirs = transformers.LlamaForCausalLM.from_pretrained(str(smollm2_folder)).eval()
+    tok = transformers.AutoTokenizer.from_pretrained(str(smollm2_folder))
+    prompt = "Alice was beginning to get very tired of sitting by her sister on the bank, and"
+    ids = torch.tensor([tok(prompt)["input_ids"], tok("Once upon a midnight dreary, while I pondered, weak and "
+                                                      "weary, over many a")["input_ids"][:17]])
+    with torch.no_grad():
+        diff = (ours(ids) - theirs(ids).logits).abs().max().item()
+        assert diff <= 1e-4, diff
+        expected = theirs.generate(ids, max_new_tokens=30, do_sample=False, attention_mask=torch.ones_like(ids))
+    greedy = Sampling(do_sample=False, repetition_penalty=1.0, top_k=None)
+    assert torch.equal(generate(ours, ids, 30, greedy), expected)
+    assert json.loads((smollm2_folder / "source.json").read_text())["license"] == "apache-2.0"

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
-
 import torch.nn.functional as F
 
 from model.bert import Bert, BertClassifier

@@ -18,14 +18,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from processes import wait_for
 from safetensors.torch import load_file
 
-from processes import wait_for
-
 from model.bert import BertClassifier
-from scripts import train_bert as program
 from plumbing.checkpoint import load_checkpoint
 from plumbing.config import ConfigError, parse_config
+from scripts import train_bert as program
 from train.metrics import accuracy, convergence, cross_entropy, snapshot, update_size
 from train.optim import apply_update, clip_gradients, decay_groups, lr_at, make_optimizer, sgd_step
 

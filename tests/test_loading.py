@@ -12,11 +12,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from model import bert as bert_module
 from model.bert import Bert
 from model.config import BertConfig, ConfigError, GPTNeoConfig
 from model.gpt_neo import GPTNeo
 from model.loading import CheckpointError, to_hf_state
-from model import bert as bert_module
 
 TINY_NEO = GPTNeoConfig(vocab_size=97, max_position_embeddings=64, hidden_size=32, num_layers=3,
                         num_heads=4, window_size=8, attention_layers=["local", "global", "global"])
@@ -110,7 +110,9 @@ def test_other_architecture_is_named(neo_folder, tmp_path):
 
 
 def test_unknown_model_type_and_unsupported_options():
-    with pytest.raises(ConfigError, match="'llama'"):
+    with pytest.raises(ConfigError, match="'mistral'"):
+        BertConfig.from_hf({"model_type": "mistral"})
+    with pytest.raises(ConfigError, match="holds a Llama-family decoder, not a BERT model"):
         BertConfig.from_hf({"model_type": "llama"})
     with pytest.raises(ConfigError, match="position_embedding_type='relative_key'"):
         BertConfig.from_hf({"model_type": "bert", "position_embedding_type": "relative_key"})

@@ -139,8 +139,9 @@ def test_every_training_program_takes_the_lora_switch(make_tiny_bert, make_tiny_
 
     from safetensors.torch import load_file
 
-    from scripts import coevolve, train_bert as judge, teach
     from plumbing.runs import read_jsonl
+    from scripts import coevolve, teach
+    from scripts import train_bert as judge
 
     tiny = make_tiny_bert(tmp_path / "tiny")
     run = judge.train_judge(["--model", str(tiny), "--runs-dir", str(tmp_path / "j"), "--per-author", "2", "--length",

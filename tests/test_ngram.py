@@ -86,8 +86,9 @@ def test_both_judges_on_the_same_passages(corpus_ids, make_tiny_judge, tmp_path,
 
 def test_a_tiny_three_author_run_of_the_judge_and_the_generators(make_tiny_bert, small_mirror, tmp_path,
                                                                   tiny_neo_base):
-    from scripts import coevolve, train_bert as judge
     from plumbing.runs import read_jsonl
+    from scripts import coevolve
+    from scripts import train_bert as judge
 
     authors = "alice,edgar,austen"
     run = judge.train_judge(["--model", str(make_tiny_bert(tmp_path / "tiny")), "--runs-dir", str(tmp_path),

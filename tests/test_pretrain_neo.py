@@ -15,13 +15,13 @@ import torch
 
 from data.windows import consecutive_windows, lm_windows
 from model.gpt_neo import GPTNeo
+from plumbing.atomic import atomic_folder
+from plumbing.precision import choose_precision
+from scripts import pretrain_neo as program
 from tokenizer_bridge.bpe import EOS_TOKEN, train_bpe
 from tokenizer_bridge.load import load_neo_tokenizer
-from scripts import pretrain_neo as program
 from train.lm import heldout_loss, lm_loss, lm_step
 from train.optim import make_optimizer
-from plumbing.precision import choose_precision
-from plumbing.atomic import atomic_folder
 from weights.store import is_installed
 
 RARE_WORD = "Zyzzogeton"  # appears in the held-out text only

@@ -11,19 +11,9 @@ from tokenizers import Tokenizer
 
 from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo, KVCache, last_logits, lm_head
+from model.sampler import (Sampling, bad_token_mask, generate, hf_repetition_penalty, lecture_repetition_penalty,
+                           next_logits, process_scores, sample_top_k, token_counts, top_k_filter)
 from tokenizer_bridge.bpe import train_bpe
-from model.sampler import (
-    Sampling,
-    bad_token_mask,
-    generate,
-    hf_repetition_penalty,
-    lecture_repetition_penalty,
-    next_logits,
-    process_scores,
-    sample_top_k,
-    token_counts,
-    top_k_filter,
-)
 
 WHITESPACE_LINES = ["Alice  said\t\tno.\r\nThe Queen\r\n\r\nwept   and\n\n\nran \t off.\n    Then\r\n"] * 300
 

@@ -14,12 +14,12 @@ from safetensors.torch import load_file
 from model.config import GPTNeoConfig
 from model.gpt_neo import GPTNeo
 from model.sampler import Sampling, generate, token_counts, top_k_filter
-from tokenizer_bridge.bridge import JudgeBatch, RowSampling
-from scripts import teach as program
 from plumbing.config import ConfigError
+from plumbing.runs import read_jsonl
+from scripts import teach as program
+from tokenizer_bridge.bridge import JudgeBatch, RowSampling
 from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio, policy_gradient_loss,
                       processed_log_probs, rloo_advantages, total_loss)
-from plumbing.runs import read_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

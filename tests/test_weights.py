@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from hf_mirror import HFMirror, SilentServer, closed_port
 from safetensors.torch import load_file, save_file
 
 import weights
 from scripts import weights as cli
 from weights import embedded, hub, store
-from hf_mirror import HFMirror, SilentServer, closed_port
 
 REPO = "google-bert/bert-base-uncased"
 SMALL_FILES = {
@@ -238,7 +238,7 @@ def test_list_shows_state_size_and_place(store_root, mirror, capsys):
     capsys.readouterr()
     assert cli.main(["list"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
-    assert list(lines) == ["minilm", "bert-base-uncased", "gpt-neo-125M", "neo-small", "my-model"]
+    assert list(lines) == ["minilm", "bert-base-uncased", "gpt-neo-125M", "neo-small", "smollm2-135m", "my-model"]
     assert "installed" in lines["bert-base-uncased"] and " MB" in lines["bert-base-uncased"]
     assert str(store_root / "bert-base-uncased") in lines["bert-base-uncased"]
     assert "missing" in lines["gpt-neo-125M"] and "python -m scripts.weights fetch gpt-neo-125M" in lines["gpt-neo-125M"]

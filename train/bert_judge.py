@@ -9,14 +9,12 @@ The network is model/bert.py:BertClassifier; a trained one is found and loaded b
 
 from __future__ import annotations
 
-
 import torch
 from tqdm import tqdm
 
+from model.half import Precision
 from train.metrics import accuracy, confusion_matrix, cross_entropy, macro_accuracy
 from train.optim import apply_update, check_finite_loss
-from model.half import Precision
-
 
 
 def classifier_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...],

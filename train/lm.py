@@ -16,8 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data.windows import consecutive_windows
-from train.optim import apply_update, check_finite_loss
 from model.half import Precision
+from train.optim import apply_update, check_finite_loss
 
 IGNORE = -100  # target id that cross_entropy leaves out of the loss and of the count N
 

@@ -12,15 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from weights.store import (
-    ChecksumError,
-    WeightsError,
-    WeightsNotFound,
-    folder_for,
-    register,
-    resolve,
-    root,
-)
+from weights.store import ChecksumError, WeightsError, WeightsNotFound, folder_for, register, resolve, root
 
 __all__ = [
     "ChecksumError", "WeightsError", "WeightsNotFound",

