@@ -67,7 +67,8 @@ class BertSelfAttention(nn.Module):
         """(B, T, C) -> (B, T, C). queries=n: only the first n positions ask, -> (B, n, C) (BertBlock.cls_row)."""
         q, k, v = self.qkv(x).chunk(3, dim=-1)  # 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hs)
-        q = q[:, :, :queries]  # (B, nh, Tq, hs); every position is still a key and a value
+        if queries is not None:
+            q = q[:, :, :queries]  # (B, nh, Tq, hs); every position is still a key and a value
         if self.training and self.dropout > 0:
             y = attention_with_dropout(q, k, v, mask, self.dropout)
         else:  # scale 1/sqrt(hs) is the default; PyTorch picks its fastest kernel
