@@ -42,6 +42,8 @@ def lecture_results(evals: list[dict], authors: list[str], prefix: str = "") -> 
         for a in authors:
             out[f"S_{a}_{tag}"] = r[f"{p}S_{a}"]
             out[f"own_{a}_{tag}"] = r[f"{p}own_{a}"]
+            if f"heldout_per_byte_{a}" in r:  # L7 (the generator's, whichever judge reads its rows)
+                out[f"heldout_per_byte_{a}_{tag}"] = r[f"heldout_per_byte_{a}"]
     out["chance_in_start_ci95"] = out["acc_start_ci95"][0] <= out["chance"] <= out["acc_start_ci95"][1]
     out["acc_slope"] = slope(steps, [r[f"{p}acc"] for r in evals])
     out["judge_loss_slope"] = slope(steps, [r[f"{p}judge_loss"] for r in evals])  # B12/B14: < 0 expected

@@ -121,6 +121,8 @@ def loop_numbers(r: dict, authors: list[str], last: dict, config: dict) -> dict:
         n[f"B13 S(t) = P({authors[0]}) of the {a} generator"] = span(f"S_{a}")
         if len(authors) > 2:
             n[f"N6 S_a(t) = P({a}) of the {a} generator"] = span(f"own_{a}")
+        if f"heldout_per_byte_{a}" in last:  # runs from before L7 have none
+            n[f"L7 held-out nats per byte of the {a} generator on {a}, first -> last"] = span(f"heldout_per_byte_{a}")
     n["B14 accuracy >= 0.85 and every generator towards its author"] = r["end_target_met"]
     n["B16 |T_neo(x)| / |T_bert(x)|, last judgement"] = last["ratio"]
     n["B5 the judge in 16 bits: dtype, memory ratio"] = f"{config['judge_half']['dtype']}, {fmt(config['judge_half']['ratio'])}"

@@ -10,9 +10,10 @@
     merge_lora(model)                      P3: back to plain nn.Linear layers, the update inside W
     trainable_parameters(model)            P2
 
-Our models compute q, k and v with one fused (3C x C) matrix. A per-matrix LoRA (what PEFT puts on
-Hugging Face's separate q_proj, k_proj, v_proj) gives each of the three its own A and B; so does
-LoRALinear with parts=3: the fused output is three blocks, each with its own low-rank update.
+Our BERT and GPT-Neo compute q, k and v with one fused (3C x C) matrix. A per-matrix LoRA (what PEFT puts
+on Hugging Face's separate q_proj, k_proj, v_proj) gives each of the three its own A and B; so does
+LoRALinear with parts=3: the fused output is three blocks, each with its own low-rank update. The Llama
+keeps q_proj, k_proj, v_proj (narrower: grouped-query, L3) and o_proj apart, one LoRALinear each.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ import torch.nn as nn
 
 from model.layers import Dropout
 
-ATTENTION = ("*attn.qkv", "*attn.proj")  # q, k, v and the attention output projection
-MLP = ("*mlp.fc", "*mlp.proj")
+# q, k, v and the attention output: BERT and GPT-Neo (fused q/k/v), then the Llama's four (L3)
+ATTENTION = ("*attn.qkv", "*attn.proj", "*self_attn.[qkvo]_proj")
+MLP = ("*mlp.fc", "*mlp.proj", "*mlp.gate_proj", "*mlp.up_proj", "*mlp.down_proj")
 TARGETS = {"attention": ATTENTION, "attention+mlp": ATTENTION + MLP}
 
 

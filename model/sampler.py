@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from model.gpt_neo import GPTNeo, KVCache
+from model.decoder import Decoder
+from model.gpt_neo import KVCache
 
 PENALTY_MODES = ("lecture", "hf")
 
@@ -155,7 +156,7 @@ def sample_top_k(scores: torch.Tensor, k: int | None, rng: torch.Generator | Non
     return ids.gather(1, choice)
 
 
-def check_sampling(model: GPTNeo, prompt_ids: torch.Tensor, new_tokens: int, s: Sampling) -> None:
+def check_sampling(model: Decoder, prompt_ids: torch.Tensor, new_tokens: int, s: Sampling) -> None:
     """ValueError with a clear message for any sampling argument that cannot work (before any sampling)."""
     V, context = model.config.vocab_size, model.config.max_position_embeddings
     temperature, top_k, repetition_penalty, bad_mask = s.temperature, s.top_k, s.repetition_penalty, s.bad_mask
@@ -187,7 +188,7 @@ def check_sampling(model: GPTNeo, prompt_ids: torch.Tensor, new_tokens: int, s: 
             raise ValueError("bad_mask bans every token: nothing left to sample")
 
 
-def next_logits(model: GPTNeo, ids: torch.Tensor, t: int, cache: KVCache | None) -> torch.Tensor:
+def next_logits(model: Decoder, ids: torch.Tensor, t: int, cache: KVCache | None) -> torch.Tensor:
     """Logits (B, V) of the token at position t given ids[:, :t].
 
     Without a cache the whole prefix is run again; with one, only the positions it does not hold yet.
@@ -198,7 +199,7 @@ def next_logits(model: GPTNeo, ids: torch.Tensor, t: int, cache: KVCache | None)
 
 
 @torch.no_grad()
-def generate(model: GPTNeo, prompt_ids: torch.Tensor, new_tokens: int, s: Sampling = Sampling(),
+def generate(model: Decoder, prompt_ids: torch.Tensor, new_tokens: int, s: Sampling = Sampling(),
              rng: torch.Generator | None = None, use_cache: bool = True, desc: str | None = None) -> torch.Tensor:
     """Append `new_tokens` tokens to each prompt row: (B, T0) -> (B, T0 + new_tokens) LongTensor.
 

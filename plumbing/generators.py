@@ -17,19 +17,23 @@ import torch
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
+from data.authors import AUTHORS
 from data.windows import AuthorIds, load_author_ids
-from model.gpt_neo import GPTNeo
+from model.decoder import Decoder, load_decoder
 from model.lora import add_lora, has_lora, trainable_parameters
 from model.ngram import NgramJudge
 from model.sampler import PENALTY_MODES, Sampling, bad_token_mask
 from plumbing.config import ConfigError, setting
 from plumbing.hf_folder import write_adapter_folder, write_model_folder
 from plumbing.judges import load_bert_judge, load_ngram_judge
+from plumbing.model_card import TEXTS_LICENCE, ModelCard, authors_line, base_licence, hf_use
 from plumbing.precision import Precision
+from plumbing.runs import read_jsonl
+from tokenizer_bridge.bpe import token_byte_lengths
 from tokenizer_bridge.bridge import RowSampling
 from tokenizer_bridge.load import load_neo_tokenizer
 from train.judgement import Judgement, Judging, prepare_judge
-from train.lm import heldout_loss
+from train.lm import heldout_scores
 from train.metrics import optimizer_state_bytes, peak_memory_mib
 from weights.store import resolve
 
@@ -65,11 +69,12 @@ LECTURE_JUDGEMENT = dict(eval_every=10, rows=32, judge_length=128, overgen=4.0, 
 class Setup:
     """The models and the data, ready for a loop."""
 
-    generators: dict[str, GPTNeo]  # one copy of the base per author, in the judge's label order
+    generators: dict[str, Decoder]  # one copy of the base per author, in the judge's label order
     judge: torch.nn.Module
     neo_tok: Tokenizer  # GPT-Neo's byte-level BPE
     bert_tok: Tokenizer  # the judge's WordPiece
     bad_mask: torch.Tensor  # (V,) B9
+    byte_lengths: torch.Tensor  # (V,) UTF-8 bytes each generator token writes (L7)
     ids: dict[str, AuthorIds]  # author -> GPT-Neo ids of its training and held-out split
     ngram_judge: NgramJudge  # N5: the second judge, never trained against
     info: dict  # facts for the run's config.json
@@ -110,7 +115,7 @@ def load_setup(base: str, judge: str | None, authors: tuple[str, ...], precision
     check_authors(authors, judge_info["labels"])
     half = prepare_judge(judge_model, precision.half if judge_half else None)  # B5
     base_folder = resolve(base)
-    neo_tok, base_model = load_neo_tokenizer(base_folder), GPTNeo.from_pretrained(base_folder)
+    neo_tok, base_model = load_neo_tokenizer(base_folder), load_decoder(base_folder)
     generators = {name: copy.deepcopy(base_model).to(precision.device) for name in authors}  # label order
     print("reading and tokenizing the corpus ...", file=sys.stderr)
     ids = load_author_ids(neo_tok, authors, judge_info.get("split", "tail"), split_tokenizer=bert_tok)
@@ -120,6 +125,7 @@ def load_setup(base: str, judge: str | None, authors: tuple[str, ...], precision
                 raise ValueError(f"{a.name} {what} split has {stream.numel()} GPT-Neo tokens, fewer than one window "
                                  f"of {length}: use a shorter --length")
     bad_mask = bad_token_mask(neo_tok, base_model.config.vocab_size)
+    byte_lengths = token_byte_lengths(neo_tok, base_model.config.vocab_size)
     ngram, ngram_folder = load_ngram_judge(list(authors), judge_info.get("split", "tail"), bert_tok, runs_dir)
     info = {"independent_judge": str(ngram_folder), "base_folder": str(base_folder),
             "generator_parameters": sum(p.numel() for p in base_model.parameters()),
@@ -127,7 +133,7 @@ def load_setup(base: str, judge: str | None, authors: tuple[str, ...], precision
             "judge_half": {k: half[k] for k in ("dtype", "ratio")}, "judge_half_is_fast": precision.half_is_fast,
             "split": judge_info.get("split", "tail"), "banned_ids": int(bad_mask.sum()),
             "train_tokens": {a.name: a.train.numel() for a in ids.values()}}
-    return Setup(generators, judge_model, neo_tok, bert_tok, bad_mask, ids, ngram, info)
+    return Setup(generators, judge_model, neo_tok, bert_tok, bad_mask, byte_lengths, ids, ngram, info)
 
 
 def add_adapters(setup: Setup, cfg) -> None:
@@ -137,15 +143,57 @@ def add_adapters(setup: Setup, cfg) -> None:
             add_lora(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets, cfg.lora_dropout)
 
 
-def save_generators(folder: Path, setup: Setup, extra: dict) -> None:
-    """Every generator as a Hugging Face folder <folder>/<author>/ (transformers loads it as it is).
+def save_generators(folder: Path, setup: Setup, facts: dict) -> None:
+    """Every generator as a Hugging Face folder <folder>/<author>/ (transformers loads it as it is), with its card.
 
-    A generator with adapters is saved merged (P3), and its adapters alone in <author>/adapter/, in PEFT's layout.
+    facts: step, program, run (its folder) and what else decides the run; they go into training.json and the
+    card, with the run's last judgement up to that step. A generator with adapters is saved merged (P3), and
+    its adapters alone in <author>/adapter/, in PEFT's layout.
     """
+    evals = [r for r in read_jsonl(Path(facts["run"]) / "metrics.jsonl")
+             if r.get("kind") == "eval" and r["step"] <= facts["step"]]
     for name, model in setup.generators.items():
-        write_model_folder(folder / name, model, setup.neo_tok, extra={"training.json": dict(extra, author=name)})
+        card = generator_card(setup, name, facts, evals)
+        write_model_folder(folder / name, model, setup.neo_tok, extra={"training.json": dict(facts, author=name)},
+                           card=card)
         if has_lora(model):
             write_adapter_folder(folder / name / "adapter", model, setup.info["base_folder"])
+
+
+def generator_card(setup: Setup, author: str, facts: dict, evals: list[dict]) -> ModelCard:
+    """What one fine-tuned generator is: its base, its author's books, its run, and what its judgements measured."""
+    model, base = setup.generators[author], setup.info["base_folder"]
+    lora = trainable_parameters(model)
+    made = {"base": f"{base} ({type(model).__name__}, {setup.info['generator_parameters'] / 1e6:.1f} M parameters)",
+            "program": f"python -m scripts.{facts['program']}" + (f" --arm {facts['arm']} --beta {facts['beta']}"
+                                                                   if "arm" in facts else ""),
+            "author": authors_line([author]) + f"; {setup.info['split']} split, {setup.info['train_tokens'][author]} "
+                                               "training tokens",
+            "judged against": authors_line(list(setup.generators)),
+            "steps": facts["step"], "run folder": facts["run"],
+            "trained": f"LoRA adapters, {lora['lora']} parameters ({100 * lora['fraction']:.2f} %)"
+                       if has_lora(model) else "every weight"}
+    results = {}
+    if evals:
+        first, last = evals[0], evals[-1]
+        results = {"judgements (steps)": ", ".join(str(r["step"]) for r in evals),
+                   f"B11 judge accuracy at step {first['step']} -> {last['step']}": f"{first['acc']:.3f} -> {last['acc']:.3f}",
+                   f"N6 P({author} | its rows), step {first['step']} -> {last['step']}":
+                       f"{first[f'own_{author}']:.3f} -> {last[f'own_{author}']:.3f}",
+                   f"B2 held-out loss on {author}, nats per token": f"{first[f'heldout_{author}']:.3f} -> "
+                                                                    f"{last[f'heldout_{author}']:.3f}"}
+        if f"heldout_per_byte_{author}" in last:
+            results[f"L7 held-out loss on {author}, nats per byte"] = (f"{first[f'heldout_per_byte_{author}']:.3f} -> "
+                                                                       f"{last[f'heldout_per_byte_{author}']:.3f}")
+        results["a row it wrote at the last judgement"] = next(
+            (r["text"][:300] for r in read_jsonl(Path(facts["run"]) / SAMPLES_FILE)
+             if r["step"] == last["step"] and r.get("generator") == author), "")
+    return ModelCard(title=f"The {author} generator of run {Path(facts['run']).name}",
+                     summary=(f"A {type(model).__name__} decoder fine-tuned towards {AUTHORS[author].writer}'s "
+                              f"style by this project's lecture B programs, judged by the BERT judge "
+                              f"{setup.info['judge_folder']}."),
+                     made_from=made, results=results,
+                     licence=f"the base's: {base_licence(base)}; {TEXTS_LICENCE}", use=hf_use("generator"))
 
 
 # ----------------------------------------------------------------------------- one judgement of the loop
@@ -169,20 +217,22 @@ def make_judging(cfg, setup: Setup) -> Judging:
 
 def judgement_record(judgement: Judgement, setup: Setup, cfg, precision: Precision, step: int, seconds: float) -> dict:
     """A judgement's line of metrics.jsonl: what it measured, and each generator's held-out LM loss on its own
-    author (B2; `cfg` holds length and heldout_windows)."""
+    author, per token (B2, heldout_<a>) and per byte (L7, heldout_per_byte_<a>); `cfg` holds length and
+    heldout_windows."""
     record = {"kind": "eval", **judgement.metrics}
     for a, model in setup.generators.items():
-        record[f"heldout_{a}"] = heldout_loss(model, setup.ids[a].heldout, cfg.length, precision,
-                                              max_windows=cfg.heldout_windows)
+        held = heldout_scores(model, setup.ids[a].heldout, cfg.length, setup.byte_lengths, precision,
+                              max_windows=cfg.heldout_windows)
+        record[f"heldout_{a}"], record[f"heldout_per_byte_{a}"] = held["per_token"], held["per_byte"]
     return dict(record, step=step, time=seconds)
 
 
 def eval_line(r: dict, names: list[str]) -> str:
     """One judgement as a console line."""
     s = " ".join(f"{a} {r[f'S_{a}']:.3f}" for a in names)
-    held = " ".join(f"{a} {r[f'heldout_{a}']:.3f}" for a in names)
+    held = " ".join(f"{a} {r[f'heldout_per_byte_{a}']:.3f}" for a in names)
     return (f"step {r['step']:4d}: acc {r['acc']:.3f} [{r['acc_low']:.2f}, {r['acc_high']:.2f}]  L_cls "
-            f"{r['judge_loss']:.3f}  S(t) {s}  ratio {r['ratio']:.2f}  held-out LM {held}  "
+            f"{r['judge_loss']:.3f}  S(t) {s}  ratio {r['ratio']:.2f}  held-out nats/byte {held}  "
             f"(generate {r['gen_s']:.0f} s, judge {r['judge_s']:.0f} s)")
 
 

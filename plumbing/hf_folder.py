@@ -1,14 +1,15 @@
 """One writer for every model this project saves: a Hugging Face folder that transformers loads as it is.
 
-    config.json              the model's config (GPTNeoForCausalLM or BertForSequenceClassification)
+    config.json              the model's config (GPTNeoForCausalLM, LlamaForCausalLM or BertForSequenceClassification)
     model.safetensors        the weights under the Hugging Face names
     tokenizer.json           the tokenizer, as the `tokenizers` library saves it
     tokenizer_config.json    what transformers' AutoTokenizer needs to find the special tokens
     <extra>.json             facts about how the model was made (optional)
+    README.md                the model card: what it is, made from what, measured how (plumbing/model_card.py)
 
 The whole folder is written under a temporary name and renamed when complete (plumbing/atomic.py),
 so a half-written model never looks like a model. Our own loaders (`GPTNeo.from_pretrained`,
-`BertClassifier.from_pretrained`) read it back; so does `transformers` with no custom code.
+`Llama.from_pretrained`, `BertClassifier.from_pretrained`) read it back; so does `transformers` with no custom code.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from model.gguf import GGUFFile, llama_model
 from model.gpt_neo import GPTNeo
 from model.gpt_neo import hf_names as gpt_neo_names
 from model.llama import Llama
+from model.llama import hf_names as llama_names
 from model.lora import add_lora, lora_layers, merged_copy
 from plumbing.atomic import atomic_folder
+from plumbing.model_card import CARD_FILE, ModelCard, card_text
 from tokenizer_bridge.bpe import neo_tokenizer_config
 from tokenizer_bridge.from_gguf import gguf_tokenizer
 
@@ -49,12 +52,14 @@ def tokenizer_config(model: torch.nn.Module, tok: Tokenizer) -> dict:
 
 
 def write_model_folder(folder: str | Path, model: GPTNeo | Llama | BertClassifier, tok: Tokenizer,
-                       extra: dict[str, dict] | None = None, config_extra: dict | None = None) -> Path:
+                       extra: dict[str, dict] | None = None, config_extra: dict | None = None,
+                       card: ModelCard | None = None) -> Path:
     """Write `model` and `tok` as a complete Hugging Face folder, atomically. Returns the folder.
 
     A model with LoRA adapters is written merged (P3): an ordinary folder (`write_adapter_folder` keeps the
     adapters alone). extra: file name -> JSON object, written beside (e.g. {"training.json": {...}}).
     config_extra: more keys for config.json (transformers keeps keys it does not know as they are).
+    card: the model card, written as README.md.
     """
     model = merged_copy(model)
     plain = Tokenizer.from_str(tok.to_str())  # a copy: the caller's tokenizer keeps its settings
@@ -69,6 +74,8 @@ def write_model_folder(folder: str | Path, model: GPTNeo | Llama | BertClassifie
         (tmp / "tokenizer_config.json").write_text(json.dumps(tokenizer_config(model, tok), indent=2), encoding="utf-8")
         for name, obj in (extra or {}).items():
             (tmp / name).write_text(json.dumps(obj, indent=2, allow_nan=False), encoding="utf-8")
+        if card is not None:
+            (tmp / CARD_FILE).write_text(card_text(card), encoding="utf-8")
 
     return atomic_folder(folder, write)
 
@@ -82,6 +89,8 @@ def hf_modules(model: torch.nn.Module) -> dict[str, tuple[str, ...]]:
     """Our linear layer's name -> the Hugging Face module name(s) it is (three for the fused q/k/v)."""
     if isinstance(model, GPTNeo):
         table = {k: tuple(f"transformer.{n}" for n in v) for k, v in gpt_neo_names(model.config).items()}
+    elif isinstance(model, Llama):
+        table = {k: tuple(f"model.{n}" for n in v) for k, v in llama_names(model.config).items()}
     else:
         table = classifier_names(model.bert.config)
     return {k.removesuffix(".weight"): tuple(n.removesuffix(".weight") for n in v)
@@ -92,7 +101,7 @@ def write_adapter_folder(folder: str | Path, model: torch.nn.Module, base: str) 
     """P2's trained part on its own, as PEFT saves it: adapter_config.json + adapter_model.safetensors.
 
     The LoRA matrices under PEFT's names (base_model.model.<module>.lora_A.weight (r, k) and lora_B.weight
-    (d, r), one pair per q, k, v of our fused matrix), and the judge's head as a module PEFT saves whole.
+    (d, r), one pair per q, k, v of a fused matrix), and the judge's head as a module PEFT saves whole.
     `peft.PeftModel.from_pretrained(transformers_model, folder)` loads it.
     """
     modules, tensors, targets, first = hf_modules(model), {}, [], None
@@ -102,11 +111,12 @@ def write_adapter_folder(folder: str | Path, model: torch.nn.Module, base: str) 
             tensors[f"base_model.model.{hf}.lora_A.weight"] = layer.lora_A[part].detach().float().contiguous()
             tensors[f"base_model.model.{hf}.lora_B.weight"] = layer.lora_B[part].detach().float().contiguous()
             targets.append(hf)
-    if isinstance(model, BertClassifier):
+    judge = isinstance(model, BertClassifier)
+    if judge:
         tensors.update({f"base_model.model.classifier.{k}": v.detach().float() for k, v in model.head.state_dict().items()})
-    config = {"peft_type": "LORA", "task_type": "CAUSAL_LM" if isinstance(model, GPTNeo) else "SEQ_CLS",
+    config = {"peft_type": "LORA", "task_type": "SEQ_CLS" if judge else "CAUSAL_LM",
               "r": first.rank, "lora_alpha": first.alpha, "lora_dropout": first.drop.p, "target_modules": sorted(targets),
-              "modules_to_save": None if isinstance(model, GPTNeo) else ["classifier"], "bias": "none",
+              "modules_to_save": ["classifier"] if judge else None, "bias": "none",
               "fan_in_fan_out": False, "inference_mode": True, "init_lora_weights": "gaussian",
               "base_model_name_or_path": str(base)}
 
@@ -119,7 +129,7 @@ def write_adapter_folder(folder: str | Path, model: torch.nn.Module, base: str) 
 
 @torch.no_grad()
 def load_adapter_folder(model: torch.nn.Module, folder: str | Path) -> torch.nn.Module:
-    """The inverse: add adapters to `model` (our BertClassifier or GPTNeo) as the folder describes, with its weights."""
+    """The inverse: add adapters to `model` (our BertClassifier, GPTNeo or Llama) as the folder describes, with its weights."""
     config = json.loads((Path(folder) / ADAPTER_CONFIG).read_text(encoding="utf-8"))
     tensors = load_file(str(Path(folder) / ADAPTER_WEIGHTS))
     modules = hf_modules(model)
@@ -142,4 +152,29 @@ def write_gguf_llama_folder(gguf_path: Path, folder: Path) -> Path:
     model, tok = llama_model(f), gguf_tokenizer(f.metadata)
     source = {"gguf_file": gguf_path.name, "general.name": f.metadata.get("general.name"),
               "license": f.metadata.get("general.license")}
-    return write_model_folder(folder, model, tok, extra={"source.json": source})
+    return write_model_folder(folder, model, tok, extra={"source.json": source}, card=gguf_base_card(gguf_path, model,
+                                                                                                   source))
+
+
+def gguf_base_card(gguf_path: Path, model: Llama, source: dict) -> ModelCard:
+    """The card of a base converted from a GGUF file (SmolLM2-135M-Instruct)."""
+    c = model.config
+    n = sum(p.numel() for p in model.parameters())
+    return ModelCard(
+        title=f"{source.get('general.name') or gguf_path.stem}, as a Hugging Face LlamaForCausalLM folder",
+        summary=(f"A Llama-family decoder of {n / 1e6:.1f} M parameters ({c.num_hidden_layers} layers, width "
+                 f"{c.hidden_size}, {c.num_attention_heads} query heads sharing {c.num_key_value_heads} key/value "
+                 f"groups, SwiGLU {c.intermediate_size}, RoPE base {c.rope_theta:g}, tied embeddings, a "
+                 f"{c.vocab_size}-token byte-level BPE), converted by `python -m scripts.weights fetch` from the GGUF "
+                 f"file {gguf_path.name}. It is not GPT-Neo. It is instruction-tuned (ChatML: <|im_start|>, "
+                 "<|im_end|>), so untuned it writes modern assistant prose. Its weights were stored 4-bit (Q4_1 "
+                 "matrices, Q8_0 embeddings) and are de-quantised here to float32 (L6): they are the file's "
+                 "values, not the original bfloat16 ones. Public-domain books such as the authors' are very likely "
+                 "in its pretraining data, so its held-out loss on them flatters it."),
+        made_from={"GGUF file": gguf_path.name, "GGUF general.name": source.get("general.name"),
+                   "conversion": "model/gguf.py (reader, L6 de-quantisation, RoPE rows un-permuted), "
+                                 "tokenizer_bridge/from_gguf.py (tokenizer from the file's tokens and merges)",
+                   "parameters": n},
+        licence=f"{source.get('license') or 'not given in the file'} (general.license of the GGUF file)",
+        use="`transformers.LlamaForCausalLM.from_pretrained(FOLDER)`; here: `python -m scripts.generate FOLDER`, "
+            "or `--base FOLDER` of scripts.coevolve and scripts.teach")

@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from data.authors import DEFAULT_AUTHORS, select_authors
 from data.windows import lm_windows
-from model.config import GPTNeoConfig
+from model.decoder import decoder_config
 from plumbing import distributed
 from plumbing.atomic import atomic_write_json
 from plumbing.checkpoint import load_checkpoint, save_checkpoint
@@ -105,7 +105,7 @@ def parse_args(argv: list[str] | None) -> tuple[CoevolveConfig, Path | None, dic
 
 def check_against_base(cfg: CoevolveConfig) -> int:
     """Refuse windows and rows that the base model's context cannot hold (before the slow set-up). Returns its width."""
-    base = GPTNeoConfig.from_folder(resolve(cfg.base))
+    base = decoder_config(resolve(cfg.base))
     if cfg.length > base.max_position_embeddings:
         raise ConfigError(f"--length {cfg.length} exceeds the base model's context of {base.max_position_embeddings}")
     if int(cfg.overgen * cfg.judge_length) > base.max_position_embeddings:
@@ -139,7 +139,8 @@ def save_step(loop: CoevolveLoop, step: int) -> None:
     s = loop.setup
     save_checkpoint(loop.run.folder, step, s.generators, loop.optimizers, loop.rngs, {"t": time.time() - loop.t0})
     if loop.cfg.keep_generators == "every":
-        save_generators(loop.run.folder / "generators" / f"step-{step:06d}", s, {"step": step})
+        save_generators(loop.run.folder / "generators" / f"step-{step:06d}", s,
+                        {"step": step, "program": "coevolve", "run": str(loop.run.folder)})
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -208,7 +209,7 @@ def coevolve(argv: list[str] | None = None) -> Path:
     except KeyboardInterrupt:
         run.discard_if_empty()
         raise
-    save_generators(run.folder / "generators", setup, {"step": step, "run": str(run.folder)})
+    save_generators(run.folder / "generators", setup, {"step": step, "program": "coevolve", "run": str(run.folder)})
     atomic_write_json(run.folder / "summary.json", run_summary(setup, optimizers, precision, step, time.time() - loop.t0))
     print(f"generators saved in {run.folder / 'generators'}; summary: python -m scripts.report {run.folder}")
     if step < cfg.steps:

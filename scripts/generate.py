@@ -26,7 +26,7 @@ import sys
 import torch
 
 from eval.scoring import classify
-from model.gpt_neo import GPTNeo
+from model.decoder import Decoder, load_decoder
 from model.sampler import PENALTY_MODES, Sampling, bad_token_mask, generate
 from plumbing.cli import run_program
 from plumbing.config import ConfigError
@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def sample(model: GPTNeo, tok, args: argparse.Namespace) -> tuple[torch.Tensor, int]:
+def sample(model: Decoder, tok, args: argparse.Namespace) -> tuple[torch.Tensor, int]:
     """(ids (rows, prompt + tokens), how many leading ids are not text: 1 for the lecture's random start token)."""
     banned = bad_token_mask(tok, model.config.vocab_size)  # B9
     bad = None if args.allow_whitespace_tokens else banned
@@ -74,7 +74,7 @@ def sample(model: GPTNeo, tok, args: argparse.Namespace) -> tuple[torch.Tensor, 
     return out, keep
 
 
-def write(model: GPTNeo, tok, args: argparse.Namespace) -> list[str]:
+def write(model: Decoder, tok, args: argparse.Namespace) -> list[str]:
     """The rows' texts (without the random start token, which the lecture drops too)."""
     ids, skip = sample(model, tok, args)
     return [tok.decode(row[skip:].tolist()) for row in ids]
@@ -83,7 +83,7 @@ def write(model: GPTNeo, tok, args: argparse.Namespace) -> list[str]:
 def run(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     folder = resolve(args.folder)
-    model, tok = GPTNeo.from_pretrained(folder), load_neo_tokenizer(folder)
+    model, tok = load_decoder(folder), load_neo_tokenizer(folder)
     judge = load_bert_judge(args.judge) if args.judge else None
     for i, text in enumerate(write(model, tok, args)):
         probs = None

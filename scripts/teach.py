@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from data.authors import DEFAULT_AUTHORS, select_authors
 from data.windows import lm_windows
-from model.gpt_neo import GPTNeo
+from model.decoder import Decoder, load_decoder
 from model.lora import adapters_off
 from plumbing.atomic import atomic_write_json
 from plumbing.checkpoint import load_checkpoint, save_checkpoint
@@ -127,7 +127,7 @@ class TeachLoop:
     setup: Setup
     judging: Judging  # the judgements' judge, R rows and how they are written (B7-B10), as in make coevolve
     rl_rows: RowSampling  # how RL's own rows are written: the judgement's, with k = rl_overgen
-    refs: dict[str, GPTNeo]  # pi_ref of T2: each generator as it started, frozen (none with LoRA: P4)
+    refs: dict[str, Decoder]  # pi_ref of T2: each generator as it started, frozen (none with LoRA: P4)
     optimizers: dict[str, torch.optim.Optimizer]
     rngs: dict[str, torch.Generator]
     run: Run
@@ -166,7 +166,7 @@ def kept_batch(batch: JudgeBatch, pad_id: int) -> tuple[torch.Tensor, torch.Tens
     return ids, mask
 
 
-def sequence_log_probs(model: GPTNeo, ids: torch.Tensor, mask: torch.Tensor, loop: TeachLoop) -> torch.Tensor:
+def sequence_log_probs(model: Decoder, ids: torch.Tensor, mask: torch.Tensor, loop: TeachLoop) -> torch.Tensor:
     """log pi(x_t | x_<t) of every kept token under the sampler's processed distribution: (B, n), 0 where masked."""
     with loop.precision.autocast():
         logits = model(ids.to(loop.precision.device))  # (B, 1 + n, V)
@@ -363,7 +363,7 @@ def start_models(cfg: TeachConfig, setup: Setup) -> None:
         return
     for author in setup.generators:
         folder = Path(cfg.start_from) / "generators" / author
-        setup.generators[author] = GPTNeo.from_pretrained(folder).to(next(setup.judge.parameters()).device)
+        setup.generators[author] = load_decoder(folder).to(next(setup.judge.parameters()).device)
 
 
 def build_loop(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir, saved: dict
@@ -407,7 +407,8 @@ def teach_one(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir, save
     except KeyboardInterrupt:
         loop.run.discard_if_empty()
         raise
-    save_generators(loop.run.folder / "generators", loop.setup, {"step": step, "arm": cfg.arm, "beta": beta})
+    save_generators(loop.run.folder / "generators", loop.setup,
+                    {"step": step, "program": "teach", "arm": cfg.arm, "beta": beta, "run": str(loop.run.folder)})
     atomic_write_json(loop.run.folder / "summary.json",
                       run_summary(loop.setup, loop.optimizers, loop.precision, step, loop.elapsed()))
     print(f"generators saved in {loop.run.folder / 'generators'}; summary: python -m scripts.report {loop.run.folder}")

@@ -44,6 +44,7 @@ from plumbing.config import ConfigError, LoraSettings, as_dict, learning_rate, l
 from plumbing.hf_folder import write_adapter_folder, write_model_folder
 from plumbing.interrupt import StopRequest
 from plumbing.judges import HF_FOLDER, INFO_KEY
+from plumbing.model_card import TEXTS_LICENCE, ModelCard, authors_line, base_licence, hf_use
 from plumbing.precision import PRECISIONS, Precision, choose_precision, grad_scaler
 from plumbing.runs import Run
 from tokenizer_bridge.load import load_bert_tokenizer
@@ -190,10 +191,31 @@ def save_step(loop: JudgeLoop, step: int) -> None:
     info = {"eval_length": loop.cfg.eval_length, "split": loop.cfg.split, "step": step, "run": str(loop.run.folder),
             "base_model": loop.run.config()["base_model"], "heldout_acc": loop.state["metrics"].get("heldout_acc")}
     write_model_folder(loop.run.folder / HF_FOLDER, loop.model, loop.data.tok,  # merged (P3) for a LoRA judge
-                       extra={"training.json": {"config": as_dict(loop.cfg), **info}}, config_extra={INFO_KEY: info})
+                       extra={"training.json": {"config": as_dict(loop.cfg), **info}}, config_extra={INFO_KEY: info},
+                       card=judge_card(loop, info))
     if has_lora(loop.model):
         write_adapter_folder(loop.run.folder / "adapter", loop.model, info["base_model"])
     loop.run.point_latest()
+
+
+def judge_card(loop: JudgeLoop, info: dict) -> ModelCard:
+    """The judge folder's README.md: its base, its authors and books, its steps and held-out accuracy."""
+    cfg, m = loop.cfg, loop.state["metrics"]
+    authors = list(select_authors(cfg.authors))
+    made = {"base": info["base_model"], "program": "python -m scripts.train_bert (lecture A)",
+            "authors (labels 0..N-1)": authors_line(authors),
+            "held-out text": "the last 10 % of every book" if cfg.split == "tail" else "each author's last book (N3)",
+            "steps": f"{info['step']} of {cfg.steps}, {cfg.per_author} windows of {cfg.length} tokens per author",
+            "run folder": info["run"], "trained": f"LoRA rank {cfg.lora_rank} + head" if cfg.lora_rank else "every weight"}
+    results = {f"A11 held-out accuracy ({cfg.eval_length}-token windows)": m.get("heldout_acc"),
+               "N4 held-out macro accuracy": m.get("heldout_macro_acc"),
+               "A3 held-out loss": m.get("heldout_loss")}
+    return ModelCard(title=f"A judge of {', '.join(authors)} (run {loop.run.folder.name})",
+                     summary=(f"A BERT encoder with a linear head (A2) that reads up to {cfg.eval_length} tokens and "
+                              f"gives P(author) for {len(authors)} authors; the judge of lecture B."),
+                     made_from=made, results={k: v for k, v in results.items() if v is not None},
+                     licence=f"the base's: {base_licence(resolve(info['base_model']))}; {TEXTS_LICENCE}",
+                     use=hf_use("judge"))
 
 
 def heldout_eval(loop: JudgeLoop, step: int) -> dict:

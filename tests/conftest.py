@@ -189,3 +189,22 @@ def tiny_neo_base(tmp_path_factory, wonderland_text) -> Path:
                        eos_token_id=eos_id(tok))
     torch.manual_seed(0)
     return write_model_folder(tmp_path_factory.mktemp("neo") / "base", GPTNeo(cfg), tok)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_base(tmp_path_factory, wonderland_text) -> Path:
+    """A tiny random Llama (L1-L5: 3 query heads sharing 1 key/value group) with the same kind of BPE as
+    `tiny_neo_base`, saved as a Hugging Face LlamaForCausalLM folder: SmolLM2's shape in miniature."""
+    import torch
+
+    from model.config import LlamaConfig
+    from model.llama import Llama
+    from plumbing.hf_folder import write_model_folder
+    from tokenizer_bridge.bpe import eos_id, train_bpe
+
+    tok = train_bpe([wonderland_text], vocab_size=400)
+    cfg = LlamaConfig(vocab_size=tok.get_vocab_size(), hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                      num_attention_heads=3, num_key_value_heads=1, max_position_embeddings=256,
+                      bos_token_id=eos_id(tok), eos_token_id=eos_id(tok))
+    torch.manual_seed(0)
+    return write_model_folder(tmp_path_factory.mktemp("llama") / "base", Llama(cfg), tok)

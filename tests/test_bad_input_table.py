@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from plumbing.checkpoint import load_checkpoint
 from scripts import coevolve as coevolve_program
@@ -261,7 +260,7 @@ def test_w9_w10_many_windows_show_progress_and_unknown_symbols_get_no_verdict(ju
 
 def test_w11_w12_w21_a_judge_where_a_generator_goes_and_the_other_way_round(judge_run, tiny_neo_base, tmp_path) -> None:
     one_line_error(run_module("scripts.generate", str(judge_run / "hf")), 2,
-                   "holds a BERT model", "not a GPT-Neo generator", "scripts.classify or --judge")
+                   "holds a BERT model", "not a generator", "scripts.classify or --judge")
     one_line_error(run_module("scripts.train_bert", *J, "--runs-dir", str(tmp_path), "--model", str(tiny_neo_base)), 2,
                    "holds a GPT-Neo generator, not a BERT model")
     one_line_error(run_module("scripts.train_bert", *J, "--runs-dir", str(tmp_path), "--model", str(judge_run / "hf")), 2,

@@ -243,3 +243,23 @@ def test_from_the_loop_to_the_b10_penalty_is_five_calls(tiny_neo_base, judge_run
     monkeypatch.setattr(sampler, "lecture_repetition_penalty", penalty)
     program.coevolve(argv(tiny_neo_base, judge_runs, "--steps", "2", "--overgen", "1.1"))  # k = 1.1: extra rounds too
     assert chains == {("coevolve_loop", "judge_generators", "generate_for_judge", "generate", "process_scores")}, chains
+
+
+def test_a_llama_base_runs_the_same_loop(tiny_llama_base, judge_runs, small_mirror):
+    """--base takes a Llama folder (SmolLM2's kind): the same loop, its generators saved as LlamaForCausalLM."""
+    from model.llama import Llama
+
+    run = program.coevolve(argv(tiny_llama_base, judge_runs, "--steps", "2"))
+    evals = [r for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [0, 2] and all(math.isfinite(r["heldout_alice"]) for r in evals)
+    for name in ("alice", "edgar"):
+        saved = Llama.from_pretrained(run / "generators" / name)
+        assert json.loads((run / "generators" / name / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
+        assert saved.config.num_key_value_heads == 1
+        card = (run / "generators" / name / "README.md").read_text()  # the model card
+        assert str(run) in card and f"L7 held-out loss on {name}, nats per byte" in card and "LlamaForCausalLM" not in card
+        assert f"{evals[-1][f'heldout_per_byte_{name}']:.3f}" in card and "Llama" in card
+    page, _ = write_report(run)
+    assert "L7 held-out nats per byte of the alice generator" in page.read_text()
+    with pytest.raises(ValueError, match="not a generator"):  # a judge folder is not a base
+        program.coevolve(argv(next((judge_runs / "judge").glob("2*/hf")), judge_runs))

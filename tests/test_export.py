@@ -71,3 +71,17 @@ def test_generate_is_seeded_keeps_the_bad_token_mask_and_its_judge_matches_class
     judge, jtok, _ = load_bert_judge(judge_folder)
     assert rows[0]["probs"] == pytest.approx(classify(judge, jtok, rows[0]["text"], 256, judge.labels)["probs"])
     assert gen_cli.main(argv[:1] + ["--rows", "0"]) == 2
+
+
+def test_a_llama_generator_folder_generates_and_loads_in_transformers(tiny_llama_base, capsys):
+    """scripts.generate takes a Llama folder; transformers' LlamaForCausalLM reads it with our logits."""
+    from model.llama import Llama
+
+    ours = Llama.from_pretrained(tiny_llama_base)
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(str(tiny_llama_base)).eval()
+    ids = torch.randint(0, ours.config.vocab_size, (2, 40), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert (ours(ids) - theirs(ids).logits).abs().max().item() <= 1e-5
+    assert gen_cli.main([str(tiny_llama_base), "--tokens", "20", "--rows", "2", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 2 and all(row["text"].strip() for row in rows)

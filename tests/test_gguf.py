@@ -198,3 +198,32 @@ def test_smollm2_store_folder_is_what_transformers_reads_with_our_logits_and_gre
     greedy = Sampling(do_sample=False, repetition_penalty=1.0, top_k=None)
     assert torch.equal(generate(ours, ids, 30, greedy), expected)
     assert json.loads((smollm2_folder / "source.json").read_text())["license"] == "apache-2.0"
+    card = (smollm2_folder / "README.md").read_text()
+    assert "instruction-tuned" in card and "apache-2.0" in card and "It is not GPT-Neo" in card
+
+
+def test_b9_bans_smollm2s_whitespace_tokens_and_its_chatml_turn_ends(smollm2_folder):
+    """B9 on the 49k vocabulary: the ids whose text (as transformers decodes it) is whitespace only, and every
+    special token (an instruct model ends its turn with <|im_end|>); nothing else."""
+    from model.sampler import bad_token_mask
+    from tokenizer_bridge.load import load_neo_tokenizer
+
+    mask = bad_token_mask(load_neo_tokenizer(smollm2_folder), 49152)
+    tok = transformers.AutoTokenizer.from_pretrained(str(smollm2_folder))
+    texts = tok.batch_decode([[i] for i in range(49152)])
+    special = set(tok.all_special_ids) | {i for i, t in tok.added_tokens_decoder.items() if t.special}
+    expected = {i for i, text in enumerate(texts) if text.strip() == ""} | special
+    assert set(mask.nonzero().flatten().tolist()) == expected
+    assert {tok.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|im_start|>", "<|endoftext|>", "Ġ", "Ċ")} <= expected
+    assert len(expected) < 200 and not mask[tok.convert_tokens_to_ids("ĠAlice")]
+
+
+def test_l7_smollm2s_tokens_write_every_byte_of_the_authors_text_once(smollm2_folder):
+    from tokenizer_bridge.bpe import token_byte_lengths
+    from tokenizer_bridge.load import load_neo_tokenizer
+
+    tok = load_neo_tokenizer(smollm2_folder)
+    lengths = token_byte_lengths(tok, 49152)
+    text = "\u2018Curiouser and curiouser!\u2019 cried Alice; \u201cNevermore,\u201d quoth the Raven \u2014 caf\u00e9 1845."
+    assert int(lengths[tok.encode(text).ids].sum()) == len(text.encode("utf-8"))
+    assert lengths[tok.token_to_id("<|im_end|>")] == 0

@@ -237,6 +237,8 @@ def test_training_changes_the_weights_logs_every_step_and_saves_a_judge(tiny_fol
     assert not torch.equal(start, trained)
     judge = BertClassifier.from_pretrained(run / "hf")  # the saved judge loads back, head included
     assert judge.labels == ["alice", "edgar"] and (tmp_path / "judge" / "latest").resolve() == run
+    card = (run / "hf" / "README.md").read_text()  # the model card
+    assert "Edgar Allan Poe: Gutenberg #2147, #2148, #2149" in card and str(run) in card and "A11 held-out" in card
 
 
 def test_make_train_bert_end_to_end_with_ctrl_c_and_resume(tiny_folder, small_mirror, tmp_path) -> None:

@@ -130,6 +130,38 @@ def test_peft_loads_our_adapters_onto_transformers_with_our_outputs(tmp_path, mi
         assert (hf(input_ids=ids).logits - neo(ids)).abs().max() <= 1e-5
 
 
+def test_a_llamas_adapters_sit_on_its_four_attention_matrices_and_load_in_peft(tmp_path):
+    """P1 on the Llama: q_proj, k_proj (narrower, grouped-query), v_proj, o_proj, one update each (+ the MLP's
+    three with attention+mlp); P3 and P4 hold; PEFT puts our adapters on transformers' LlamaForCausalLM."""
+    peft = pytest.importorskip("peft")
+    transformers = pytest.importorskip("transformers")
+    from model.config import LlamaConfig
+    from model.llama import Llama
+
+    torch.manual_seed(0)
+    llama = Llama(LlamaConfig(vocab_size=60, hidden_size=24, intermediate_size=40, num_hidden_layers=2,
+                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)).eval()
+    llama.save_pretrained(tmp_path / "llama")
+    ids = torch.randint(0, 60, (2, 20))
+    with torch.no_grad():
+        before = llama(ids)
+    names = add_lora(llama, rank=2, alpha=4.0, targets="attention+mlp")
+    assert sorted({n.rsplit(".", 1)[-1] for n in names}) == ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj",
+                                                            "up_proj", "v_proj"]
+    assert len(names) == 2 * 7 and all(layer.lora_A.shape[0] == 1 for _, layer in lora_layers(llama))
+    _trained_lora(llama)
+    with torch.no_grad():
+        ours = llama(ids)
+        with adapters_off(llama):
+            assert torch.equal(llama(ids), before)  # P4
+        assert (merge_lora(copy.deepcopy(llama))(ids) - ours).abs().max() <= 1e-5  # P3
+    write_adapter_folder(tmp_path / "adapter", llama, str(tmp_path / "llama"))
+    hf = transformers.LlamaForCausalLM.from_pretrained(str(tmp_path / "llama"))
+    hf = peft.PeftModel.from_pretrained(hf, str(tmp_path / "adapter")).eval()
+    with torch.no_grad():
+        assert (hf(input_ids=ids).logits - ours).abs().max() <= 1e-5
+
+
 # ----------------------------------------------------------------------------- the switch in every program
 
 

@@ -18,9 +18,9 @@ from model.gpt_neo import GPTNeo
 from plumbing.atomic import atomic_folder
 from plumbing.precision import choose_precision
 from scripts import pretrain_neo as program
-from tokenizer_bridge.bpe import EOS_TOKEN, train_bpe
+from tokenizer_bridge.bpe import EOS_TOKEN, token_byte_lengths, train_bpe
 from tokenizer_bridge.load import load_neo_tokenizer
-from train.lm import heldout_loss, lm_loss, lm_step
+from train.lm import heldout_loss, heldout_scores, lm_loss, lm_step, nats_per_byte
 from train.optim import make_optimizer
 from weights.store import is_installed
 
@@ -107,6 +107,27 @@ def test_heldout_loss_is_the_mean_over_consecutive_windows(pretrained):
     assert torch.equal(windows[1], ids[16:32])
 
 
+def test_l7_nats_per_byte_is_the_summed_loss_over_the_bytes_of_the_predicted_text(pretrained):
+    """L7 by hand: -sum log P of tokens 1..T-1 of each window, over the UTF-8 bytes those tokens decode to."""
+    _, folder = pretrained
+    model, tok = GPTNeo.from_pretrained(folder), load_neo_tokenizer(folder)
+    text = "\u2018Curiouser and curiouser!\u2019 cried Alice \u2014 she was so much surprised. " * 6
+    ids = torch.tensor(tok.encode(text).ids)
+    lengths = token_byte_lengths(tok, model.config.vocab_size)
+    assert int(lengths[ids].sum()) == len(text.encode("utf-8"))  # every byte once, curly quotes included
+    ids = torch.tensor(tok.encode(text.replace("\u2018", "'").replace("\u2019", "'").replace("\u2014", "-")).ids)
+    scores = heldout_scores(model, ids, 16, lengths, max_windows=3)  # (ASCII, so that a cut window decodes whole)
+    windows = consecutive_windows(ids, 16, 3)
+    with torch.no_grad():
+        nats = sum(lm_loss(model(w[None]), w[None]).item() * 15 for w in windows)
+    n_bytes = sum(len(tok.decode(w[1:].tolist()).encode("utf-8")) for w in windows)
+    assert scores["per_byte"] == pytest.approx(nats / n_bytes, rel=1e-5)
+    assert scores["per_token"] == pytest.approx(nats / 45, rel=1e-5)
+    assert nats_per_byte(3.0, 2) == 1.5
+    with pytest.raises(ValueError, match="one byte"):
+        nats_per_byte(1.0, 0)
+
+
 def test_micro_batches_give_the_same_step(pretrained):
     _, folder = pretrained
     batch = torch.randint(0, 300, (4, 16))
@@ -174,6 +195,10 @@ def test_saved_folder_is_a_gpt_neo_with_global_and_local_layers(pretrained):
     assert hf["window_size"] < hf["max_position_embeddings"]
     assert hf["bos_token_id"] == hf["eos_token_id"] == tok.token_to_id(EOS_TOKEN)
     assert hf["vocab_size"] == tok.get_vocab_size()
+    card = (folder / "README.md").read_text()  # its model card: made from what, measured how, whose licence
+    summary = json.loads((folder / "pretrain.json").read_text())
+    assert "Lewis Carroll: Gutenberg #12, #11" in card and f"{summary['final_heldout_loss']['alice']:.4g}" in card
+    assert "public domain" in card and "## Measured" in card
 
 
 def test_transformers_loads_it_with_the_same_logits(pretrained):

@@ -355,3 +355,17 @@ def test_t2_t3_the_kl_of_a_changed_model_to_its_start_by_hand():
     k3 = [math.exp(-d) - 1 + d for d in (math.log(1.5), math.log(0.75))]
     assert logp.tolist() == [pytest.approx([math.log(0.5), math.log(0.25)], abs=1e-6)]
     assert kl.item() == pytest.approx(sum(k3) / 2, abs=1e-6) and kl.item() == pytest.approx(0.05889, abs=1e-5)
+
+
+def test_rl_with_lora_on_a_llama_base_keeps_its_start_as_the_reference(tiny_llama_base, judge_runs, small_mirror):
+    """RL from the judge on a Llama with adapters on its q, k, v, o (P1): the reference is the adapters off (P4),
+    so the KL at step 0 is 0; the adapters are saved in PEFT's layout beside the merged generator."""
+    from model.llama import Llama
+
+    [run] = program.teach(argv(tiny_llama_base, judge_runs, "--lora-rank", "2", "--lora-lr", "1e-2"))
+    evals = [r for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "eval"]
+    assert evals[0]["kl_alice"] == pytest.approx(0.0, abs=1e-6) and evals[-1]["kl_alice"] > 0
+    adapter = json.loads((run / "generators" / "alice" / "adapter" / "adapter_config.json").read_text())
+    assert adapter["task_type"] == "CAUSAL_LM"
+    assert sorted({m.rsplit(".", 1)[-1] for m in adapter["target_modules"]}) == ["k_proj", "o_proj", "q_proj", "v_proj"]
+    assert Llama.from_pretrained(run / "generators" / "alice").config.num_hidden_layers == 2

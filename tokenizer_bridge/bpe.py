@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 EOS_TOKEN = "<|endoftext|>"
@@ -70,3 +71,24 @@ def neo_tokenizer_config(tok: Tokenizer, max_length: int) -> dict:
         "add_prefix_space": False,
         "model_max_length": max_length,
     }
+
+
+def token_byte_lengths(tok: Tokenizer, vocab_size: int) -> torch.Tensor:
+    """The UTF-8 bytes each token id writes, (vocab_size,) int64: L7's denominator, token by token.
+
+    A byte-level BPE token is spelled one character per byte ("Ġ" is the byte 0x20, "â" 0xE2 of a curly
+    quote), so the length of its spelling is its bytes, whether or not it ends inside a character. A
+    special token (<|endoftext|>, <|im_end|>) writes no text: 0, as do the padding rows beyond the tokenizer.
+    """
+    alphabet = set(pre_tokenizers.ByteLevel.alphabet())
+    special = {i for i, t in tok.get_added_tokens_decoder().items() if t.special}
+    lengths = torch.zeros(vocab_size, dtype=torch.long)
+    for i in range(min(vocab_size, tok.get_vocab_size(with_added_tokens=True))):
+        spelling = tok.id_to_token(i)
+        if i in special or spelling is None:
+            continue
+        if not set(spelling) <= alphabet:
+            raise ValueError(f"token {i} ({spelling!r}) is not spelled in the byte-level alphabet: L7 counts the bytes "
+                             "of a byte-level BPE (GPT-Neo's, SmolLM2's)")
+        lengths[i] = len(spelling)
+    return lengths

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from tokenizers import Encoding, Tokenizer
 
-from model.gpt_neo import GPTNeo
+from model.decoder import Decoder
 from model.sampler import Sampling, generate
 from tokenizer_bridge.load import special_id
 
@@ -105,7 +105,7 @@ def more_tokens_needed(n_neo: int, n_bert: int, L: int, overgen: float) -> int:
     return math.ceil(1.5 * rate * (L - n_bert))
 
 
-def generate_for_judge(model: GPTNeo, start_ids: torch.Tensor, neo_tok: Tokenizer, bert_tok: Tokenizer,
+def generate_for_judge(model: Decoder, start_ids: torch.Tensor, neo_tok: Tokenizer, bert_tok: Tokenizer,
                        how: RowSampling = RowSampling(), rng: torch.Generator | None = None) -> JudgeBatch:
     """B8: sample k L GPT-Neo tokens (k = how.overgen) after each start token (B, 1), translate (B6), keep L BERT tokens.
 

@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 from tokenizers import Tokenizer
 
-from model.gpt_neo import GPTNeo
+from model.decoder import Decoder
 from model.half import cast_half
 from tokenizer_bridge.bridge import JudgeBatch, RowSampling, generate_for_judge
 from train.bert_judge import predict_logits
@@ -139,7 +139,7 @@ def score_rows(log_probs: torch.Tensor, labels: torch.Tensor, names: list[str], 
     return m
 
 
-def judge_generators(generators: dict[str, GPTNeo], judging: Judging, rngs: dict[str, torch.Generator],
+def judge_generators(generators: dict[str, Decoder], judging: Judging, rngs: dict[str, torch.Generator],
                      write: Callable[[torch.Tensor], dict[str, JudgeBatch]] | None = None) -> Judgement:
     """B4, B7, N6: R start tokens, the same for every generator; each generator writes one row per start
     token (B8-B10); the judge classifies all G R rows.

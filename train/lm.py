@@ -1,10 +1,11 @@
 """Language-model training for the GPT-Neo generators (lecture B1, B2).
 
-Works for any `model.gpt_neo.GPTNeo` (our small pretrained one or gpt-neo-125M) and any token stream:
+Works for any decoder of model/decoder.py (GPT-Neo, Llama) and any token stream:
 
     lm_loss(logits, input_ids)                  B2, the mean next-token cross-entropy
     lm_step(model, optimizer, batch, ...)       one optimizer step on one batch of windows
     heldout_loss(model, ids, length)            B2 on fixed held-out windows, no gradients
+    nats_per_byte(nats, n_bytes)                L7, the held-out loss in a unit every tokenizer shares
 
 The windows come from data/windows.py (`lm_windows`, `balanced_lm_batch`, `consecutive_windows`).
 """
@@ -61,23 +62,46 @@ def lm_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Ten
     return total, norm
 
 
-@torch.no_grad()
-def heldout_loss(model: nn.Module, ids: torch.Tensor, length: int, precision: Precision | None = None,
-                 batch_size: int = 16, max_windows: int | None = None) -> float:
-    """B2 on held-out text: the mean loss over consecutive, non-overlapping windows of `length` tokens.
+def nats_per_byte(nats: float, n_bytes: int) -> float:
+    """L7: nats per byte = (sum_t -log P(x_t | x_<t)) / (UTF-8 bytes of the text)
 
-    Deterministic (no random starts); the tail shorter than one window is dropped; max_windows
-    caps the cost (the first windows are used). Evaluated in eval mode, then the mode is restored.
+    Per token, a 49k BPE (SmolLM2) and a 4k BPE (neo-small) are not comparable: the larger vocabulary
+    writes more text per token. Per byte of the same text they are.
+    """
+    if n_bytes <= 0:
+        raise ValueError("L7 needs text of at least one byte")
+    return nats / n_bytes
+
+
+@torch.no_grad()
+def heldout_scores(model: nn.Module, ids: torch.Tensor, length: int, byte_lengths: torch.Tensor | None = None,
+                   precision: Precision | None = None, batch_size: int = 16,
+                   max_windows: int | None = None) -> dict[str, float]:
+    """B2 on held-out text, and L7 when `byte_lengths` (tokenizer_bridge/bpe.py:token_byte_lengths) is given.
+
+    {"per_token": the mean loss over consecutive, non-overlapping windows of `length` tokens, "per_byte": the
+    same nats over the UTF-8 bytes of the tokens they predict (each window's tokens 1..T-1)}. Deterministic
+    (no random starts); the tail shorter than one window is dropped; max_windows caps the cost (the first
+    windows are used). Evaluated in eval mode, then the mode is restored.
     """
     windows = consecutive_windows(ids, length, max_windows)  # (n, T)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    total = 0.0
+    nats = 0.0
     for chunk in windows.split(batch_size):  # (b, T)
         chunk = chunk.to(device)
         with precision.autocast() if precision is not None else torch.autocast(device.type, enabled=False):
             logits = model(chunk)  # (b, T, V)
-        total += lm_loss(logits, chunk).item() * chunk.shape[0]
+        nats += lm_loss(logits, chunk).item() * chunk[:, 1:].numel()  # the mean times N = its sum
     model.train(was_training)
-    return total / len(windows)
+    scores = {"per_token": nats / windows[:, 1:].numel()}
+    if byte_lengths is not None:
+        scores["per_byte"] = nats_per_byte(nats, int(byte_lengths[windows[:, 1:]].sum()))
+    return scores
+
+
+def heldout_loss(model: nn.Module, ids: torch.Tensor, length: int, precision: Precision | None = None,
+                 batch_size: int = 16, max_windows: int | None = None) -> float:
+    """B2 on held-out text: the mean loss per token over consecutive windows (see `heldout_scores`)."""
+    return heldout_scores(model, ids, length, None, precision, batch_size, max_windows)["per_token"]
