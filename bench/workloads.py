@@ -18,9 +18,10 @@ import torch.nn.functional as F
 import transformers
 
 from model.bert import Bert, BertClassifier
-from model.gpt_neo import GPTNeo
+from model.decoder import Decoder, load_decoder
 from model.half import Precision, cast_half, parameter_bytes
 from model.sampler import Sampling, generate
+from train.optim import make_optimizer
 
 
 @dataclass
@@ -120,23 +121,30 @@ def judge_inference(folder: Path, batch: int, length: int, half: bool, device: s
                 batch * length), memory
 
 
-def generation_flops(model: GPTNeo, rows: int, prompt: int, new: int) -> float:
-    """2 N per token for the blocks, 2 d V for the LM head, and attention over the keys each layer sees."""
+def attention_keys(config, t: int) -> int:
+    """Keys all layers together read for the token at position t: GPT-Neo's local layers see a window."""
+    if hasattr(config, "attention_layers"):  # GPT-Neo
+        return sum(min(t, config.window_size) if kind == "local" else t for kind in config.attention_layers)
+    return config.num_hidden_layers * t  # Llama: every layer global
+
+
+def token_flops(model: Decoder, t: int) -> float:
+    """One token's forward at position t: 2 N for the blocks, 2 d V for the LM head, 4 d per key for attention."""
     cfg = model.config
-    n = non_embedding_params(model)
-    total = 0.0
-    for t in range(prompt, prompt + new):
-        keys = sum(min(t, cfg.window_size) if kind == "local" else t for kind in cfg.attention_layers)
-        total += 2 * n + 2 * cfg.hidden_size * cfg.vocab_size + 4 * keys * cfg.hidden_size
-    return total * rows
+    return 2 * non_embedding_params(model) + 2 * cfg.hidden_size * cfg.vocab_size + 4 * attention_keys(cfg, t) * cfg.hidden_size
+
+
+def generation_flops(model: Decoder, rows: int, prompt: int, new: int) -> float:
+    """Every new token's forward, the LM head for its position alone."""
+    return rows * sum(token_flops(model, t) for t in range(prompt, prompt + new))
 
 
 def generation(folder: Path, rows: int, new_tokens: int, bad_ids: list[int], device: str,
                with_hf: bool = True) -> Pair:
     """B8-B10: sample new_tokens after one start token per row; repetition penalty 1.3 (library rule in both),
     the bad-token mask, top-k 50, temperature 1."""
-    ours = GPTNeo.from_pretrained(folder).to(device).eval()
-    hf = transformers.GPTNeoForCausalLM.from_pretrained(str(folder)).to(device).eval() if with_hf else None
+    ours = load_decoder(folder).to(device).eval()
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(folder)).to(device).eval() if with_hf else None
     V = ours.config.vocab_size
     start = torch.randint(0, V // 2, (rows, 1), device=device)
     bad_mask = torch.zeros(V, dtype=torch.bool)
@@ -158,19 +166,16 @@ def generation(folder: Path, rows: int, new_tokens: int, bad_ids: list[int], dev
                 generation_flops(ours, rows, 1, new_tokens), rows * new_tokens)
 
 
-def lm_train_flops(model: GPTNeo, batch: int, length: int) -> float:
-    """Forward + backward (3 forward passes) of B2 on (batch, length): blocks, LM head on every position, attention."""
-    cfg = model.config
-    per_row = sum(2 * non_embedding_params(model) + 2 * cfg.hidden_size * cfg.vocab_size
-                  + 4 * cfg.hidden_size * sum(min(t + 1, cfg.window_size) if kind == "local" else t + 1
-                                              for kind in cfg.attention_layers) for t in range(length))
-    return 3 * batch * per_row
+def lm_train_flops(model: Decoder, batch: int, length: int) -> float:
+    """Forward + backward (3 forward passes) of B2 on (batch, length): every position's forward, LM head included."""
+    return 3 * batch * sum(token_flops(model, t + 1) for t in range(length))
 
 
-def pretrain_step(folder: Path, batch: int, length: int, dtype: str, device: str) -> Pair:
-    """One pretraining step of a GPT-Neo (forward, B2 loss, backward, AdamW), ours against GPTNeoForCausalLM."""
-    ours = GPTNeo.from_pretrained(folder).to(device).train()
-    hf = transformers.GPTNeoForCausalLM.from_pretrained(str(folder)).to(device).train()
+def lm_train_step(folder: Path, batch: int, length: int, dtype: str, device: str, what: str = "pretrain") -> Pair:
+    """One training step of a decoder (forward, B2 loss, backward, AdamW), ours against transformers' class for it
+    (GPTNeoForCausalLM, LlamaForCausalLM) on the same weights and ids."""
+    ours = load_decoder(folder).to(device).train()
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(folder)).to(device).train()
     ids = torch.randint(0, ours.config.vocab_size, (batch, length), device=device)
 
     def step(model: nn.Module, optimizer: torch.optim.Optimizer, logits_of):
@@ -182,7 +187,7 @@ def pretrain_step(folder: Path, batch: int, length: int, dtype: str, device: str
             optimizer.zero_grad(set_to_none=True)
         return run
 
-    return Pair(f"pretrain step {batch}x{length}", dtype,
-                step(ours, torch.optim.AdamW(ours.parameters(), lr=1e-4), lambda out: out),
-                step(hf, torch.optim.AdamW(hf.parameters(), lr=1e-4), lambda out: out.logits),
+    return Pair(f"{what} step {batch}x{length}", dtype,
+                step(ours, make_optimizer(ours, "adamw", 1e-4), lambda out: out),  # what our programs train with
+                step(hf, torch.optim.AdamW(hf.parameters(), lr=1e-4, fused=True), lambda out: out.logits),  # the same
                 lm_train_flops(ours, batch, length), batch * length)

@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from model.config import LlamaConfig
-from model.gpt_neo import lm_head
+from model.gpt_neo import last_logits, lm_head
 from model.loading import WEIGHTS_FILE, check_head_is_tied, load_with_table, save_hf_folder, to_hf_state
 
 
@@ -108,13 +108,12 @@ class LlamaAttention(nn.Module):
         if cache is not None:
             start = cache.length
             k, v = cache.append(layer, k, v)  # (B, G, start + T, d_head)
-        k, v = repeat_kv(k, self.n_head // self.n_kv), repeat_kv(v, self.n_head // self.n_kv)
-        if start == 0:  # the fast twin of reference_attention: PyTorch's fused causal kernel
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        elif T == 1:  # one new token sees every key: no mask
-            y = F.scaled_dot_product_attention(q, k, v)
-        else:
-            y = reference_attention(q, k, v, start)
+        if start != 0 and T > 1:  # the plain line: each group repeated for its heads (L3), then the causal softmax
+            n_rep = self.n_head // self.n_kv
+            y = reference_attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), start)
+        else:  # the fast twin: PyTorch's fused kernel reads each group in place for its heads (enable_gqa),
+            # causal over the whole window, or unmasked for one new token, which sees every key before it
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=start == 0, enable_gqa=True)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim))
 
 
@@ -169,8 +168,8 @@ class Llama(nn.Module):
             x = block(x, cos, sin, cache, layer)
         if cache is not None:
             cache.length += T
-        if last_only:
-            x = x[:, -1:]
+        if last_only:  # while generating, only the last position's logits are needed
+            return last_logits(self.norm(x[:, -1]), self.embed_tokens.weight)[:, None]  # (B, 1, V)
         return lm_head(self.norm(x), self.embed_tokens.weight)  # tied: logits = RMSNorm(x) E^T
 
     @classmethod

@@ -161,7 +161,7 @@ def gguf_base_card(gguf_path: Path, model: Llama, source: dict) -> ModelCard:
     c = model.config
     n = sum(p.numel() for p in model.parameters())
     return ModelCard(
-        title=f"{source.get('general.name') or gguf_path.stem}, as a Hugging Face LlamaForCausalLM folder",
+        title=f"{gguf_path.name.split('.')[0]}, as a Hugging Face LlamaForCausalLM folder",
         summary=(f"A Llama-family decoder of {n / 1e6:.1f} M parameters ({c.num_hidden_layers} layers, width "
                  f"{c.hidden_size}, {c.num_attention_heads} query heads sharing {c.num_key_value_heads} key/value "
                  f"groups, SwiGLU {c.intermediate_size}, RoPE base {c.rope_theta:g}, tied embeddings, a "
@@ -171,7 +171,8 @@ def gguf_base_card(gguf_path: Path, model: Llama, source: dict) -> ModelCard:
                  "matrices, Q8_0 embeddings) and are de-quantised here to float32 (L6): they are the file's "
                  "values, not the original bfloat16 ones. Public-domain books such as the authors' are very likely "
                  "in its pretraining data, so its held-out loss on them flatters it."),
-        made_from={"GGUF file": gguf_path.name, "GGUF general.name": source.get("general.name"),
+        made_from={"GGUF file": f"{gguf_path.name} ({gguf_path.stat().st_size} bytes, in {gguf_path.parent})",
+                   "GGUF general.name": source.get("general.name"),
                    "conversion": "model/gguf.py (reader, L6 de-quantisation, RoPE rows un-permuted), "
                                  "tokenizer_bridge/from_gguf.py (tokenizer from the file's tokens and merges)",
                    "parameters": n},

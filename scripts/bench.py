@@ -31,8 +31,9 @@ import torch
 
 from bench import workloads as W
 from bench.timing import interleaved, matmul_peak, profile_table
-from model.config import GPTNeoConfig
+from model.config import GPTNeoConfig, LlamaConfig
 from model.gpt_neo import GPTNeo
+from model.llama import Llama
 from model.sampler import bad_token_mask
 from plumbing.precision import FAST_RATIO, choose_precision
 from tokenizer_bridge.load import load_neo_tokenizer
@@ -44,11 +45,13 @@ from weights import store
 # the whole budget. The linear-in-length rows (ours alone) run on the first model of `linear` that is there.
 SIZES = {
     "cuda": dict(train=(64, 256), infer=(64, 128), gen_small=(32, 512), gen_125m=(32, 512), pretrain=(8, 512),
-                 linear={"125M-shaped": (32, (256, 512, 1024))}),
+                 linear={"125M-shaped": (32, (256, 512, 1024))}, smollm2_train=(16, 128), smollm2_gen=(32, 512)),
     "cpu": dict(train=(16, 256), infer=(64, 128), gen_small=(32, 512), gen_125m=(32, 64), pretrain=(8, 512),
-                linear={"neo-small": (32, (64, 128, 256)), "125M-shaped": (4, (32, 64, 128))}),
+                linear={"neo-small": (32, (64, 128, 256)), "125M-shaped": (4, (32, 64, 128))},
+                smollm2_train=(8, 128), smollm2_gen=(32, 64)),
     "quick": dict(train=(2, 32), infer=(2, 32), gen_small=(2, 8), gen_125m=(1, 4), pretrain=(2, 16),
-                  linear={"neo-small": (2, (4, 8)), "125M-shaped": (1, (4, 8))}),
+                  linear={"neo-small": (2, (4, 8)), "125M-shaped": (1, (4, 8))}, smollm2_train=(2, 16),
+                  smollm2_gen=(2, 8)),
 }
 GPT_NEO_125M = GPTNeoConfig(vocab_size=50257, max_position_embeddings=2048, hidden_size=768, num_layers=12,
                             num_heads=12, window_size=256, attention_layers=["global", "local"] * 6)
@@ -56,6 +59,8 @@ TINY_NEO = GPTNeoConfig(vocab_size=512, max_position_embeddings=64, hidden_size=
                         window_size=8, attention_layers=["global", "local"])
 NEO_SMALL_SHAPE = GPTNeoConfig(vocab_size=4096, max_position_embeddings=512, hidden_size=256, num_layers=4,
                                num_heads=4, window_size=256, attention_layers=["global", "local"] * 2)
+TINY_LLAMA = LlamaConfig(vocab_size=512, hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=3,
+                         num_key_value_heads=1, max_position_embeddings=64)
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16")
 
 
@@ -168,10 +173,41 @@ def generation_rows(b: Bench, folders: dict[str, Path]) -> list[dict]:
 def pretrain_rows(b: Bench, folders: dict[str, Path]) -> list[dict]:
     """One pretraining step of a neo-small-shaped GPT-Neo in both precisions: tokens per second, fraction of peak."""
     n, t = b.sizes["pretrain"]
-    rows = [b.measure(W.pretrain_step(folders["neo-small-shaped"], n, t, "fp32", b.device))]
+    rows = [b.measure(W.lm_train_step(folders["neo-small-shaped"], n, t, "fp32", b.device))]
     n16 = max(1, n // 8) if b.slow16 else n
-    rows.append(b.measure(cut(W.pretrain_step(folders["neo-small-shaped"], n16, t, "bf16", b.device), n, n16)))
+    rows.append(b.measure(cut(W.lm_train_step(folders["neo-small-shaped"], n16, t, "bf16", b.device), n, n16)))
     return rows
+
+
+def smollm2_folder(tmp: Path, quick: bool) -> Path | None:
+    """SmolLM2-135M from the store (python -m scripts.weights fetch smollm2-135m); with --quick a tiny random Llama."""
+    if quick:
+        Llama(TINY_LLAMA).save_pretrained(tmp / "tiny-llama")
+        return tmp / "tiny-llama"
+    try:
+        return store.resolve("smollm2-135m")
+    except FileNotFoundError:
+        print("  smollm2-135m not in the weights store (python -m scripts.weights fetch smollm2-135m): its rows are skipped")
+        return None
+
+
+def smollm2_rows(b: Bench, folder: Path | None) -> tuple[list[dict], list[str]]:
+    """SmolLM2-135M against LlamaForCausalLM: a fine-tuning step (AdamW) and sampling with a KV cache (B8-B10)."""
+    if folder is None:
+        return [], []
+    n, t = b.sizes["smollm2_train"]
+    rows = [b.measure(W.lm_train_step(folder, n, t, "fp32", b.device, what="smollm2 train"))]
+    n, new = b.sizes["smollm2_gen"]
+    bad = (bad_token_mask(load_neo_tokenizer(folder), W.load_decoder(folder).config.vocab_size).nonzero().flatten().tolist()
+           if (folder / "tokenizer.json").is_file() else list(range(1, 40)))  # random weights: as many bans
+    pair = W.generation(folder, n, new, bad, b.device)
+    pair.name += " smollm2"
+    rows.append(b.measure(pair))
+    model = W.load_decoder(folder)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    memory = [f"smollm2 generator: parameters {weights / 2**20:.0f} MiB (float32), AdamW state {2 * weights / 2**20:.0f} "
+              f"MiB (two moments per parameter), gradients {weights / 2**20:.0f} MiB while training"]
+    return rows, memory
 
 
 def machine(device: str, quick: bool) -> dict:
@@ -207,6 +243,9 @@ def targets(rows: list[dict], header: dict) -> list[str]:
     for r in rows:
         if r["workload"].startswith("generate") and "ratio" in r:
             lines.append(f"{r['workload']}: {r['ratio']:.2f}x transformers' generate (goal >= 1.5x)")
+        if r["workload"].startswith("smollm2 train") and "ratio" in r:
+            lines.append(f"{r['workload']} {r['dtype']}: {r['ratio']:.2f}x LlamaForCausalLM (goal >= 1.5x), "
+                         f"{100 * r['ours_peak']:.0f} % of the peak")
     return lines
 
 
@@ -245,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folders = neo_folders(Path(tmp), args.quick)
         rows += generation_rows(b, folders) + pretrain_rows(b, folders)
+        llama_rows, llama_memory = smollm2_rows(b, smollm2_folder(Path(tmp), args.quick))
+        rows += llama_rows
+        header["memory"] += llama_memory
     header.update(targets=targets(rows, header), seconds=time.time() - started, sizes=b.sizes,
                   fast_ratio=FAST_RATIO)
     print_table(rows, header)

@@ -1,7 +1,7 @@
 """Lecture B, the co-evolution loop: `python -m scripts.coevolve` (the first half of `make coevolve`).
 
 The trained judge of lecture A (frozen, in half precision, B5) and one copy of a pretrained GPT-Neo
-per author, each fine-tuned on its own author's training split with the plain language-model loss
+(the lecture's; here by default SmolLM2-135M, a Llama: model/decoder.py) per author, each fine-tuned on its own author's training split with the plain language-model loss
 (B1, B2). At step 0, before any fine-tuning, and every `eval_every` steps, every generator writes
 from the same random start tokens and the judge classifies what they wrote (B4, B7); the loop logs
 accuracy (B11), L_cls (B12), S(t) (B13), S_a(t) (N6) and the tokenizer mismatch ratio (B16)
@@ -12,7 +12,8 @@ back into the generators, no gradient and no reward flows from BERT to GPT-Neo, 
 never learns. It only measures how far plain fine-tuning moved each generator towards its author.
 (`make teach` lets it teach.)
 
-    python -m scripts.coevolve                      # preset "cpu": neo-small, a few minutes on 2 cores
+    python -m scripts.coevolve                      # preset "cpu": SmolLM2-135M, about 15 minutes on 2 cores
+    python -m scripts.coevolve --preset neo-small   # our own 4.3 M GPT-Neo: a few minutes, word salad
     python -m scripts.coevolve --preset lecture     # the course's numbers (B7), gpt-neo-125M, for a GPU
     python -m scripts.coevolve --authors all --judge runs/judge/<six-way run>
 
@@ -64,7 +65,8 @@ KEEP = ("end", "every")
 class CoevolveConfig(JudgementSettings, LoraSettings):
     """Everything that decides a co-evolution run (saved in the run's config.json)."""
 
-    base: str = setting("the pretrained generator: a weights-store name (neo-small, gpt-neo-125M) or a GPT-Neo folder")
+    base: str = setting("the pretrained generator: a weights-store name (smollm2-135m, neo-small, gpt-neo-125M) or a "
+                        "GPT-Neo or Llama folder")
     judge: str = setting("the judge: 'latest' (runs/judge/latest), a judge run folder or its hf/ folder")
     authors: str = setting("one generator per author, in the judge's label order", check=select_authors)
     steps: int = setting("fine-tuning steps of each generator", min=0)
@@ -81,15 +83,28 @@ class CoevolveConfig(JudgementSettings, LoraSettings):
     device: str = setting("auto, cpu, cuda, cuda:N")
 
 
+# "cpu" (the default): SmolLM2-135M, a pretrained decoder that writes English, on 2 CPU cores in about 15
+# minutes (measured: README, "SmolLM2-135M"). What it costs there sets the sizes: a training step of 8 x 128
+# tokens ~13 s, a row of 160 sampled tokens ~30 s per 16 rows. So 20 steps of 8 x 128 per generator, judged at
+# steps 0, 10, 20 on 16 rows each. k = 1.25: this 49k BPE writes 0.92 BERT tokens per token of the authors'
+# books (B16), so 1.25 L tokens give L BERT tokens for nearly every row (B8's extra rounds do the rest).
+# r = 1.0: of 6 rows from random start tokens, r = 1.2 (hf) and 1.3 (lecture) threw a row into letter salad;
+# without a penalty all six stayed English (distinct-2 0.93). lr 5e-5: a trial with transformers on these
+# weights reached P(own author) 0.88 / 0.92 after 20 such steps.
+# "neo-small": our own 4.3 M GPT-Neo, a few minutes; it writes word salad. lr (seed 0, accuracy at steps 0, 10,
+# 20, ...): the lecture's 1e-5 is slow for a 4 M model (0.47 -> 0.63 after 20 steps); 3e-4 jumps (0.47, 0.95,
+# 1.0, ...); 1e-4 rises over the first 20 steps (0.47, 0.84, 0.97, ...).
 # "lecture": B7 and the course code: batch 64 x 128, lr 1e-5, 121 steps, judged every 10 steps, k = 4 (B8).
-# "cpu": neo-small (4.3 M parameters) and the MiniLM judge on 2 cores, a few minutes. lr (seed 0,
-# accuracy at steps 0, 10, 20, ...): the lecture's 1e-5 is slow for a 4 M model (0.47 -> 0.63 after 20
-# steps); 3e-4 jumps (0.47, 0.95, 1.0, ...); 1e-4 rises over the first 20 steps (0.47, 0.84, 0.97, ...).
+SMOLLM2_JUDGEMENT = dict(LECTURE_JUDGEMENT, eval_every=10, rows=16, overgen=1.25, repetition_penalty=1.0)
 PRESETS = {
-    "cpu": CoevolveConfig(base="neo-small", judge="latest", authors=DEFAULT_AUTHORS, steps=40, batch_size=16,
-                          length=128, optimizer="adamw", lr=1e-4, weight_decay=0.0, grad_clip=1.0, micro_batch=0,
-                          keep_generators="end", seed=0, precision="auto", device="auto", **LECTURE_JUDGEMENT,
+    "cpu": CoevolveConfig(base="smollm2-135m", judge="latest", authors=DEFAULT_AUTHORS, steps=20, batch_size=8,
+                          length=128, optimizer="adamw", lr=5e-5, weight_decay=0.0, grad_clip=1.0, micro_batch=0,
+                          keep_generators="end", seed=0, precision="auto", device="auto", **SMOLLM2_JUDGEMENT,
                           **lora_off(1e-3)),
+    "neo-small": CoevolveConfig(base="neo-small", judge="latest", authors=DEFAULT_AUTHORS, steps=40, batch_size=16,
+                                length=128, optimizer="adamw", lr=1e-4, weight_decay=0.0, grad_clip=1.0, micro_batch=0,
+                                keep_generators="end", seed=0, precision="auto", device="auto", **LECTURE_JUDGEMENT,
+                                **lora_off(1e-3)),
     "lecture": CoevolveConfig(base="gpt-neo-125M", judge="latest", authors=DEFAULT_AUTHORS, steps=121, batch_size=64,
                               length=128, optimizer="adamw", lr=1e-5, weight_decay=0.0, grad_clip=1.0, micro_batch=0,
                               keep_generators="end", seed=0, precision="auto", device="auto", **LECTURE_JUDGEMENT,

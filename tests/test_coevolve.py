@@ -30,8 +30,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 def argv(base: Path, runs: Path, *extra: str) -> list[str]:
     """4 fine-tuning steps of 4 x 32 tokens, judged at steps 0, 2, 4 on 2 x 4 rows of 16 BERT tokens."""
-    return ["--base", str(base), "--runs-dir", str(runs), "--steps", "4", "--batch-size", "4", "--length", "32",
-            "--lr", "1e-3", "--eval-every", "2", "--rows", "4", "--judge-length", "16", "--overgen", "4",
+    return ["--preset", "neo-small", "--base", str(base), "--runs-dir", str(runs), "--steps", "4", "--batch-size", "4",
+            "--length", "32", "--lr", "1e-3", "--eval-every", "2", "--rows", "4", "--judge-length", "16", "--overgen", "4",
             "--heldout-windows", "2", "--seed", "3", "--device", "cpu", "--precision", "fp32", *extra]
 
 
@@ -102,6 +102,9 @@ def test_lecture_results_reads_trends():
 
 
 def test_presets():
+    cpu = program.PRESETS["cpu"]  # the default: SmolLM2 on a CPU, k from B16's 0.92 BERT tokens per token
+    assert next(iter(program.PRESETS)) == "cpu" and (cpu.base, cpu.overgen) == ("smollm2-135m", 1.25)
+    assert program.PRESETS["neo-small"].base == "neo-small"
     c = program.PRESETS["lecture"]
     assert (c.batch_size, c.length, c.lr, c.steps, c.eval_every) == (64, 128, 1e-5, 121, 10)  # B7, course code
     assert (c.rows, c.judge_length, c.overgen, c.repetition_penalty, c.top_k) == (32, 128, 4, 1.3, 50)  # B7, B8, B10

@@ -103,10 +103,16 @@ def test_l3_head_h_reads_group_h_g_over_h():
 
 
 def test_the_fused_attention_equals_the_plain_one():
+    """The fused kernel with its groups read in place (enable_gqa) = L3's plain line: groups repeated, causal softmax;
+    over a whole window, and for one new token after a cache."""
     torch.manual_seed(0)
-    q, k, v = (torch.randn(2, 3, 9, 8) for _ in range(3))
-    fused = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-    torch.testing.assert_close(reference_attention(q, k, v, 0), fused, atol=1e-5, rtol=1e-5)
+    q, k, v = torch.randn(2, 6, 9, 8), torch.randn(2, 2, 9, 8), torch.randn(2, 2, 9, 8)
+    plain = reference_attention(q, repeat_kv(k, 3), repeat_kv(v, 3), 0)
+    fused = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    torch.testing.assert_close(plain, fused, atol=1e-5, rtol=1e-5)
+    last = torch.nn.functional.scaled_dot_product_attention(q[:, :, -1:], k, v, enable_gqa=True)
+    torch.testing.assert_close(reference_attention(q[:, :, -1:], repeat_kv(k, 3), repeat_kv(v, 3), 8), last,
+                               atol=1e-5, rtol=1e-5)
 
 
 def test_a_config_we_do_not_implement_is_refused():

