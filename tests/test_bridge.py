@@ -12,7 +12,7 @@ from model.gpt_neo import GPTNeo
 from model.sampler import Sampling, bad_token_mask, generate
 from tokenizer_bridge.bpe import train_bpe
 from tokenizer_bridge.bridge import (JudgeBatch, RowSampling, ShortRowError, generate_for_judge, kept_neo_tokens,
-                                     neo_bert_ratio, neo_to_bert_text)
+                                     more_tokens_needed, neo_bert_ratio, neo_to_bert_text)
 from tokenizer_bridge.load import load_bert_tokenizer, special_id
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
@@ -124,12 +124,37 @@ def test_short_row_without_rounds_left_is_an_error(byte_tok, bert_tok):
         generate_for_judge(model, start, byte_tok, bert_tok, RowSampling(L=6, overgen=1, max_rounds=0, sampling=GREEDY))
 
 
+class StuckOnce(ScriptedModel):
+    """Writes one endless word ("xxxx...", which WordPiece reads as one [UNK] past 100 characters) in its first
+    draw, and its script after: a sampler that fell into a run of capitals, as SmolLM2 sometimes does."""
+
+    def forward(self, input_ids, cache=None, last_only=False):
+        fresh = cache is None or cache.length == 0
+        self.draws = getattr(self, "draws", 0) + (1 if fresh and input_ids.shape[1] == 1 else 0)
+        logits = super().forward(input_ids, cache, last_only)
+        if self.draws == 1:
+            logits = torch.zeros_like(logits)
+            logits[..., self.stuck] = 10.0
+        return logits
+
+
+def test_a_row_stuck_in_one_endless_word_is_drawn_again(byte_tok, bert_tok):
+    """Continuing cannot help a row whose text is one 100+ character word; after the rounds (each at most k L
+    tokens, within the context) it is drawn again from its start token, and counted."""
+    model, start = scripted(byte_tok, X="the cat sat on the mat. ")
+    model.__class__, model.stuck = StuckOnce, byte_tok.encode("x").ids[0]
+    batch = generate_for_judge(model, start, byte_tok, bert_tok, RowSampling(L=4, overgen=30, max_rounds=2,
+                                                                             sampling=GREEDY))  # 120 x's: one [UNK]
+    assert batch.redrawn == [1] and batch.texts == ["the cat sat on"]
+    assert more_tokens_needed(10, 1, L=128, overgen=1.25) == 160  # capped at k L, not 1.5 x 10 x 127
+
+
 def test_only_the_short_rows_grow(byte_tok, bert_tok):
     # at k = 2, L = 4 (8 bytes): "a b c d " gives 4 BERT tokens, "question" gives 1, so only row B grows
     model, start = scripted(byte_tok, A="a b c d e f g h ", B="question answered ")
     batch = generate_for_judge(model, start, byte_tok, bert_tok, RowSampling(L=4, overgen=2, sampling=GREEDY))
     assert batch.extra_tokens[0] == 0 and batch.extra_tokens[1] > 0
-    assert batch.texts == ["a b c d", "question answered question answered"]
+    assert batch.texts[0] == "a b c d" and batch.texts[1].startswith("question answered quest")  # k L = 8 per round
     assert batch.input_ids.shape == (2, 6)
 
 

@@ -266,7 +266,7 @@ def test_t1_t4_each_generator_rewarded_for_its_own_author_and_rloo_within_each_p
 def _fake_rows(n: int) -> JudgeBatch:
     """n judge rows whose texts say which candidate they are."""
     return JudgeBatch(torch.arange(n)[:, None], torch.ones(n, 1), [f"candidate {i}" for i in range(n)], [1.0] * n,
-                      [0] * n, [torch.tensor([0, i]) for i in range(n)], [1] * n)
+                      [0] * n, [torch.tensor([0, i]) for i in range(n)], [1] * n, [0] * n)
 
 
 def test_t7_best_of_n_picks_within_each_rows_own_group(monkeypatch):

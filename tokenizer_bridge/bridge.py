@@ -13,8 +13,12 @@ Choices (the lecture cuts to L = 128 tokens and adds no special tokens):
   input has L + 2 positions: the judge reads its [CLS] vector at position 0 (A2), and the
   text it judges is the lecture's L tokens.
 - A row whose text gives fewer than L BERT tokens is continued by the sampler (its whole row
-  is the prompt, so the repetition counts carry on) for a bounded number of rounds; after
-  that a `ShortRowError`. A short row is never padded and never passed on.
+  is the prompt, so the repetition counts carry on) for a bounded number of rounds, each adding
+  at most k L tokens. A row still short after them is drawn again from its start token (at most
+  `REDRAWS` times, counted in `JudgeBatch.redrawn`): a sampler that fell into one endless
+  "word" (SmolLM2 sometimes writes a run of capitals; WordPiece reads any word of more than 100
+  characters as one [UNK]) would never reach L. After that a `ShortRowError`. A short row is
+  never padded and never passed on.
 - The ratio is taken on the kept span x = the decoded text from its first character to the
   end of the L-th kept BERT token: |T_neo(x)| / |T_bert(x)|, both tokenizers re-encoding
   the same x (no special tokens). |T_bert(x)| is L, or rarely L +- 1 when the cut falls
@@ -64,12 +68,14 @@ class JudgeBatch:
     extra_tokens: list[int]  # GPT-Neo tokens generated for the row beyond k * L (0 if none)
     rows: list[torch.Tensor]  # the GPT-Neo ids of each row, start token first (rows may differ in length)
     kept: list[int]  # n of each row: the GPT-Neo tokens after the start token that write its kept span (T5's n_i)
+    redrawn: list[int]  # how often each row was drawn again from its start token (0 almost always)
 
     def select(self, index: list[int]) -> "JudgeBatch":
         """The rows at `index`, in that order."""
         return JudgeBatch(self.input_ids[index], self.attention_mask[index], [self.texts[i] for i in index],
                           [self.neo_bert_ratio[i] for i in index], [self.extra_tokens[i] for i in index],
-                          [self.rows[i] for i in index], [self.kept[i] for i in index])
+                          [self.rows[i] for i in index], [self.kept[i] for i in index],
+                          [self.redrawn[i] for i in index])
 
 
 def neo_to_bert_text(neo_ids: list[int], neo_tok: Tokenizer, bert_tok: Tokenizer) -> tuple[str, Encoding]:
@@ -96,57 +102,76 @@ def cut_to_judge(text: str, enc: Encoding, L: int, cls_id: int, sep_id: int) -> 
     return [cls_id] + enc.ids[:L] + [sep_id], text[:end]
 
 
+REDRAWS = 3  # a row still short after every round is drawn again from its start token, at most this often
+
+
 def more_tokens_needed(n_neo: int, n_bert: int, L: int, overgen: float) -> int:
     """GPT-Neo tokens to add to a short row: the missing L - n_bert BERT tokens at the row's own observed
-
-    rate n_neo / n_bert (at least `overgen`, and at least 1), with a 50 % margin.
+    rate n_neo / n_bert (at least `overgen`, and at least 1), with a 50 % margin; at most k L, a first round's.
     """
     rate = max(overgen, n_neo / max(n_bert, 1), 1.0)
-    return math.ceil(1.5 * rate * (L - n_bert))
+    return min(math.ceil(1.5 * rate * (L - n_bert)), math.ceil(overgen * L))
 
 
 def generate_for_judge(model: Decoder, start_ids: torch.Tensor, neo_tok: Tokenizer, bert_tok: Tokenizer,
-                       how: RowSampling = RowSampling(), rng: torch.Generator | None = None) -> JudgeBatch:
+                       how: RowSampling = RowSampling(), rng: torch.Generator | None = None,
+                       desc: str | None = None) -> JudgeBatch:
     """B8: sample k L GPT-Neo tokens (k = how.overgen) after each start token (B, 1), translate (B6), keep L BERT tokens.
 
     Rows still short of L BERT tokens are sampled further (their whole row is the prompt, so the
-    repetition counts carry on) for up to `how.max_rounds` more rounds, else ShortRowError.
-    `how.sampling` and `rng` go to model.sampler.generate. Returns a JudgeBatch of exactly (B, L + 2) ids.
+    repetition counts carry on) for up to `how.max_rounds` more rounds, then drawn again from their start
+    token (at most REDRAWS times), else ShortRowError.
+    `how.sampling` and `rng` go to model.sampler.generate; `desc` titles a progress bar of the first round.
+    Returns a JudgeBatch of exactly (B, L + 2) ids.
     """
     if bert_tok.truncation is not None:
         raise ValueError("bert_tok truncates its encodings, so short rows could not be told apart; "
                          "load it with tokenizer_bridge.load.load_bert_tokenizer or call no_truncation()")
-    first = generate(model, start_ids, int(how.overgen * how.L), how.sampling, rng)  # (B, 1 + kL)
-    rows = list(first)
-    for round_ in range(how.max_rounds + 1):
+    new = int(how.overgen * how.L)
+    first = generate(model, start_ids, new, how.sampling, rng, desc=desc)  # (B, 1 + kL)
+    rows, redrawn, context = list(first), [0] * len(first), model.config.max_position_embeddings
+    for round_ in range(how.max_rounds + 1 + REDRAWS):
         pairs = [neo_to_bert_text(row[1:].tolist(), neo_tok, bert_tok) for row in rows]  # drop the start token
-        groups = short_rows(rows, pairs, how, round_)  # one batch per row length: a batch is rectangular
-        if not groups:
+        short = [i for i, (_, enc) in enumerate(pairs) if len(enc.ids) < how.L]
+        if short and round_ >= how.max_rounds:  # continuing did not help: draw these rows again
+            check_redraws(short, pairs, redrawn, how)
+            for i, row in zip(short, generate(model, start_ids[short], new, how.sampling, rng)):
+                rows[i], redrawn[i] = row, redrawn[i] + 1
+            continue
+        if not short:
             break
-        for group, extra in groups:
+        for group, extra in short_rows(rows, pairs, short, how, context):  # one batch per row length (rectangular)
             for i, row in zip(group, generate(model, torch.stack([rows[i] for i in group]), extra, how.sampling, rng)):
                 rows[i] = row
-    return judge_batch(rows, pairs, first.shape[1], neo_tok, bert_tok, how.L)
+    return judge_batch(rows, pairs, first.shape[1], neo_tok, bert_tok, how.L, redrawn)
 
 
-def short_rows(rows: list[torch.Tensor], pairs: list, how: RowSampling, round_: int) -> list[tuple[list[int], int]]:
-    """The rows whose text gives fewer than L BERT tokens, grouped by length, each group with the GPT-Neo tokens
-    to add; ShortRowError if some are still short after the last round. [] when every row is long enough."""
-    L = how.L
-    short = [i for i, (_, enc) in enumerate(pairs) if len(enc.ids) < L]
-    if short and round_ == how.max_rounds:
-        got = {i: len(pairs[i][1].ids) for i in short}
-        raise ShortRowError(f"rows {short} still give fewer than L={L} BERT tokens after {how.max_rounds} extra rounds "
-                            f"(BERT tokens per row: {got}); raise overgen or max_rounds, or check the bad-token mask")
+def short_rows(rows: list[torch.Tensor], pairs: list, short: list[int], how: RowSampling,
+               context: int) -> list[tuple[list[int], int]]:
+    """The `short` rows (fewer than L BERT tokens) grouped by length, each group with the GPT-Neo tokens to add
+    (within the model's `context`; a row with no room left waits to be drawn again). [] when none is short."""
     groups = []
     for length in sorted({len(rows[i]) for i in short}):
         group = [i for i in short if len(rows[i]) == length]
-        groups.append((group, max(more_tokens_needed(length - 1, len(pairs[i][1].ids), L, how.overgen) for i in group)))
+        extra = max(more_tokens_needed(length - 1, len(pairs[i][1].ids), how.L, how.overgen) for i in group)
+        extra = min(extra, context + 1 - length)  # the last new token is never fed back: context + 1 positions
+        if extra > 0:
+            groups.append((group, extra))
     return groups
 
 
+def check_redraws(short: list[int], pairs: list, redrawn: list[int], how: RowSampling) -> None:
+    """ShortRowError when a row is still short after every round and REDRAWS fresh draws."""
+    spent = [i for i in short if redrawn[i] >= REDRAWS]
+    if spent:
+        got = {i: len(pairs[i][1].ids) for i in spent}
+        raise ShortRowError(f"rows {spent} still give fewer than L={how.L} BERT tokens after {how.max_rounds} extra "
+                            f"rounds and {REDRAWS} fresh draws (BERT tokens per row: {got}); raise overgen or "
+                            "max_rounds, or check the bad-token mask")
+
+
 def judge_batch(rows: list[torch.Tensor], pairs: list, first_length: int, neo_tok: Tokenizer, bert_tok: Tokenizer,
-                L: int) -> JudgeBatch:
+                L: int, redrawn: list[int]) -> JudgeBatch:
     """Every row cut to [CLS] + its first L BERT tokens + [SEP], with its span, B16 ratio and kept GPT-Neo tokens."""
     cls_id, sep_id = special_id(bert_tok, "[CLS]"), special_id(bert_tok, "[SEP]")
     ids, texts, ratios = [], [], []
@@ -164,6 +189,7 @@ def judge_batch(rows: list[torch.Tensor], pairs: list, first_length: int, neo_to
         extra_tokens=[len(row) - first_length for row in rows],
         rows=rows,
         kept=[kept_neo_tokens(row, span, neo_tok) for row, span in zip(rows, texts)],
+        redrawn=redrawn,
     )
 
 

@@ -158,7 +158,8 @@ def judge_generators(generators: dict[str, Decoder], judging: Judging, rngs: dic
             model.eval()  # no dropout while sampling
             device = next(model.parameters()).device
             batches[name] = generate_for_judge(model, start.to(device), judging.neo_tok, judging.bert_tok,
-                                               judging.row_sampling, rngs[f"sample_{name}"])
+                                               judging.row_sampling, rngs[f"sample_{name}"],
+                                               desc=f"the {name} generator writes {judging.rows} rows")
     judgement = classify_rows(batches, judging.judge, start, judging.ngram)
     judgement.metrics["gen_s"] = time.time() - t0 - judgement.metrics["judge_s"]
     return judgement
@@ -177,6 +178,7 @@ def classify_rows(batches: dict[str, JudgeBatch], judge: torch.nn.Module, start:
     for name in names:
         metrics[f"ratio_{name}"] = mean_mismatch_ratio(batches[name].neo_bert_ratio)  # B16
         metrics[f"extra_tokens_{name}"] = sum(batches[name].extra_tokens)
+        metrics[f"redrawn_{name}"] = sum(batches[name].redrawn)  # rows drawn again: they could not give L tokens
     metrics["ratio"] = mean_mismatch_ratio([r for n in names for r in batches[n].neo_bert_ratio])
     metrics["judge_s"] = time.time() - t0
     samples = [{"generator": name, "row": r, "start_id": int(start[r, 0]), "probs": probs[g * R + r].tolist(),
