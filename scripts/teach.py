@@ -13,7 +13,8 @@ Every `eval_every` steps and at step 0: the lecture's judgement (accuracy with i
 L_cls, S(t)) and, against reward hacking (T8), the independent n-gram judge's S(t), the mean KL per
 token to the starting model, distinct-1/2/3 of the texts and the held-out LM loss on real text.
 
-    python -m scripts.teach                              # RL, beta 0.05, from the same base as make coevolve
+    python -m scripts.teach                              # RL, beta 0.05, from neo-small (minutes on 2 cores)
+    python -m scripts.teach --preset smollm2             # from SmolLM2-135M (over 20 minutes on 2 cores)
     python -m scripts.teach --arm lm --minutes 10        # an arm within a wall-clock budget
     python -m scripts.teach --beta 0,0.02,0.05,0.2       # a sweep: one run per beta
     python -m scripts.teach --start-from runs/coevolve/latest   # from the generators a coevolve run fine-tuned
@@ -108,18 +109,19 @@ class TeachConfig(JudgementSettings, LoraSettings):
 SHARED = dict(start_from="", judge="latest", authors=DEFAULT_AUTHORS, samples=4, rl_overgen=1.5, best_of=16,
               optimizer="adamw", weight_decay=0.0, grad_clip=1.0, batch_size=16, length=128, seed=0,
               precision="auto", device="auto", **LECTURE_JUDGEMENT, **lora_off(2e-3))
-# "cpu" (the default): SmolLM2-135M on 2 CPU cores. An RL step samples P x G rows per generator and runs them
-# forward and backward, so its rows are short: L = 64 BERT tokens from k = 1.25 L tokens (B16: 0.92 BERT tokens
-# per token of this BPE), P 2 x G 4 per step, 20 steps, judged at steps 0, 10, 20 on 16 rows each; r = 1.0, as
-# scripts/coevolve.py measured for this base. "neo-small": lr 3e-4 moved S(t) to >= 0.95 / <= 0.05 within 10
-# steps (1e-4 needed > 40). "lecture": TRL's gpt2-sentiment learning rate for a 125M model.
-SMOLLM2 = dict(SHARED, samples=4, rl_overgen=1.25, **dict(LECTURE_JUDGEMENT, eval_every=10, rows=16, judge_length=64,
+# "cpu" (the default): neo-small; lr 3e-4 moved S(t) to >= 0.95 / <= 0.05 within 10 steps (1e-4 needed > 40).
+# "smollm2": SmolLM2-135M on 2 CPU cores, not the default: an RL step samples P x G rows per generator and runs
+# them forward and backward, about 100 s for both generators here, and in 10 steps (AdamW 1e-4, beta 0.05) RL
+# did not move P(alice) of the Alice generator's rows (0.098 at step 0, 0.095 at step 5; README). Its rows are
+# short: L = 64 BERT tokens from k = 1.25 L tokens (B16: 0.92 BERT tokens per token of this BPE); P 4 x G 4 (a
+# sampling step costs about the same for 8 rows as for 16: the weights are read once per step either way);
+# r = 1.0, as scripts/coevolve.py measured for this base. "lecture": TRL's gpt2-sentiment learning rate for 125M.
+SMOLLM2 = dict(SHARED, samples=4, rl_overgen=1.25, **dict(LECTURE_JUDGEMENT, eval_every=5, rows=16, judge_length=64,
                                                           overgen=1.25, repetition_penalty=1.0))
 PRESETS = {
-    "cpu": TeachConfig(arm="rl", base="smollm2-135m", minutes=0.0, steps=20, prompts=2, beta="0.05", lr=5e-5,
-                       **SMOLLM2),
-    "neo-small": TeachConfig(arm="rl", base="neo-small", minutes=0.0, steps=30, prompts=4, beta="0.05", lr=3e-4,
-                             **SHARED),
+    "cpu": TeachConfig(arm="rl", base="neo-small", minutes=0.0, steps=30, prompts=4, beta="0.05", lr=3e-4, **SHARED),
+    "smollm2": TeachConfig(arm="rl", base="smollm2-135m", minutes=0.0, steps=10, prompts=4, beta="0.05", lr=1e-4,
+                           **SMOLLM2),
     "lecture": TeachConfig(arm="rl", base="gpt-neo-125M", minutes=0.0, steps=121, prompts=16, beta="0.05",
                            lr=1.41e-5, **SHARED),
 }

@@ -124,7 +124,9 @@ def _processed_rows(logits: torch.Tensor, ids: torch.Tensor, start: int, s: Samp
     """processed_log_probs for a few rows: (b, T, V) logits -> (b, T - start)."""
     b, T, V = logits.shape
     z, nxt = logits[:, start - 1 : T - 1], ids[:, start:]  # (b, n, V) predict (b, n)
-    if s.penalty_mode == "lecture":  # c_i of B10 at every position: counts of the tokens up to it
+    if s.repetition_penalty == 1.0:  # no B10: no position needs the tokens before it
+        scores = process_scores(z, None, s)
+    elif s.penalty_mode == "lecture":  # c_i of B10 at every position: counts of the tokens up to it
         counts = F.one_hot(ids[:, : T - 1], V).to(z.dtype).cumsum(1)[:, start - 1 :]  # (b, n, V)
         scores = process_scores(z, None, s, counts=counts)
     else:  # the library's rule reads the earlier tokens themselves; later ones are replaced by the first
