@@ -131,7 +131,8 @@ def attention_keys(config, t: int) -> int:
 def token_flops(model: Decoder, t: int) -> float:
     """One token's forward at position t: 2 N for the blocks, 2 d V for the LM head, 4 d per key for attention."""
     cfg = model.config
-    return 2 * non_embedding_params(model) + 2 * cfg.hidden_size * cfg.vocab_size + 4 * attention_keys(cfg, t) * cfg.hidden_size
+    head, attention = 2 * cfg.hidden_size * cfg.vocab_size, 4 * attention_keys(cfg, t) * cfg.hidden_size
+    return 2 * non_embedding_params(model) + head + attention
 
 
 def generation_flops(model: Decoder, rows: int, prompt: int, new: int) -> float:

@@ -71,7 +71,7 @@ class Setup:
 
     generators: dict[str, Decoder]  # one copy of the base per author, in the judge's label order
     judge: torch.nn.Module
-    neo_tok: Tokenizer  # GPT-Neo's byte-level BPE
+    neo_tok: Tokenizer  # the generators' byte-level BPE (T_neo of B6: GPT-Neo's, or SmolLM2's)
     bert_tok: Tokenizer  # the judge's WordPiece
     bad_mask: torch.Tensor  # (V,) B9
     byte_lengths: torch.Tensor  # (V,) UTF-8 bytes each generator token writes (L7)
@@ -177,7 +177,8 @@ def generator_card(setup: Setup, author: str, facts: dict, evals: list[dict]) ->
     if evals:
         first, last = evals[0], evals[-1]
         results = {"judgements (steps)": ", ".join(str(r["step"]) for r in evals),
-                   f"B11 judge accuracy at step {first['step']} -> {last['step']}": f"{first['acc']:.3f} -> {last['acc']:.3f}",
+                   f"B11 judge accuracy at step {first['step']} -> {last['step']}":
+                       f"{first['acc']:.3f} -> {last['acc']:.3f}",
                    f"N6 P({author} | its rows), step {first['step']} -> {last['step']}":
                        f"{first[f'own_{author}']:.3f} -> {last[f'own_{author}']:.3f}",
                    f"B2 held-out loss on {author}, nats per token": f"{first[f'heldout_{author}']:.3f} -> "

@@ -1,8 +1,8 @@
 """Lecture B, the co-evolution loop: `python -m scripts.coevolve` (the first half of `make coevolve`).
 
 The trained judge of lecture A (frozen, in half precision, B5) and one copy of a pretrained GPT-Neo
-(the lecture's; here by default SmolLM2-135M, a Llama: model/decoder.py) per author, each fine-tuned on its own author's training split with the plain language-model loss
-(B1, B2). At step 0, before any fine-tuning, and every `eval_every` steps, every generator writes
+(the lecture's; here by default SmolLM2-135M, a Llama: model/decoder.py) per author, each
+fine-tuned on its own author's training split with the plain language-model loss (B1, B2). At step 0, before any fine-tuning, and every `eval_every` steps, every generator writes
 from the same random start tokens and the judge classifies what they wrote (B4, B7); the loop logs
 accuracy (B11), L_cls (B12), S(t) (B13), S_a(t) (N6) and the tokenizer mismatch ratio (B16)
 (train/judgement.py:judge_generators).

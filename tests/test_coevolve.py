@@ -31,8 +31,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 def argv(base: Path, runs: Path, *extra: str) -> list[str]:
     """4 fine-tuning steps of 4 x 32 tokens, judged at steps 0, 2, 4 on 2 x 4 rows of 16 BERT tokens."""
     return ["--preset", "neo-small", "--base", str(base), "--runs-dir", str(runs), "--steps", "4", "--batch-size", "4",
-            "--length", "32", "--lr", "1e-3", "--eval-every", "2", "--rows", "4", "--judge-length", "16", "--overgen", "4",
-            "--heldout-windows", "2", "--seed", "3", "--device", "cpu", "--precision", "fp32", *extra]
+            "--length", "32", "--lr", "1e-3", "--eval-every", "2", "--rows", "4", "--judge-length", "16",
+            "--overgen", "4", "--heldout-windows", "2", "--seed", "3", "--device", "cpu", "--precision", "fp32", *extra]
 
 
 # ----------------------------------------------------------------------------- equations on hand examples
