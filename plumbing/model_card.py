@@ -39,6 +39,7 @@ def authors_line(authors: list[str]) -> str:
 
 
 def shown(value: Any) -> str:
+    """A table cell: floats to 4 digits, the table's own | escaped, one line."""
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value).replace("|", "\\|").replace("\n", " ")
@@ -47,10 +48,10 @@ def shown(value: Any) -> str:
 def card_text(card: ModelCard) -> str:
     """The card as Markdown."""
     lines = [f"# {card.title}", "", card.summary, "", "## Made from", "", "| | |", "|---|---|"]
-    lines += [f"| {k} | {shown(v)} |" for k, v in card.made_from.items()]
+    lines += [f"| {shown(k)} | {shown(v)} |" for k, v in card.made_from.items()]
     if card.results:
         lines += ["", "## Measured", "", "| | |", "|---|---|"]
-        lines += [f"| {k} | {shown(v)} |" for k, v in card.results.items()]
+        lines += [f"| {shown(k)} | {shown(v)} |" for k, v in card.results.items()]
     lines += ["", "## Licence", "", card.licence or "not recorded: see the base model's own folder"]
     if card.use:
         lines += ["", "## Use", "", card.use]

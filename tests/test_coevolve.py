@@ -262,6 +262,7 @@ def test_a_llama_base_runs_the_same_loop(tiny_llama_base, judge_runs, small_mirr
         card = (run / "generators" / name / "README.md").read_text()  # the model card
         assert str(run) in card and f"L7 held-out loss on {name}, nats per byte" in card and "LlamaForCausalLM" not in card
         assert f"{evals[-1][f'heldout_per_byte_{name}']:.3f}" in card and "Llama" in card
+        assert f"| N6 P({name} \\| its rows), step 0 -> 2 |" in card  # the | of P(a | x) escaped in its table
     page, _ = write_report(run)
     assert "L7 held-out nats per byte of the alice generator" in page.read_text()
     with pytest.raises(ValueError, match="not a generator"):  # a judge folder is not a base
