@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterable
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from weights.store import repair_advice
@@ -144,8 +144,6 @@ def save_hf_folder(folder: str | Path, tensors: dict[str, torch.Tensor], config:
 
 def check_head_is_tied(embedding: torch.Tensor, path: Path) -> None:
     """A checkpoint may carry lm_head.weight; our decoders tie the head to the token embedding, so it must equal it."""
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as f:
         if "lm_head.weight" not in f.keys():
             return
