@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
+
+from plumbing.precision import product_seconds
 
 
 def sync(device: str) -> None:
@@ -34,13 +37,43 @@ def interleaved(
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def matmul_peak(dtype: torch.dtype, device: str = "cpu", n: int = 1024, repeats: int = 5) -> float:
-    """Measured GFLOP/s of an n x n matmul in `dtype` (2 n^3 FLOPs each): the machine's practical peak."""
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
-    a @ b  # warm-up
-    seconds = interleaved({"mm": lambda: a @ b}, repeats=repeats, warmup=1, device=device)["mm"]
-    return 2 * n**3 / seconds / 1e9
+@dataclass
+class Peak:
+    """A dtype's sustained matmul rate (GFLOP/s): the best shape's median over its repeats, with the spread."""
+
+    gflops: float
+    low: float  # the slowest and fastest timed reading of that shape: how much the machine moved
+    high: float
+    n: int  # the shape (n x n @ n x n) that gave it
+
+    def holds(self, rate: float) -> bool:
+        """A workload's rate at or below the peak: a rate above it means the peak was measured too low."""
+        return rate <= self.gflops * 1.0001
+
+    def raised_to(self, other: "Peak") -> "Peak":
+        """The higher of two measurements (before and after the rows): a slow spell can only lower a rate."""
+        return other if other.gflops > self.gflops else self
+
+
+def matmul_peak(dtype: torch.dtype, device: str = "cpu", sizes: tuple[int, ...] = (256, 512, 1024, 2048),
+                repeats: int = 5, max_seconds: float = 0.5) -> Peak:
+    """The machine's practical matmul peak in `dtype`: n x n products (2 n^3 FLOPs each) over a few n.
+
+    Each n: `repeats` readings of plumbing/precision.py's product_seconds (products repeated for 20 ms),
+    whose median is that n's sustained rate; the peak is the best n. Larger n stop once one product
+    takes over `max_seconds` (bfloat16 without a fast unit: the larger sizes would add minutes, no rate).
+    """
+    best: Peak | None = None
+    for n in sizes:
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        first = product_seconds(a, b)  # warm-up: kernels chosen, pages touched
+        rates = [2 * n**3 / product_seconds(a, b) / 1e9 for _ in range(repeats)]
+        sustained = Peak(statistics.median(rates), min(rates), max(rates), n)
+        best = sustained if best is None else best.raised_to(sustained)
+        if first > max_seconds:
+            break
+    return best
 
 
 def profile_table(fn: Callable[[], object], device: str = "cpu", rows: int = 15) -> str:

@@ -2,8 +2,8 @@
 
 Half precision is a property of the machine, not of the code: a CPU with AVX512-BF16 or AMX runs
 bfloat16 matrix products 3-5x faster than float32, one with AVX2 only runs them ~100x slower.
-So on a CPU `choose_precision` times one float32 and one bfloat16 product of the program's own
-sizes (well under a second) and picks bfloat16 autocast only where it is clearly faster
+So on a CPU `choose_precision` times float32 and bfloat16 products of the program's own sizes
+(`probe_ratio`: a second or two) and picks bfloat16 autocast only where it is clearly faster
 (>= FAST_RATIO). On CUDA: bfloat16 where the GPU supports it, else float16 with a gradient scaler.
 
 What stays float32 whatever is chosen: the weights and the optimizer state (autocast computes
@@ -39,28 +39,43 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def probe_ratio(device: torch.device, m: int, k: int, n: int, repeats: int = 3) -> float:
+def product_seconds(a: torch.Tensor, b: torch.Tensor, min_seconds: float = 0.02) -> float:
+    """Seconds per a @ b, from as many products in a row as fill `min_seconds` (at least one).
+
+    One product of a program's size can take under a millisecond on a fast unit, where one timer
+    reading is mostly noise; repeating it until 20 ms have passed makes each reading a rate.
+    """
+    count, start = 0, time.perf_counter()
+    while True:
+        a @ b
+        if a.device.type == "cuda":
+            torch.cuda.synchronize()
+        count += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return elapsed / count
+
+
+def probe_ratio(device: torch.device, m: int, k: int, n: int, repeats: int = 5) -> float:
     """float32 time / bfloat16 time of an (m, k) @ (k, n) product on `device`: > 1 means bfloat16 is faster.
 
     The program's own sizes (rows of a batch x width x width) are what matter: small products are
-    bound by memory and overhead, not by the arithmetic units. Each dtype: one warm-up, best of `repeats`.
+    bound by memory and overhead, not by the arithmetic units. One untimed round of each dtype (the
+    library picks its kernels then), then `repeats` rounds alternating float32 and bfloat16, so that a
+    slow spell of a shared machine falls on both; each dtype's best round counts. Where bfloat16 is
+    10x slower (no fast unit) one round says so and the probe stops: it costs a program's start little.
     """
-    times = {}
-    for dtype in (torch.float32, torch.bfloat16):
-        a = torch.randn(m, k, device=device).to(dtype)
-        b = torch.randn(k, n, device=device).to(dtype)
-        best = float("inf")
-        for i in range(repeats + 1):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            a @ b
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if i > 0:
-                best = min(best, time.perf_counter() - t0)
-        times[dtype] = best
-    return times[torch.float32] / times[torch.bfloat16]
+    pairs = {dtype: (torch.randn(m, k, device=device).to(dtype), torch.randn(k, n, device=device).to(dtype))
+             for dtype in (torch.float32, torch.bfloat16)}
+    for a, b in pairs.values():
+        product_seconds(a, b)
+    best = {dtype: float("inf") for dtype in pairs}
+    for _ in range(repeats):
+        for dtype, (a, b) in pairs.items():
+            best[dtype] = min(best[dtype], product_seconds(a, b))
+        if best[torch.bfloat16] > 10 * best[torch.float32]:
+            break
+    return best[torch.float32] / best[torch.bfloat16]
 
 
 def choose_precision(device: torch.device, requested: str = "auto", sizes: tuple[int, int, int] = (2048, 384, 1536),

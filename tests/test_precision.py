@@ -38,3 +38,27 @@ def test_autocast_is_16_bits_only_for_bf16() -> None:
         assert (x @ x).dtype == torch.bfloat16
     with P.Precision(CPU, "fp32", torch.bfloat16, None, "").autocast():
         assert (x @ x).dtype == torch.float32
+
+
+def test_the_probe_alternates_and_stops_after_one_round_where_bfloat16_is_slow(monkeypatch) -> None:
+    calls = []
+
+    def fake_seconds(a, b):
+        calls.append(a.dtype)
+        return 1.0 if a.dtype == torch.bfloat16 else 0.01  # an AVX2-only CPU: bfloat16 100x slower
+
+    monkeypatch.setattr(P, "product_seconds", fake_seconds)
+    assert P.probe_ratio(CPU, 8, 8, 8, repeats=5) == 0.01
+    assert calls == [torch.float32, torch.bfloat16] * 2  # one untimed round, one timed round, then it stops
+
+
+def test_the_probe_keeps_each_dtypes_best_round(monkeypatch) -> None:
+    readings = {torch.float32: iter([9.0, 4.0, 2.0, 3.0, 5.0, 4.0]),
+                torch.bfloat16: iter([9.0, 1.0, 0.5, 2.0, 1.0, 3.0])}
+    monkeypatch.setattr(P, "product_seconds", lambda a, b: next(readings[a.dtype]))
+    assert P.probe_ratio(CPU, 8, 8, 8, repeats=5) == 2.0 / 0.5  # fast bfloat16: all five rounds, best of each
+
+
+def test_one_reading_fills_its_minimum_time() -> None:
+    a = torch.randn(16, 16)
+    assert 0 < P.product_seconds(a, a, min_seconds=0.0) and 0 < P.product_seconds(a, a, min_seconds=0.005) <= 0.005
