@@ -112,7 +112,7 @@ def against(rows: list[dict], peaks: dict[str, Peak]) -> None:
     """Each row's fraction of its precision's peak, measured once before and once after the rows.
 
     A rate above the peak would mean the peak was measured in a slow spell: the row says so rather
-    than print more than 100 % (it has not happened once the peak is the better of two measurements).
+    than print more than 100 %.
     """
     for r in rows:
         peak = ceiling(peaks, r["dtype"])

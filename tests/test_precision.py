@@ -59,6 +59,9 @@ def test_the_probe_keeps_each_dtypes_best_round(monkeypatch) -> None:
     assert P.probe_ratio(CPU, 8, 8, 8, repeats=5) == 2.0 / 0.5  # fast bfloat16: all five rounds, best of each
 
 
-def test_one_reading_fills_its_minimum_time() -> None:
+def test_one_reading_repeats_the_product_until_its_minimum_time(monkeypatch) -> None:
+    clock = iter(0.004 * i for i in range(100))  # a clock read once at the start and once per product
+    monkeypatch.setattr(P.time, "perf_counter", lambda: next(clock))
     a = torch.randn(16, 16)
-    assert 0 < P.product_seconds(a, a, min_seconds=0.0) and 0 < P.product_seconds(a, a, min_seconds=0.005) <= 0.005
+    assert P.product_seconds(a, a, min_seconds=0.01) == pytest.approx(0.012 / 3)  # three products fill 10 ms
+    assert next(clock) == pytest.approx(0.016)  # and it stopped there
