@@ -21,6 +21,7 @@ from model.bert import Bert, BertClassifier
 from model.decoder import Decoder, load_decoder
 from model.half import Precision, cast_half, parameter_bytes
 from model.sampler import Sampling, generate
+from plumbing.compiling import compiled_twin
 from train.optim import make_optimizer
 
 
@@ -71,8 +72,11 @@ def judge_flops(cfg, batch: int, length: int) -> float:
     return batch * ((L - 1) * T * block + last + 2 * d * d + 2 * d * 2)  # + pooler and head on [CLS]
 
 
-def judge_train_step(folder: Path, batch: int, length: int, dtype: str, device: str) -> Pair:
-    """A5: forward + backward + AdamW step of BERT + head on (batch, length), dropout on in both."""
+def judge_train_step(folder: Path, batch: int, length: int, dtype: str, device: str, compiled: bool = False) -> Pair:
+    """A5: forward + backward + AdamW step of BERT + head on (batch, length), dropout on in both.
+
+    compiled: ours through torch.compile (plumbing/compiling.py; the first, untimed run compiles), against
+    transformers as its users run it."""
     torch.manual_seed(0)
     ours = BertClassifier(Bert.from_pretrained(folder)).to(device).train()
     hf = HFClassifier(folder, ours.head).to(device).train()
@@ -90,8 +94,8 @@ def judge_train_step(folder: Path, batch: int, length: int, dtype: str, device: 
         return run
 
     flops = 3 * judge_flops(ours.bert.config, batch, length)  # forward + backward (twice the forward)
-    return Pair(f"judge train step {batch}x{length}", dtype,
-                step(ours, torch.optim.AdamW(ours.parameters(), lr=1e-5)),
+    return Pair(f"judge train step {batch}x{length}" + (" compiled" if compiled else ""), dtype,
+                step(compiled_twin(ours) if compiled else ours, torch.optim.AdamW(ours.parameters(), lr=1e-5)),
                 step(hf, torch.optim.AdamW(hf.parameters(), lr=1e-5)), flops, batch * length)
 
 
@@ -172,9 +176,10 @@ def lm_train_flops(model: Decoder, batch: int, length: int) -> float:
     return 3 * batch * sum(token_flops(model, t + 1) for t in range(length))
 
 
-def lm_train_step(folder: Path, batch: int, length: int, dtype: str, device: str, what: str = "pretrain") -> Pair:
+def lm_train_step(folder: Path, batch: int, length: int, dtype: str, device: str, what: str = "pretrain",
+                  compiled: bool = False) -> Pair:
     """One training step of a decoder (forward, B2 loss, backward, AdamW), ours against transformers' class for it
-    (GPTNeoForCausalLM, LlamaForCausalLM) on the same weights and ids."""
+    (GPTNeoForCausalLM, LlamaForCausalLM) on the same weights and ids; compiled: ours through torch.compile."""
     ours = load_decoder(folder).to(device).train()
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(folder)).to(device).train()
     ids = torch.randint(0, ours.config.vocab_size, (batch, length), device=device)
@@ -188,7 +193,8 @@ def lm_train_step(folder: Path, batch: int, length: int, dtype: str, device: str
             optimizer.zero_grad(set_to_none=True)
         return run
 
-    return Pair(f"{what} step {batch}x{length}", dtype,
-                step(ours, make_optimizer(ours, "adamw", 1e-4), lambda out: out),  # what our programs train with
+    return Pair(f"{what} step {batch}x{length}" + (" compiled" if compiled else ""), dtype,
+                step(compiled_twin(ours) if compiled else ours, make_optimizer(ours, "adamw", 1e-4),
+                     lambda out: out),  # what our programs train with
                 step(hf, torch.optim.AdamW(hf.parameters(), lr=1e-4, fused=True), lambda out: out.logits),  # the same
                 lm_train_flops(ours, batch, length), batch * length)

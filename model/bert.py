@@ -150,7 +150,8 @@ class Bert(nn.Module):
         x = self.word_emb(input_ids) + self.pos_emb(pos) + self.type_emb(token_type_ids)  # (B, T, d)
         x = self.drop(self.emb_ln(x))
         mask = None  # no padding: no mask, and PyTorch may use its faster unmasked attention kernel
-        if attention_mask is not None and not bool(attention_mask.all()):
+        # A compiled graph cannot branch on the data: it always adds the mask (zeros where nothing is padded).
+        if attention_mask is not None and (torch.compiler.is_compiling() or not bool(attention_mask.all())):
             mask = padding_to_additive_mask(attention_mask, x.dtype)
         return x, mask
 

@@ -85,6 +85,8 @@ def from_dict(cls: type, values: dict, where: str = "saved config", defaults: An
     if older:
         print(f"note: {where} is from before LoRA (no {', '.join(older)}): resumed with LoRA off", file=sys.stderr)
         values = {**values, **{n: getattr(defaults, n) for n in older}}  # the presets have LoRA off
+    if "compile" in names and "compile" not in values:  # from before --compile: it ran eager; auto decides anew
+        values = {**values, "compile": "auto"}
     unknown, missing = sorted(set(values) - names), sorted(names - set(values))
     if unknown or missing:
         raise ConfigError(f"{where} does not fit this version's {cls.__name__} (unknown {unknown}, missing {missing}): "

@@ -35,6 +35,7 @@ from model.config import GPTNeoConfig, LlamaConfig
 from model.gpt_neo import GPTNeo
 from model.llama import Llama
 from model.sampler import bad_token_mask
+from plumbing.compiling import compiler_missing
 from plumbing.precision import FAST_RATIO, choose_precision
 from tokenizer_bridge.load import load_neo_tokenizer
 from weights import store
@@ -73,6 +74,7 @@ class Bench:
     sizes: dict
     peaks: dict[str, Peak]  # "fp32", "bf16": measured before the rows (raised after them, see main)
     profiles: Path | None
+    compile: bool  # also the training steps through torch.compile (a row each, in the programs' precision)
 
     @property
     def slow16(self) -> bool:
@@ -136,6 +138,9 @@ def judge_rows(b: Bench, minilm: Path) -> tuple[list[dict], list[str]]:
     rows.append(b.measure(W.judge_train_step(minilm, n, t, "fp32", b.device)))
     n16 = max(2, n // 32) if b.slow16 else n
     rows.append(b.measure(cut(W.judge_train_step(minilm, n16, t, "bf16", b.device), n, n16)))
+    if b.compile:
+        chosen = "fp32" if b.slow16 else "bf16"
+        rows.append(b.measure(W.judge_train_step(minilm, n, t, chosen, b.device, compiled=True)))
     n, t = b.sizes["infer"]
     for half in (False, True):
         ni = max(2, n // 8) if half and b.slow16 else n
@@ -207,11 +212,17 @@ def smollm2_folder(tmp: Path, quick: bool) -> Path | None:
 
 
 def smollm2_rows(b: Bench, folder: Path | None) -> tuple[list[dict], list[str]]:
-    """SmolLM2-135M against LlamaForCausalLM: a fine-tuning step (AdamW) and sampling with a KV cache (B8-B10)."""
+    """SmolLM2-135M against LlamaForCausalLM: a fine-tuning step (AdamW) in both precisions, ours eager and compiled
+    in the programs' precision, and sampling with a KV cache (B8-B10)."""
     if folder is None:
         return [], []
     n, t = b.sizes["smollm2_train"]
     rows = [b.measure(W.lm_train_step(folder, n, t, "fp32", b.device, what="smollm2 train"))]
+    n16 = max(1, n // 8) if b.slow16 else n
+    rows.append(b.measure(cut(W.lm_train_step(folder, n16, t, "bf16", b.device, what="smollm2 train"), n, n16)))
+    if b.compile:
+        chosen = "fp32" if b.slow16 else "bf16"
+        rows.append(b.measure(W.lm_train_step(folder, n, t, chosen, b.device, what="smollm2 train", compiled=True)))
     n, new = b.sizes["smollm2_gen"]
     bad = (bad_token_mask(load_neo_tokenizer(folder), W.load_decoder(folder).config.vocab_size).nonzero().flatten().tolist()
            if (folder / "tokenizer.json").is_file() else list(range(1, 40)))  # random weights: as many bans
@@ -256,7 +267,8 @@ def probe_spread(device: torch.device, runs: int) -> dict:
 
 def targets(rows: list[dict], header: dict) -> list[str]:
     """The goals `make bench` checks, each with its measured number (issue: fast on every machine)."""
-    by = {(r["workload"].split(" ")[0] + " " + r["workload"].split(" ")[1], r["dtype"]): r for r in rows}
+    by = {(r["workload"].split(" ")[0] + " " + r["workload"].split(" ")[1], r["dtype"]): r for r in rows
+          if not r["workload"].endswith("compiled")}  # the eager rows; the compiled ones have their own lines
     lines, peak_ratio = [], header["peaks"]["bf16"].gflops / header["peaks"]["fp32"].gflops
     train32, train16 = by.get(("judge train", "fp32")), by.get(("judge train", "bf16"))
     for r in (train32, train16):
@@ -274,6 +286,9 @@ def targets(rows: list[dict], header: dict) -> list[str]:
             lines.append(f"{r['workload']}: {r['ratio']:.2f}x transformers' generate (goal >= 1.5x)")
         if r["workload"].startswith("smollm2 train") and "ratio" in r:
             lines.append(f"{r['workload']} {r['dtype']}: {r['ratio']:.2f}x LlamaForCausalLM (goal >= 1.5x), "
+                         f"{100 * r['ours_peak']:.0f} % of the peak")
+        elif r["workload"].endswith("compiled") and "ratio" in r:
+            lines.append(f"{r['workload']} {r['dtype']}: {r['ratio']:.2f}x transformers (eager), "
                          f"{100 * r['ours_peak']:.0f} % of the peak")
     return lines
 
@@ -312,13 +327,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--runs-dir", default=os.environ.get("ALICE_EDGAR_RUNS", "runs"))
     parser.add_argument("--profile", action="store_true", help="also profile each side once: operator tables")
+    parser.add_argument("--no-compile", dest="compile", action="store_false",
+                        help="skip the compiled rows (each compiles first: up to two minutes on 2 cores)")
     args = parser.parse_args(argv)
     started, out = time.time(), Path(args.runs_dir) / "bench" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     header = machine(args.device, args.quick)
     print(peak_lines(header), flush=True)
     b = Bench(args.device, 1 if args.quick else args.repeats, SIZES["quick" if args.quick else args.device],
-              header["peaks"], out / "profiles" if args.profile else None)
+              header["peaks"], out / "profiles" if args.profile else None, args.compile and compiler_missing() is None)
     rows, header["memory"] = judge_rows(b, store.resolve("minilm"))
     with tempfile.TemporaryDirectory() as tmp:
         folders = neo_folders(Path(tmp), args.quick)

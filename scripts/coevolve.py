@@ -45,6 +45,7 @@ from plumbing import distributed
 from plumbing.atomic import atomic_write_json
 from plumbing.checkpoint import load_checkpoint, save_checkpoint
 from plumbing.cli import run_program
+from plumbing.compiling import COMPILE_CHOICES, CompileChoice
 from plumbing.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
 from plumbing.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSettings, Setup, add_adapters, judge_of_run,
                                  judgement_record, load_setup, log_judgement, make_judging, make_rngs, run_summary,
@@ -80,6 +81,8 @@ class CoevolveConfig(JudgementSettings, LoraSettings):
     keep_generators: str = setting("save the generators at the end, or at every judgement too", choices=KEEP)
     seed: int = setting("random seed", min=0)
     precision: str = setting("auto = measured on this machine, or fp32, bf16, fp16", choices=PRECISIONS)
+    compile: str = setting("run the generators' training step through torch.compile: auto = where measured faster "
+                           "over the run (plumbing/compiling.py), on, off", choices=COMPILE_CHOICES)
     device: str = setting("auto, cpu, cuda, cuda:N")
 
 
@@ -99,18 +102,18 @@ SMOLLM2_JUDGEMENT = dict(LECTURE_JUDGEMENT, eval_every=10, rows=16, overgen=1.25
 PRESETS = {
     "cpu": CoevolveConfig(base="smollm2-135m", judge="latest", authors=DEFAULT_AUTHORS, steps=20, batch_size=8,
                           length=128, optimizer="adamw", lr=1e-4, weight_decay=0.0, grad_clip=1.0, micro_batch=0,
-                          keep_generators="end", seed=0, precision="auto", device="auto", **SMOLLM2_JUDGEMENT,
+                          keep_generators="end", seed=0, precision="auto", compile="auto", device="auto", **SMOLLM2_JUDGEMENT,
                           **lora_off(1e-3)),
     "neo-small": CoevolveConfig(base="neo-small", judge="latest", authors=DEFAULT_AUTHORS, steps=40, batch_size=16,
                                 length=128, optimizer="adamw", lr=1e-4, weight_decay=0.0, grad_clip=1.0, micro_batch=0,
-                                keep_generators="end", seed=0, precision="auto", device="auto", **LECTURE_JUDGEMENT,
+                                keep_generators="end", seed=0, precision="auto", compile="auto", device="auto", **LECTURE_JUDGEMENT,
                                 **lora_off(1e-3)),
     "lecture": CoevolveConfig(base="gpt-neo-125M", judge="latest", authors=DEFAULT_AUTHORS, steps=121, batch_size=64,
                               length=128, optimizer="adamw", lr=1e-5, weight_decay=0.0, grad_clip=1.0, micro_batch=0,
-                              keep_generators="end", seed=0, precision="auto", device="auto", **LECTURE_JUDGEMENT,
+                              keep_generators="end", seed=0, precision="auto", compile="auto", device="auto", **LECTURE_JUDGEMENT,
                               **lora_off(1e-4)),
 }
-RESUME_MAY_CHANGE = {"steps", "device", "precision"}
+RESUME_MAY_CHANGE = {"steps", "device", "precision", "compile"}
 
 
 def parse_args(argv: list[str] | None) -> tuple[CoevolveConfig, Path | None, dict, object]:
@@ -141,6 +144,7 @@ class CoevolveLoop:
     run: Run
     precision: Precision
     t0: float
+    compiling: dict[str, CompileChoice]  # per generator: which of the eager model and its compiled twin trains
 
 
 def record_judgement(loop: CoevolveLoop, step: int, judgement: Judgement) -> None:
@@ -176,8 +180,12 @@ def coevolve_loop(loop: CoevolveLoop, start: int) -> int:
             record, t_step = {"kind": "train", "step": step}, time.time()
             for a, model in s.generators.items():  # Optimize: each generator on its own author's text (B2)
                 batch = lm_windows(s.ids[a].train, cfg.batch_size, cfg.length, loop.rngs[f"data_{a}"])  # (B, T)
-                record[f"loss_{a}"], _ = lm_step(model, loop.optimizers[a], batch, loop.precision, cfg.grad_clip,
-                                                  cfg.micro_batch, scaler)
+                t_train = time.time()
+                record[f"loss_{a}"], _ = lm_step(loop.compiling[a].model(model), loop.optimizers[a], batch,
+                                                  loop.precision, cfg.grad_clip, cfg.micro_batch, scaler)
+                decided = loop.compiling[a].record(time.time() - t_train)
+                if decided:
+                    bar.write(f"{a}: {decided}")
             loop.run.log(dict(record, step_s=time.time() - t_step, time=time.time() - loop.t0))
             bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in record.items() if k.startswith("loss_")})
             if step % cfg.eval_every == 0 or step == cfg.steps:
@@ -218,14 +226,20 @@ def coevolve(argv: list[str] | None = None) -> Path:
         run.keep_records_until(start)
         run.keep_records_until(start, SAMPLES_FILE)
     print(f"run folder: {run.folder}", file=sys.stderr)
-    loop = CoevolveLoop(cfg, setup, make_judging(cfg, setup), optimizers, rngs, run, precision, time.time() - t_before)
+    key = f"coevolve {Path(setup.info['base_folder']).name} {cfg.batch_size}x{cfg.length} {precision.name} lora{cfg.lora_rank}"
+    compiling = {a: CompileChoice(cfg.compile, key, cfg.steps - start) for a in setup.generators}
+    print(f"compile: {next(iter(compiling.values())).reason}", file=sys.stderr)
+    loop = CoevolveLoop(cfg, setup, make_judging(cfg, setup), optimizers, rngs, run, precision, time.time() - t_before,
+                        compiling)
     try:
         step = coevolve_loop(loop, start)
     except KeyboardInterrupt:
         run.discard_if_empty()
         raise
     save_generators(run.folder / "generators", setup, {"step": step, "program": "coevolve", "run": str(run.folder)})
-    atomic_write_json(run.folder / "summary.json", run_summary(setup, optimizers, precision, step, time.time() - loop.t0))
+    compiled = {f"{a}_{k}": v for a, c in compiling.items() for k, v in c.describe().items()}
+    atomic_write_json(run.folder / "summary.json",
+                      dict(run_summary(setup, optimizers, precision, step, time.time() - loop.t0), **compiled))
     print(f"generators saved in {run.folder / 'generators'}; summary: python -m scripts.report {run.folder}")
     if step < cfg.steps:
         print(f"stopped at step {step}: continue with `python -m scripts.coevolve --resume {run.folder}`", file=sys.stderr)

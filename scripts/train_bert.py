@@ -40,6 +40,7 @@ from plumbing import distributed
 from plumbing.atomic import atomic_write_json
 from plumbing.checkpoint import load_checkpoint, save_checkpoint
 from plumbing.cli import run_program
+from plumbing.compiling import COMPILE_CHOICES, CompileChoice
 from plumbing.config import ConfigError, LoraSettings, as_dict, learning_rate, lora_off, parse_program, setting
 from plumbing.hf_folder import write_adapter_folder, write_model_folder
 from plumbing.interrupt import StopRequest
@@ -77,6 +78,8 @@ class JudgeConfig(LoraSettings):
     eval_per_author: int = setting("held-out windows per author in those evaluations", min=1)
     save_every: int = setting("checkpoint every N steps, and at the last step and on Ctrl-C (0: those only)", min=0)
     precision: str = setting("auto = measured on this machine (plumbing/precision.py), or fp32, bf16, fp16", choices=PRECISIONS)
+    compile: str = setting("run the training step through torch.compile: auto = where measured faster over the run "
+                           "(plumbing/compiling.py), on, off", choices=COMPILE_CHOICES)
     device: str = setting("auto, cpu, cuda, cuda:N")
 
 
@@ -85,13 +88,14 @@ PRESETS = {
     "cpu": JudgeConfig(model="minilm", authors=DEFAULT_AUTHORS, split="tail", per_author=8, length=64,
                        eval_length=256, steps=60, optimizer="adamw", lr=1e-4, schedule="linear", weight_decay=0.01,
                        grad_clip=0.0, dropout=0.1, seed=1234, eval_every=20, eval_per_author=16, save_every=30,
-                       precision="auto", device="auto", **lora_off(2e-3)),
+                       precision="auto", compile="auto", device="auto", **lora_off(2e-3)),
     "lecture": JudgeConfig(model="bert-base-uncased", authors=DEFAULT_AUTHORS, split="tail", per_author=32,
                            length=256, eval_length=256, steps=150, optimizer="adamw", lr=5e-7, schedule="constant",
                            weight_decay=0.01, grad_clip=0.0, dropout=0.1, seed=1234, eval_every=10,
-                           eval_per_author=31, save_every=50, precision="auto", device="auto", **lora_off(5e-4)),
+                           eval_per_author=31, save_every=50, precision="auto", compile="auto", device="auto",
+                           **lora_off(5e-4)),
 }
-RESUME_MAY_CHANGE = {"steps", "device", "precision"}
+RESUME_MAY_CHANGE = {"steps", "device", "precision", "compile"}
 
 
 def batch_size(cfg: JudgeConfig) -> int:
@@ -160,6 +164,7 @@ class JudgeLoop:
     precision: Precision
     dist: distributed.Dist
     state: dict  # the latest metrics and the elapsed time, saved with every checkpoint
+    compiling: CompileChoice  # which of the eager model and its compiled twin the step runs
     run: Run | None = None  # set by open_run
 
 
@@ -245,7 +250,12 @@ def train_loop(loop: JudgeLoop, start: int) -> int:
             batch = balanced_batch(loop.data.train_ids, batch_size(cfg), cfg.length, loop.rng, Specials.of(loop.data.tok))
             batch = distributed.share(batch, loop.dist, n_authors)  # this rank's rows (all of them for one process)
             lr = set_lr(loop.optimizer, lr_at(cfg.schedule, learning_rate(cfg), (step - 1) / cfg.steps))
-            out = classifier_step(loop.ddp, loop.optimizer, batch, loop.precision, cfg.grad_clip, before, scaler)
+            t_train = time.time()
+            out = classifier_step(loop.compiling.model(loop.ddp), loop.optimizer, batch, loop.precision, cfg.grad_clip,
+                                  before, scaler)
+            decided = loop.compiling.record(time.time() - t_train)
+            if decided and loop.dist.main:
+                bar.write(decided)
             out["loss"], out["acc"] = distributed.mean(out["loss"], loop.dist), distributed.mean(out["acc"], loop.dist)
             record = {"kind": "train", "step": step, **out, "lr": lr, "tokens": tokens_seen(batch_size(cfg), cfg.length, step),
                       "step_s": time.time() - t_step, "time": time.time() - t0}
@@ -262,6 +272,12 @@ def train_loop(loop: JudgeLoop, start: int) -> int:
             if stopping:
                 break
     return done
+
+
+def compile_choice(cfg: JudgeConfig, base: Path, precision: Precision) -> CompileChoice:
+    """--compile for the training step; auto remembers compile times per model, batch shape and precision."""
+    key = f"judge {base.name} {batch_size(cfg)}x{cfg.length} {precision.name} lora{cfg.lora_rank}"
+    return CompileChoice(cfg.compile, key, cfg.steps)
 
 
 def check_encoder(folder: Path) -> None:
@@ -291,10 +307,11 @@ def train_judge(argv: list[str] | None = None) -> Path:
     info = {"program": "judge", "base_model": str(base), "labels": data.labels, **precision.describe(),
             "world_size": dist_.world}
     loop = JudgeLoop(cfg, model, distributed.wrap(model, dist_), optimizer, data, rng, precision, dist_,
-                {"metrics": {}, "time": 0.0})
+                     {"metrics": {}, "time": 0.0}, compile_choice(cfg, base, precision))
     start = open_run(loop, resume, args.runs_dir, info)
+    loop.compiling.steps = cfg.steps - start
     if dist_.main:
-        print(f"run folder: {loop.run.folder}", file=sys.stderr)
+        print(f"run folder: {loop.run.folder}\ncompile: {loop.compiling.reason}", file=sys.stderr)
     try:
         done = train_loop(loop, start)
     except KeyboardInterrupt:
@@ -315,6 +332,7 @@ def finish(loop: JudgeLoop, done: int) -> None:
     atomic_write_json(loop.run.folder / "summary.json", {
         "step": done, "heldout_acc": m.get("heldout_acc"), "time_s": m.get("time"),
         **trainable_parameters(loop.model), "optimizer_state_bytes": optimizer_state_bytes(loop.optimizer),
+        **loop.compiling.describe(),
         "peak_memory_mib": peak_memory_mib(loop.precision.device)})
     where = loop.run.folder / HF_FOLDER
     if done < loop.cfg.steps:

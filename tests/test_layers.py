@@ -32,6 +32,19 @@ def test_dropout_mask_rate_is_p(p):
     assert abs(rate - used) < 5 * math.sqrt(p * (1 - p) / n), (rate, used)  # 5 standard errors
 
 
+def test_the_four_draws_of_one_random_integer_drop_independently():
+    """dropout_mask takes four 15-bit draws from each 63-bit random integer: each of the four places drops at rate p,
+    and two places of the same integer drop together at rate p^2 (a draw that reused bits would not)."""
+    p, n = 0.3, 4_000_000
+    places = dropout_mask((n,), p).view(-1, 4).float()  # row i: the four draws of integer i
+    se = math.sqrt(p * (1 - p) / (n // 4))
+    for j in range(4):
+        assert abs(places[:, j].mean().item() - p) < 5 * se, j
+    se2 = math.sqrt(p**2 * (1 - p**2) / (n // 4))
+    for a, b in ((0, 1), (1, 2), (2, 3), (0, 3)):
+        assert abs((places[:, a] * places[:, b]).mean().item() - p**2) < 5 * se2, (a, b)
+
+
 def test_dropout_zeroes_or_rescales_and_is_identity_in_eval():
     torch.manual_seed(0)
     x = torch.rand(64, 256) + 1.0  # no zeros of its own
