@@ -32,7 +32,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from data.authors import AUTHORS
+from data.authors import Book, book_name, split_books
 from weights.store import REPO_ROOT
 
 CORPUS_ENV = "ALICE_EDGAR_CORPUS"
@@ -60,6 +60,16 @@ MIRROR_SHA256 = {
     76: "2d169c784836170a0cdbaf3e5a7ac565cddeddd5b1920486dabcd2b00890c865",
     1661: "e21895308fe6da6919abc53e2cf77d81f914887897546153cc5d49b2eadefe50",
     834: "051cae320346f746467051967e049634af677766467d43167a1f7b741e182013",
+    # more books per author (SOURCES.md, "More books per author"): trained on under --split book
+    29042: "4821db27eaecf54de33dd0f612e820f9de56932da81494bae24977ec6dd99ad0",
+    121: "37170ef0cd43b853e1a478af650af428d48fd62c383849ead495830e6f578274",
+    946: "e730299df45a8055ab48eecab774cc74469755552b11d82affbc018f9ebfb8ab",
+    730: "ed6843e69f29aee6606a1fcdeae401d9c6131b2a7f308b912ffa789dbdcc30f5",
+    766: "b69b9be72fcb832f05e9e0f6069c6f8e6affe575b5320ace36de253fd13a82a5",
+    1023: "1befc0792604eef39b04ecb7aee0e7b3ad9dbaaf21b6d42fe0eac6fa69db80c9",
+    3177: "f029225fc0d8d86b99b3a256ba8320497758cd3b03e808a946a3559e147c459b",
+    3289: "1bb15041b62cea8b2a808424c4753551f2b32c9bccc053322100efb4973c13f3",
+    2350: "9d4f0eee7c35ffe86829f5fa9dec9ea08f28d22326d7eea461fdd0d8d90bf645",
 }
 
 _URL_SCHEMES = ("http://", "https://", "file://")
@@ -339,18 +349,28 @@ def clean_gutenberg(raw: bytes | str, name: str = "text") -> str:
 CONTROL_BYTES = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")  # not in a text: all C0 controls but \t \n \f \r
 
 
-def check_is_book(text: str, name: str) -> str:
+def check_is_book(text: str, name: str, advice: str = "a cut download or the wrong file. Fetch it again.") -> str:
     """A cleaned book must be long enough to be one (a cut download or a wrong file is not)."""
     if len(text) < MIN_BOOK_CHARS:
         raise ValueError(f"{name} holds only {len(text)} characters of text after clean-up, far too short for a "
-                         f"book (at least {MIN_BOOK_CHARS}): a cut download or the wrong file. Fetch it again.")
+                         f"book (at least {MIN_BOOK_CHARS}): {advice}")
     return text
 
 
-def load_book(book_id: int) -> str:
-    """The cleaned text of Gutenberg book `book_id`."""
-    name = f"{book_file_name(book_id)} (Gutenberg #{book_id})"
-    return check_is_book(clean_gutenberg(read_raw_book(book_id), name=name), name)
+def load_book(book: Book) -> str:
+    """The cleaned text of a book: Gutenberg book `book` (an id), or the .txt file `book` of an author's folder.
+
+    A folder's book goes through the same clean-up and checks (UTF-8, not HTML, not binary, long enough).
+    """
+    if isinstance(book, Path):
+        try:
+            raw = book.read_bytes()
+        except OSError as err:
+            raise ValueError(f"{book} cannot be read ({err.strerror}): an author's folder holds readable .txt books") from None
+        return check_is_book(clean_gutenberg(raw, name=str(book)), str(book),
+                             "each .txt file of an author's folder is one whole book; remove or join the short ones.")
+    name = f"{book_file_name(book)} (Gutenberg #{book})"
+    return check_is_book(clean_gutenberg(read_raw_book(book), name=name), name)
 
 
 # --------------------------------------------------------------------------------------
@@ -400,30 +420,37 @@ def split_heldout(text: str, tokenizer: Tokenizer, fraction: float = HELDOUT_FRA
     return text[:cut], text[cut:]
 
 
-def author_texts(author: str, split: str, tokenizer: Tokenizer,
-                 fraction: float = HELDOUT_FRACTION) -> tuple[str, str]:
-    """(train_text, heldout_text) of `author`, books joined with "\\n\\n".
+BOOK_SEPARATOR = "\n\n"  # between an author's books in its joined texts
+
+
+def author_books(author: str, split: str, tokenizer: Tokenizer,
+                 fraction: float = HELDOUT_FRACTION) -> tuple[dict[str, str], str]:
+    """({book name: its training text}, the held-out text) of `author`.
 
     split "tail": every book keeps its own last `fraction` of tokens apart (`tokenizer` defines
     the tokens), so every book is on both sides. split "book" (N3): the last book of the author's
-    list is held out whole, the others are trained on.
+    list is held out whole, the others (and the author's `more_books`) are trained on.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    books = AUTHORS[author].books
-    if split == "book":
-        if len(books) < 2:
-            raise ValueError(f"{author} has one book: --split book needs one to train on and one to hold out")
-        return "\n\n".join(load_book(b) for b in books[:-1]), load_book(books[-1])
-    train_parts, heldout_parts = [], []
-    for book_id in books:
+    train_books, heldout_book = split_books(author, split)
+    if heldout_book is not None:
+        return {book_name(b): load_book(b) for b in train_books}, load_book(heldout_book)
+    train_parts, heldout_parts = {}, []
+    for book in train_books:
         try:
-            train, heldout = split_heldout(load_book(book_id), tokenizer, fraction)
+            train_parts[book_name(book)], heldout = split_heldout(load_book(book), tokenizer, fraction)
         except ValueError as err:
-            raise ValueError(f"{author}, Gutenberg book #{book_id}: {err}") from err
-        train_parts.append(train)
+            raise ValueError(f"{author}, book {book_name(book)}: {err}") from err
         heldout_parts.append(heldout)
-    return "\n\n".join(train_parts), "\n\n".join(heldout_parts)
+    return train_parts, BOOK_SEPARATOR.join(heldout_parts)
+
+
+def author_texts(author: str, split: str, tokenizer: Tokenizer,
+                 fraction: float = HELDOUT_FRACTION) -> tuple[str, str]:
+    """(train_text, heldout_text) of `author`, its books joined with BOOK_SEPARATOR (see `author_books`)."""
+    train, heldout = author_books(author, split, tokenizer, fraction)
+    return BOOK_SEPARATOR.join(train.values()), heldout
 
 
 def check_long_enough(n_tokens: int, length: int, what: str) -> None:

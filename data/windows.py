@@ -17,13 +17,14 @@ uses fixed windows (evenly spaced, non-overlapping), so every evaluation sees th
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from tokenizers import Tokenizer
 
-from data.corpus import author_texts, check_long_enough
+from data.corpus import BOOK_SEPARATOR, author_books, check_long_enough
 from tokenizer_bridge.load import special_id
 
 N_SPECIAL = 2  # [CLS] and [SEP] around every judge window
@@ -54,8 +55,23 @@ class AuthorIds:
 
     name: str
     label: int
-    train: torch.Tensor  # (N_train,) int64
+    train: torch.Tensor  # (N_train,) int64: the training books one after the other
     heldout: torch.Tensor  # (N_heldout,) int64
+    books: dict[str, tuple[int, int]] | None = None  # each training book's [start, end) in `train`; None: one book
+
+
+def joined_ids(tok: Tokenizer, parts: dict[str, str]) -> tuple[torch.Tensor, dict[str, tuple[int, int]]]:
+    """The ids of the parts joined with BOOK_SEPARATOR (what `text_ids` gives for the joined text), and each part's
+    [start, end) token span in them, read from the tokenizer's character offsets."""
+    text = BOOK_SEPARATOR.join(parts.values())
+    enc = tok.encode(text, add_special_tokens=False)
+    token_starts = [start for start, _ in enc.offsets]
+    spans, char = {}, 0
+    for name, part in parts.items():
+        first = bisect.bisect_left(token_starts, char)
+        spans[name] = (first, bisect.bisect_left(token_starts, char + len(part)))
+        char += len(part) + len(BOOK_SEPARATOR)
+    return torch.tensor(enc.ids, dtype=torch.long), spans
 
 
 def load_author_ids(tok: Tokenizer, authors: Sequence[str], split: str = "tail",
@@ -67,8 +83,9 @@ def load_author_ids(tok: Tokenizer, authors: Sequence[str], split: str = "tail",
     """
     out = {}
     for label, name in enumerate(authors):
-        train_text, heldout_text = author_texts(name, split, split_tokenizer or tok)
-        out[name] = AuthorIds(name, label, text_ids(tok, train_text), text_ids(tok, heldout_text))
+        train_books, heldout_text = author_books(name, split, split_tokenizer or tok)
+        train, spans = joined_ids(tok, train_books)
+        out[name] = AuthorIds(name, label, train, text_ids(tok, heldout_text), spans)
     return out
 
 
@@ -101,11 +118,35 @@ def random_starts(n_tokens: int, n: int, count: int, rng: torch.Generator, what:
     return torch.randint(0, n_tokens - n + 1, (count,), generator=rng)
 
 
-def balanced_batch(train_ids: dict[str, torch.Tensor], batch_size: int, length: int, rng: torch.Generator,
-                   sp: Specials) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def book_starts(a: AuthorIds, n: int, count: int, rng: torch.Generator, tally: dict | None = None) -> list[int]:
+    """`count` random offsets of n-token windows in a.train: each window's book drawn uniformly among the
+    author's training books that hold a window, then its offset uniform within that book.
+
+    Uniform over books, not over tokens: Bleak House (1.0 M characters) does not drown Oliver Twist
+    (0.9 M) or Hard Times, so the judge sees every book of an author as often. `tally` counts the
+    windows drawn from each book (tally[author][book] += 1), for the run's report.
+    """
+    spans = a.books or {"": (0, len(a.train))}
+    fits = [(name, start, end) for name, (start, end) in spans.items() if end - start >= n]
+    if not fits:
+        check_long_enough(max(end - start for start, end in spans.values()), n, f"every book of {a.name}'s train split")
+    starts = []
+    for pick in torch.randint(0, len(fits), (count,), generator=rng).tolist():
+        name, start, end = fits[pick]
+        starts.append(start + int(torch.randint(0, end - start - n + 1, (1,), generator=rng)))
+        if tally is not None:
+            tally.setdefault(a.name, {}).setdefault(name, 0)
+            tally[a.name][name] += 1
+    return starts
+
+
+def balanced_batch(train_ids: dict[str, torch.Tensor | AuthorIds], batch_size: int, length: int,
+                   rng: torch.Generator, sp: Specials, tally: dict | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A8/N2: batch_size/N windows of each author (label order), y = (0 ..., 1 ..., N-1 ...).
 
-    train_ids: author -> TRAIN id stream, in label order. Returns input_ids (B, L),
+    train_ids: author -> TRAIN id stream (one book: offsets uniform over it) or its AuthorIds (several
+    books: each window's book uniform, `book_starts`), in label order. Returns input_ids (B, L),
     attention_mask (B, L) (all ones: every window is full) and labels (B,).
     """
     n_authors = len(train_ids)
@@ -113,7 +154,8 @@ def balanced_batch(train_ids: dict[str, torch.Tensor], batch_size: int, length: 
         raise ValueError(f"batch size must be a multiple of the {n_authors} authors (A8: equal shares), got {batch_size}")
     share = batch_size // n_authors
     n = text_tokens_per_window(length)
-    xs = [windows_at(ids, random_starts(len(ids), n, share, rng, f"{name} train split").tolist(), length, sp)
+    xs = [windows_at(ids.train, book_starts(ids, n, share, rng, tally), length, sp) if isinstance(ids, AuthorIds)
+          else windows_at(ids, random_starts(len(ids), n, share, rng, f"{name} train split").tolist(), length, sp)
           for name, ids in train_ids.items()]  # N x (B/N, L)
     x = torch.cat(xs)  # (B, L)
     y = torch.arange(n_authors).repeat_interleave(share)  # (B,): 0 x B/N, 1 x B/N, ...

@@ -167,7 +167,7 @@ def generator_card(setup: Setup, author: str, facts: dict, evals: list[dict]) ->
     made = {"base": f"{base} ({type(model).__name__}, {setup.info['generator_parameters'] / 1e6:.1f} M parameters)",
             "program": f"python -m scripts.{facts['program']}" + (f" --arm {facts['arm']} --beta {facts['beta']}"
                                                                    if "arm" in facts else ""),
-            "author": authors_line([author]) + f"; {setup.info['split']} split, {setup.info['train_tokens'][author]} "
+            "author": authors_line([author], setup.info["split"]) + f"; {setup.info['split']} split, {setup.info['train_tokens'][author]} "
                                                "training tokens",
             "judged against": authors_line(list(setup.generators)),
             "steps": facts["step"], "run folder": facts["run"],

@@ -26,6 +26,7 @@ import torch
 from safetensors import SafetensorError
 from tokenizers import Tokenizer
 
+from data.authors import register_folders
 from data.corpus import author_texts
 from model.bert import BertClassifier
 from model.config import ConfigError
@@ -68,6 +69,7 @@ def load_bert_judge(path: str | Path | None = None, runs_dir: str | Path | None 
     model = BertClassifier.from_pretrained(folder)
     info = json.loads((folder / "config.json").read_text(encoding="utf-8")).get(INFO_KEY, {})
     info = dict(info, folder=str(folder), labels=list(model.labels))
+    register_folders(info.get("authors"))  # authors read from folders: their books are found by name from here on
     longest = model.bert.config.max_position_embeddings
     length = info.setdefault("eval_length", 256)
     if isinstance(length, bool) or not isinstance(length, int) or not 3 <= length <= longest:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data.authors import AUTHORS
+from data.authors import AUTHORS, book_name, split_books
 
 CARD_FILE = "README.md"
 TEXTS_LICENCE = "the training texts are Project Gutenberg books, in the public domain in the USA"
@@ -32,10 +32,14 @@ class ModelCard:
     use: str = ""  # how to load it
 
 
-def authors_line(authors: list[str]) -> str:
-    """"alice (Lewis Carroll: Gutenberg #12, #11), edgar (...)": who the model learned from."""
-    return ", ".join(f"{a} ({AUTHORS[a].writer}: Gutenberg {', '.join(f'#{b}' for b in AUTHORS[a].books)})"
-                     for a in authors if a in AUTHORS)
+def authors_line(authors: list[str], split: str = "tail") -> str:
+    """"alice (Lewis Carroll: #12, #11), edgar (...)": who the model learned from, in which books (Gutenberg ids or
+    the files of an author's folder); under the book split, which were trained on and which was held out."""
+    def books(a: str) -> str:
+        trained, heldout = split_books(a, split)
+        listed = ", ".join(book_name(b) for b in trained)
+        return listed if heldout is None else f"trained on {listed}; held out {book_name(heldout)}"
+    return ", ".join(f"{a} ({AUTHORS[a].writer}: {books(a)})" for a in authors if a in AUTHORS)
 
 
 def shown(value: Any) -> str:

@@ -253,7 +253,7 @@ def base_card(loop: PretrainLoop, summary: dict, sample: str) -> ModelCard:
     """neo-small's README.md: a GPT-Neo pretrained here, from nothing, on the authors' training splits."""
     cfg = loop.cfg
     made = {"program": "python -m scripts.pretrain_neo (make pretrain-neo)", "run folder": str(loop.run.folder),
-            "authors": authors_line(list(select_authors(cfg.authors))) + f"; {cfg.split} split, training part only",
+            "authors": authors_line(list(select_authors(cfg.authors)), cfg.split) + f"; {cfg.split} split, training part only",
             "shape": f"{cfg.num_layers} layers (global and local), width {cfg.hidden_size}, {cfg.num_heads} heads, "
                      f"context {cfg.context}, {cfg.vocab_size}-token byte-level BPE trained on the same text",
             "training": f"{summary['steps']} steps, {summary['tokens_trained']} tokens in {summary['train_s']:.0f} s "

