@@ -15,9 +15,10 @@ transfer is an error, and nothing partial is ever cached. Files of the project's
 against their sha256 (`MIRROR_SHA256`, from the mirror's SOURCES.md). Every file then goes through
 `clean_gutenberg` (docs/CORPUS.md says what it removes) and `check_is_book`.
 
-Two splits (`author_texts`):
+Two splits (`author_books`):
 - "tail": the last 10 % of each book's tokens is held out (the default for two authors);
 - "book" (N3): the last book of each author's list is held out whole, the others are trained on.
+Either way the last 5 % of each training part is validation text, on which nothing is trained.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import os
 import re
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from tokenizers import Tokenizer
@@ -421,36 +423,50 @@ def split_heldout(text: str, tokenizer: Tokenizer, fraction: float = HELDOUT_FRA
 
 
 BOOK_SEPARATOR = "\n\n"  # between an author's books in its joined texts
+VALIDATION_FRACTION = 0.05  # the last 5 % of each training book's text: what a judge is calibrated on, never trained on
 
 
-def author_books(author: str, split: str, tokenizer: Tokenizer,
-                 fraction: float = HELDOUT_FRACTION) -> tuple[dict[str, str], str]:
-    """({book name: its training text}, the held-out text) of `author`.
+@dataclass
+class AuthorTexts:
+    """One author's text in three parts that share no paragraph: training books, validation, held-out."""
+
+    train: dict[str, str]  # book name -> the text trained on (its validation tail cut off)
+    validation: str  # the last VALIDATION_FRACTION of every training book, joined: fitting T (N7) and the mix
+    heldout: str  # the evaluation text: each book's tail ("tail") or the last book ("book", N3)
+
+
+def author_books(author: str, split: str, tokenizer: Tokenizer, fraction: float = HELDOUT_FRACTION) -> AuthorTexts:
+    """`author`'s training books, validation text and held-out text under `split`.
 
     split "tail": every book keeps its own last `fraction` of tokens apart (`tokenizer` defines
     the tokens), so every book is on both sides. split "book" (N3): the last book of the author's
-    list is held out whole, the others (and the author's `more_books`) are trained on.
+    list is held out whole, the others (and the author's `more_books`) are trained on. Either way
+    the last VALIDATION_FRACTION of each training part is set aside as validation text.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     train_books, heldout_book = split_books(author, split)
-    if heldout_book is not None:
-        return {book_name(b): load_book(b) for b in train_books}, load_book(heldout_book)
-    train_parts, heldout_parts = {}, []
+    train, validation, heldout = {}, [], []
     for book in train_books:
         try:
-            train_parts[book_name(book)], heldout = split_heldout(load_book(book), tokenizer, fraction)
+            text = load_book(book)
+            if heldout_book is None:
+                text, tail = split_heldout(text, tokenizer, fraction)
+                heldout.append(tail)
+            train[book_name(book)], valid = split_heldout(text, tokenizer, VALIDATION_FRACTION)
         except ValueError as err:
             raise ValueError(f"{author}, book {book_name(book)}: {err}") from err
-        heldout_parts.append(heldout)
-    return train_parts, BOOK_SEPARATOR.join(heldout_parts)
+        validation.append(valid)
+    if heldout_book is not None:
+        heldout = [load_book(heldout_book)]
+    return AuthorTexts(train, BOOK_SEPARATOR.join(validation), BOOK_SEPARATOR.join(heldout))
 
 
 def author_texts(author: str, split: str, tokenizer: Tokenizer,
                  fraction: float = HELDOUT_FRACTION) -> tuple[str, str]:
-    """(train_text, heldout_text) of `author`, its books joined with BOOK_SEPARATOR (see `author_books`)."""
-    train, heldout = author_books(author, split, tokenizer, fraction)
-    return BOOK_SEPARATOR.join(train.values()), heldout
+    """(train_text, heldout_text) of `author`, its training books joined with BOOK_SEPARATOR (see `author_books`)."""
+    texts = author_books(author, split, tokenizer, fraction)
+    return BOOK_SEPARATOR.join(texts.train.values()), texts.heldout
 
 
 def check_long_enough(n_tokens: int, length: int, what: str) -> None:

@@ -58,6 +58,7 @@ class AuthorIds:
     train: torch.Tensor  # (N_train,) int64: the training books one after the other
     heldout: torch.Tensor  # (N_heldout,) int64
     books: dict[str, tuple[int, int]] | None = None  # each training book's [start, end) in `train`; None: one book
+    validation: torch.Tensor | None = None  # (N_validation,) int64: never trained on (data/corpus.py:AuthorTexts)
 
 
 def joined_ids(tok: Tokenizer, parts: dict[str, str]) -> tuple[torch.Tensor, dict[str, tuple[int, int]]]:
@@ -83,9 +84,9 @@ def load_author_ids(tok: Tokenizer, authors: Sequence[str], split: str = "tail",
     """
     out = {}
     for label, name in enumerate(authors):
-        train_books, heldout_text = author_books(name, split, split_tokenizer or tok)
-        train, spans = joined_ids(tok, train_books)
-        out[name] = AuthorIds(name, label, train, text_ids(tok, heldout_text), spans)
+        texts = author_books(name, split, split_tokenizer or tok)
+        train, spans = joined_ids(tok, texts.train)
+        out[name] = AuthorIds(name, label, train, text_ids(tok, texts.heldout), spans, text_ids(tok, texts.validation))
     return out
 
 
@@ -176,18 +177,20 @@ def evenly_spaced_starts(n_tokens: int, n: int, count: int | None = None) -> lis
     return [i * (n_tokens - n) // (count - 1) for i in range(count)]  # gaps >= n since count * n <= n_tokens
 
 
-def heldout_set(authors: dict[str, AuthorIds], length: int, sp: Specials, per_author: int | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def heldout_set(authors: dict[str, AuthorIds], length: int, sp: Specials, per_author: int | None = None,
+                part: str = "heldout") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The fixed held-out evaluation set: (input_ids (N, L), attention_mask (N, L), labels (N,)).
 
     per_author=None takes every non-overlapping window of each author's held-out split; a
     number takes that many per author (clear error if one split is too short).
+    part="validation": the same from each author's validation text (data/corpus.py:AuthorTexts).
     """
     n = text_tokens_per_window(length)
     xs, ys = [], []
     for name, a in authors.items():
-        check_long_enough(len(a.heldout), n, f"{name} held-out split")
-        x = windows_at(a.heldout, evenly_spaced_starts(len(a.heldout), n, per_author), length, sp)
+        ids = getattr(a, part)
+        check_long_enough(len(ids), n, f"{name} {part} split")
+        x = windows_at(ids, evenly_spaced_starts(len(ids), n, per_author), length, sp)
         xs.append(x)
         ys.append(torch.full((len(x),), a.label, dtype=torch.long))
     x = torch.cat(xs)  # (N, L)

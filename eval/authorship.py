@@ -4,6 +4,15 @@ For each window length (64, 128 and 256 tokens) and each author, the same evenly
 the author's held-out text go to both judges: BERT reads their token ids, the naive Bayes their
 characters. Each judge gets a confusion matrix (N4), accuracy per author with its Wilson 95 %
 interval, and the macro accuracy (chance = 1/N).
+
+The two judges together, a log-linear mix:
+
+    log P_mix(a | x) = log P_bert(a | x) + lambda log P_ngram(a | x) - log Z(x)
+
+with lambda >= 0 fitted on passages of the validation text of the training books (never the held-out
+book) by minimising the mix's cross-entropy (convex in lambda: a golden-section search). The naive
+Bayes sums thousands of n-gram log-probabilities, so its log P spans hundreds of nats where BERT's
+spans a few: lambda is small, and it is the weight that puts the two on one scale.
 """
 
 from __future__ import annotations
@@ -11,10 +20,11 @@ from __future__ import annotations
 import torch
 from tokenizers import Tokenizer
 
-from data.corpus import author_texts
+from data.corpus import author_books, count_tokens
 from data.windows import Specials, heldout_passages, text_tokens_per_window
 from eval.pages import with_interval
 from model.ngram import NgramJudge
+from eval.calibration import golden_section
 from train.bert_judge import predict_logits
 from train.metrics import confusion_matrix, macro_accuracy, wilson_interval
 
@@ -41,16 +51,43 @@ def passages(tok: Tokenizer, heldout: dict[str, str], length: int, per_author: i
     return torch.cat(xs), texts, torch.cat(ys)
 
 
+def mixed_log_probs(bert: torch.Tensor, ngram: torch.Tensor, weight: float) -> torch.Tensor:
+    """log P_mix(a | x) = log P_bert(a | x) + lambda log P_ngram(a | x) - log Z(x), from the two judges' log P (n, N)."""
+    return torch.log_softmax(bert + weight * ngram, dim=-1)
+
+
+def fit_mix_weight(bert: torch.Tensor, ngram: torch.Tensor, labels: torch.Tensor, high: float = 1.0) -> float:
+    """lambda = argmin -(1/n) sum_i log P_mix(y_i | x_i) over [0, high], on validation passages."""
+    def loss(weight: float) -> float:
+        return -mixed_log_probs(bert, ngram, weight)[torch.arange(len(labels)), labels].mean().item()
+    return golden_section(loss, 0.0, high)
+
+
+def both_log_probs(judge: torch.nn.Module, tok: Tokenizer, ngram: NgramJudge, texts: dict[str, str], length: int,
+                   per_author: int, what: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(BERT log P (n, N), n-gram log P (n, N), labels (n,)) of the same passages of `texts` (author -> text)."""
+    x, raw, y = passages(tok, texts, length, per_author)
+    bert = predict_logits(judge, x, torch.ones_like(x), desc=f"judge, {length}-token {what} passages").log_softmax(-1)
+    return bert.double(), torch.from_numpy(ngram.log_probs(raw)).double(), y
+
+
 def authorship(judge: torch.nn.Module, tok: Tokenizer, authors: list[str], split: str, ngram: NgramJudge,
                lengths=LENGTHS, per_author: int = 64) -> dict:
-    """Both judges on the same held-out passages, for each window length. {length: {"bert": ..., "ngram": ...}}."""
-    heldout = {a: author_texts(a, split, tok)[1] for a in authors}
+    """Both judges and their mix on the same held-out passages, for each window length.
+
+    {length: {"passages", "bert", "ngram", "mix", "mix_weight"}}; the mix's weight is fitted on as many passages of
+    the validation text (at most per_author per author)."""
+    texts = {a: author_books(a, split, tok) for a in authors}
+    heldout, validation = {a: t.heldout for a, t in texts.items()}, {a: t.validation for a, t in texts.items()}
     out = {}
     for length in lengths:
-        x, texts, y = passages(tok, heldout, length, per_author)
-        bert = predict_logits(judge, x, torch.ones_like(x), desc=f"judge, {length}-token passages").softmax(-1)
-        nb = torch.from_numpy(ngram.probabilities(texts))
-        out[str(length)] = {"passages": len(y), "bert": judge_side(bert, y, authors), "ngram": judge_side(nb, y, authors)}
+        bert, nb, y = both_log_probs(judge, tok, ngram, heldout, length, per_author, "held-out")
+        out[str(length)] = {"passages": len(y), "bert": judge_side(bert.exp(), y, authors),
+                            "ngram": judge_side(nb.exp(), y, authors)}
+        if min(count_tokens(t, tok) for t in validation.values()) < text_tokens_per_window(length):
+            continue  # an author's validation text holds no passage of this length: no mix
+        weight = fit_mix_weight(*both_log_probs(judge, tok, ngram, validation, length, per_author, "validation"))
+        out[str(length)].update(mix_weight=weight, mix=judge_side(mixed_log_probs(bert, nb, weight).exp(), y, authors))
     return out
 
 
@@ -58,11 +95,13 @@ def table_lines(result: dict, authors: list[str]) -> list[str]:
     """Per length: macro accuracy of both judges, then each author's accuracy [95 % interval]."""
     lines = []
     for length, r in result.items():
-        b, n = r["bert"], r["ngram"]
+        b, n, m = r["bert"], r["ngram"], r.get("mix")
+        mix = f", mix {m['macro_acc']:.3f} (lambda {r['mix_weight']:.3g})" if m else ""
         lines.append(f"{length}-token passages ({r['passages']}): macro accuracy BERT {b['macro_acc']:.3f}, "
-                     f"n-gram {n['macro_acc']:.3f} (chance {1 / len(authors):.3f})")
+                     f"n-gram {n['macro_acc']:.3f}{mix} (chance {1 / len(authors):.3f})")
         for a in authors:
             pb, pn = b["per_author"][a], n["per_author"][a]
+            pm = f"   mix {with_interval(m['per_author'][a]['acc'], m['per_author'][a]['ci95'])}" if m else ""
             lines.append(f"    {a:<8} BERT {with_interval(pb['acc'], pb['ci95'])}   "
-                         f"n-gram {with_interval(pn['acc'], pn['ci95'])}")
+                         f"n-gram {with_interval(pn['acc'], pn['ci95'])}{pm}")
     return lines

@@ -193,16 +193,27 @@ def judge_report_numbers(r: dict) -> dict:
             "B5 agreement float32 vs half": r["agreement"],
             "A14 mean |dP| passage cut in half": s["mean_abs_dp_cut"],
             "A14 mean |dP| shifted by a few words": s["mean_abs_dp_shift"],
-            "A14 mean |dP| neutral prefix": s["mean_abs_dp_prefix"]}
+            "A14 mean |dP| neutral prefix": s["mean_abs_dp_prefix"], **calibration_numbers(r.get("calibration", {}))}
+
+
+def calibration_numbers(c: dict) -> dict:
+    """N7's numbers, where the report measured them (older reports did not)."""
+    if "before" not in c:
+        return {}
+    return {"N7 ECE of the held-out windows": c["before"]["ece"], "N7 temperature T (fitted on validation)":
+            c["temperature"], "N7 ECE after temperature scaling": c["after"]["ece"]}
 
 
 def authorship_tables(result: dict, authors: list[str]) -> list[tuple]:
-    """One table per window length: each author's accuracy [Wilson 95 %] under BERT and the n-gram baseline."""
+    """One table per window length: each author's accuracy [Wilson 95 %] under BERT, the n-gram baseline and their mix
+    (where the report has it)."""
     tables = []
     for length, r in result.items():
-        rows = [(a, *(with_interval(r[j]["per_author"][a]["acc"], r[j]["per_author"][a]["ci95"])
-                      for j in ("bert", "ngram"))) for a in authors]
-        rows.append(("macro accuracy (N4)", f"{r['bert']['macro_acc']:.3f}", f"{r['ngram']['macro_acc']:.3f}"))
+        judges = ("bert", "ngram", "mix") if "mix" in r else ("bert", "ngram")
+        rows = [(a, *(with_interval(r[j]["per_author"][a]["acc"], r[j]["per_author"][a]["ci95"]) for j in judges))
+                for a in authors]
+        rows.append(("macro accuracy (N4)", *(f"{r[j]['macro_acc']:.3f}" for j in judges)))
+        mix = (f"both, log-linear (lambda {r['mix_weight']:.3g}, fitted on validation)",) if "mix" in r else ()
         tables.append((f"N3-N5: {length}-token held-out passages ({r['passages']}), chance {1 / len(authors):.3f}",
-                       rows, ("author", "BERT judge", "n-gram naive Bayes (N5)")))
+                       rows, ("author", "BERT judge", "n-gram naive Bayes (N5)", *mix)))
     return tables

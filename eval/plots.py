@@ -150,6 +150,25 @@ def confusion_plot(confusion: Sequence[Sequence[int]], labels: Sequence[str], ti
     return save_figure(fig, path)
 
 
+def reliability_plot(calibration: dict, title: str, path: str | Path) -> Path:
+    """N7: accuracy against confidence per bin, before and after temperature scaling; the diagonal is calibrated."""
+    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
+    ax.plot([0, 1], [0, 1], color="gray", linestyle=":", label="calibrated")
+    for name, style in (("before", "o-"), ("after", "s--")):
+        bins = calibration[name]["bins"]
+        t = 1.0 if name == "before" else calibration["temperature"]
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], style,
+                label=f"T = {t:.2f}: ECE {calibration[name]['ece']:.3f}")
+    ax.set_xlabel("confidence max_a P(a | x) (bin mean)")
+    ax.set_ylabel("accuracy in the bin")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def pretrain_plot(train: Sequence[dict], evals: Sequence[dict], final: dict[str, float], title: str,
                   path: str | Path) -> Path:
     """The base GPT-Neo: training loss per step (B2), each author's held-out loss per evaluation and at the end."""

@@ -88,9 +88,13 @@ class NgramJudge:
         score = score + np.log(1.0 / len(self.authors))  # log pi_a, uniform
         return score - np.logaddexp.reduce(score)  # - log Z
 
+    def log_probs(self, texts: list[str]) -> np.ndarray:
+        """log P(author | text) for each text: (len(texts), N)."""
+        return np.stack([self.log_posterior(t) for t in texts])
+
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """P(author | text) for each text: (len(texts), N)."""
-        return np.exp(np.stack([self.log_posterior(t) for t in texts]))
+        return np.exp(self.log_probs(texts))
 
     def save(self, folder: str | Path) -> None:
         """Both files into `folder` (plain writes; plumbing/judges.py writes the cached copy whole or not at all)."""

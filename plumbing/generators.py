@@ -12,7 +12,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from tokenizers import Tokenizer
 from tqdm import tqdm
@@ -81,7 +80,7 @@ class Setup:
 
     def ngram_log_probs(self, texts: list[str]) -> torch.Tensor:
         """log P(author | text) of the independent n-gram judge (N5): (len(texts), N)."""
-        return torch.from_numpy(np.stack([self.ngram_judge.log_posterior(t) for t in texts])).float()
+        return torch.from_numpy(self.ngram_judge.log_probs(texts)).float()
 
 
 def check_authors(authors: tuple[str, ...], judge_labels: list[str]) -> None:

@@ -37,7 +37,7 @@ def authors_line(authors: list[str], split: str = "tail") -> str:
     the files of an author's folder); under the book split, which were trained on and which was held out."""
     def books(a: str) -> str:
         trained, heldout = split_books(a, split)
-        listed = ", ".join(book_name(b) for b in trained)
+        listed = ("" if AUTHORS[a].folder else "Gutenberg ") + ", ".join(book_name(b) for b in trained)
         return listed if heldout is None else f"trained on {listed}; held out {book_name(heldout)}"
     return ", ".join(f"{a} ({AUTHORS[a].writer}: {books(a)})" for a in authors if a in AUTHORS)
 

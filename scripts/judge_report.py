@@ -9,7 +9,9 @@ For the latest judge run (or --run RUN) it
 3. puts the judge beside the independent n-gram baseline (N5) on the same held-out passages of
    64, 128 and 256 tokens: confusion matrices, macro accuracy, accuracy per author with its
    Wilson interval (N3, N4; eval/authorship.py);
-4. writes everything to <run>/report.json; `python -m scripts.report` shows it.
+4. measures calibration (N7): the expected calibration error on the held-out windows, before and
+   after temperature scaling fitted on the validation text of the training books (eval/calibration.py);
+5. writes everything to <run>/report.json; `python -m scripts.report` shows it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch
 
 from data.windows import Specials, heldout_set, load_author_ids, max_balanced_windows
 from eval.authorship import authorship, table_lines
+from eval.calibration import calibration
 from eval.scoring import prompt_sensitivity
 from model.half import cast_half
 from plumbing.atomic import atomic_write_json
@@ -39,6 +42,7 @@ from train.bert_judge import heldout_metrics, predict_logits
 
 REPORT_FILE = "report.json"
 SENSITIVITY_PASSAGES = 8  # held-out passages per author for A14's prompt sensitivity
+VALIDATION_WINDOWS = 64  # at most this many validation windows per author fit the temperature (N7)
 
 
 def timed_logits(model: torch.nn.Module, heldout: tuple, desc: str) -> tuple[torch.Tensor, float]:
@@ -77,6 +81,16 @@ def sensitivity(model, tok, authors: dict, length: int) -> dict:
     return out
 
 
+def calibrate(model: torch.nn.Module, tok, authors: dict, length: int, heldout: tuple) -> dict:
+    """N7 on the held-out windows, T fitted on up to VALIDATION_WINDOWS windows of each author's validation text."""
+    fits = min(len(a.validation) // (length - 2) for a in authors.values())
+    if fits < 1:
+        return {"skipped": f"an author's validation text is shorter than one {length}-token window"}
+    validation = heldout_set(authors, length, Specials.of(tok), min(VALIDATION_WINDOWS, fits), part="validation")
+    return calibration(predict_logits(model, *validation[:2], desc="validation"), validation[2],
+                       predict_logits(model, *heldout[:2], desc="held-out"), heldout[2])
+
+
 def report(run: str | None, runs_dir: str | None, per_author: int | None, device: str) -> dict:
     """The whole evaluation of one judge; writes <run>/report.json and returns it."""
     folder = judge_folder(run, runs_dir)
@@ -90,6 +104,7 @@ def report(run: str | None, runs_dir: str | None, per_author: int | None, device
     result = {"judge": str(folder), "labels": labels, "split": split,
               "heldout": {"windows": len(heldout[0]), "per_author": n, "length": length},
               **half_comparison(model, heldout, labels), "prompt_sensitivity": sensitivity(model, tok, authors, length),
+              "calibration": calibrate(model, tok, authors, length, heldout),
               "authorship": authorship(model, tok, labels, split, ngram, **({"per_author": per_author} if per_author else {})),
               "ngram": str(ngram_folder)}
     atomic_write_json(folder.parent / REPORT_FILE, result)
@@ -111,6 +126,13 @@ def print_summary(r: dict) -> None:
     print(f"A14 prompt sensitivity ({s['passages']} passages): mean |dP| cut {s['mean_abs_dp_cut']:.3f}, "
           f"shift {s['mean_abs_dp_shift']:.3f}, neutral prefix {s['mean_abs_dp_prefix']:.3f}; decisions flipped "
           f"{s['flips_cut']:.0%} / {s['flips_shift']:.0%} / {s['flips_prefix']:.0%}")
+    c = r["calibration"]
+    if "skipped" in c:
+        print(f"N7 calibration skipped: {c['skipped']}")
+    else:
+            print(f"N7 calibration on the held-out windows: ECE {c['before']['ece']:.3f} -> {c['after']['ece']:.3f} with "
+              f"temperature T = {c['temperature']:.2f} fitted on {c['validation_windows']} validation windows "
+              f"(cross-entropy {c['before']['cross_entropy']:.3f} -> {c['after']['cross_entropy']:.3f})")
     print("both judges on the same held-out passages (N3-N5):")
     for line in table_lines(r["authorship"], r["labels"]):
         print("  " + line)

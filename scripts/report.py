@@ -22,7 +22,7 @@ from pathlib import Path
 
 from eval import pages
 from eval.lecture import judge_results, lecture_results, summary_lines
-from eval.plots import coevolve_plot, confusion_plot, judge_plot, pretrain_plot, teach_plot
+from eval.plots import coevolve_plot, confusion_plot, judge_plot, pretrain_plot, reliability_plot, teach_plot
 from plumbing.cli import run_program
 from plumbing.generators import SAMPLES_FILE
 from plumbing.runs import Run, latest_run
@@ -50,6 +50,10 @@ def judge_section(run: Run) -> tuple[dict, list[str]]:
         r = json.loads(report.read_text(encoding="utf-8"))
         numbers.update(pages.judge_report_numbers(r))
         tables = pages.authorship_tables(r["authorship"], r["labels"])
+        if "before" in r.get("calibration", {}):
+            plots["N7: reliability of the held-out windows"] = reliability_plot(
+                r["calibration"], f"held-out windows, T fitted on {r['calibration']['validation_windows']} validation "
+                "windows", run.folder / "reliability.png")
         longest = max(r["authorship"], key=int)
         for judge in ("bert", "ngram"):
             plots[f"N4: {judge} on {longest}-token held-out passages"] = confusion_plot(

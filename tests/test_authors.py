@@ -91,8 +91,10 @@ def test_a_folder_is_an_author_named_after_it_whose_last_file_is_held_out(corpus
     assert select_authors(f"alice,{folder}") == ("alice", "poe-again")
     trained, heldout = split_books("poe-again", "book")
     assert [b.name for b in trained] == ["01-pg2147.txt"] and heldout.name == "02-pg2148.txt"
-    books, held = author_books("poe-again", "book", words())
-    assert list(books) == ["01-pg2147.txt"] and held.startswith(load_book(heldout)[:100])
+    texts = author_books("poe-again", "book", words())
+    assert list(texts.train) == ["01-pg2147.txt"] and texts.heldout == load_book(heldout)
+    whole = load_book(trained[0])
+    assert whole.startswith(texts.train["01-pg2147.txt"]) and whole.endswith(texts.validation)  # its last 5 %
     assert authors_spec(("alice", "poe-again")) == f"alice,{folder.resolve()}"
 
 

@@ -23,7 +23,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 
 import data.corpus as corpus
 from data.authors import AUTHORS, Author, book_ids, select_authors
-from data.corpus import (CORPUS_ENV, author_texts, check_long_enough, clean_gutenberg, count_tokens, load_book,
+from data.corpus import (CORPUS_ENV, VALIDATION_FRACTION, author_books, author_texts, check_long_enough, clean_gutenberg, count_tokens, load_book,
                          read_raw_book, split_heldout, unify_transcription)
 
 ALL_IDS = [b for a in ("alice", "edgar") for b in AUTHORS[a].books]  # the lectures' five books
@@ -541,10 +541,16 @@ def test_author_texts_tail_and_book_splits(
     (tmp_path / "pg32.txt").write_text("Tiny.", encoding="utf-8")
     monkeypatch.setenv(CORPUS_ENV, str(tmp_path))
     monkeypatch.setitem(AUTHORS, "someone", Author("someone", "A. Writer", (31, 33)))
-    train, heldout = author_texts("someone", "tail", words_tokenizer)
-    parts = [split_heldout(_paragraphs(n), words_tokenizer) for n in (120, 110)]
-    assert (train, heldout) == ("\n\n".join(p[0] for p in parts), "\n\n".join(p[1] for p in parts))
-    assert author_texts("someone", "book", words_tokenizer) == (_paragraphs(120), _paragraphs(110))  # N3
+    texts = author_books("someone", "tail", words_tokenizer)
+    parts = [split_heldout(_paragraphs(n), words_tokenizer) for n in (120, 110)]  # each book: train part, tail
+    valid = [split_heldout(p[0], words_tokenizer, VALIDATION_FRACTION) for p in parts]  # train part: train, validation
+    assert texts.train == {"#31": valid[0][0], "#33": valid[1][0]}
+    assert texts.validation == "\n\n".join(v[1] for v in valid)
+    assert texts.heldout == "\n\n".join(p[1] for p in parts)
+    assert author_texts("someone", "tail", words_tokenizer) == ("\n\n".join(texts.train.values()), texts.heldout)
+    book = split_heldout(_paragraphs(120), words_tokenizer, VALIDATION_FRACTION)
+    assert author_texts("someone", "book", words_tokenizer) == (book[0], _paragraphs(110))  # N3
+    assert author_books("someone", "book", words_tokenizer).validation == book[1]
     monkeypatch.setitem(AUTHORS, "someone", Author("someone", "A. Writer", (31, 32)))
     with pytest.raises(ValueError, match=r"pg32\.txt.*far too short for a book"):
         author_texts("someone", "tail", words_tokenizer)
@@ -602,7 +608,7 @@ def test_real_author_splits(
 ) -> None:
     train, heldout = author_texts(author, "tail", bert)
     ids = AUTHORS[author].books
-    assert train == "\n\n".join(bert_splits[i][0] for i in ids)
+    assert train == "\n\n".join(split_heldout(bert_splits[i][0], bert, VALIDATION_FRACTION)[0] for i in ids)
     assert heldout == "\n\n".join(bert_splits[i][1] for i in ids)  # every book is represented
     n_heldout = sum(bert_counts[i][1] for i in ids)
     assert 0.08 <= n_heldout / sum(bert_counts[i][2] for i in ids) <= 0.12

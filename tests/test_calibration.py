@@ -1,0 +1,69 @@
+"""eval/calibration.py: N7's expected calibration error by hand, and temperature scaling that finds a known T."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from eval.calibration import calibration, expected_calibration_error, fit_temperature, reliability_bins
+
+
+def test_n7_ece_by_hand():
+    """Four windows: two at confidence 0.9 (one right), two at 0.6 (both right).
+    Bins [0.9, 1.0): |0.5 - 0.9| = 0.4; [0.6, 0.7): |1.0 - 0.6| = 0.4. ECE = 2/4 * 0.4 + 2/4 * 0.4 = 0.4."""
+    probs = torch.tensor([[0.9, 0.1], [0.1, 0.9], [0.6, 0.4], [0.4, 0.6]])
+    labels = torch.tensor([0, 0, 0, 1])
+    bins = reliability_bins(probs, labels)
+    assert [(b["low"], b["count"], b["accuracy"]) for b in bins] == [(0.6, 2, 1.0), (0.9, 2, 0.5)]
+    assert expected_calibration_error(probs, labels) == pytest.approx(0.4)
+    right = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # confidence 1 (the last bin), always right: calibrated
+    assert expected_calibration_error(right, torch.tensor([0, 1])) == pytest.approx(0.0)
+
+
+def test_temperature_scaling_finds_the_temperature_that_made_the_labels():
+    """Labels drawn from softmax(z / 2.5): the fitted T is 2.5 (within sampling error), and ECE falls with it."""
+    g = torch.Generator().manual_seed(0)
+    logits = 3 * torch.randn(20_000, 4, generator=g)
+    labels = torch.multinomial((logits / 2.5).softmax(-1), 1, generator=g).squeeze(1)
+    t = fit_temperature(logits, labels)
+    assert t == pytest.approx(2.5, rel=0.05)
+    c = calibration(logits[:10_000], labels[:10_000], logits[10_000:], labels[10_000:])
+    assert c["after"]["ece"] < 0.02 < c["before"]["ece"] and c["after"]["cross_entropy"] < c["before"]["cross_entropy"]
+
+
+def test_the_fitted_temperature_minimises_the_cross_entropy():
+    g = torch.Generator().manual_seed(1)
+    logits = 2 * torch.randn(500, 3, generator=g)
+    labels = torch.multinomial((logits / 1.7).softmax(-1), 1, generator=g).squeeze(1)  # an optimum inside (0.05, 20)
+    t = fit_temperature(logits, labels)
+
+    def ce(temp):
+        return torch.nn.functional.cross_entropy(logits.double() / temp, labels).item()
+    assert all(ce(t) <= ce(t * f) + 1e-9 for f in (0.9, 0.99, 1.01, 1.1))
+    assert math.isfinite(t) and t > 0
+
+
+def test_the_mix_is_log_linear_and_its_weight_minimises_the_validation_cross_entropy():
+    """log P_mix = log P_bert + lambda log P_ngram - log Z, by hand; lambda fitted where the cross-entropy is least,
+    and it puts a judge whose log P spans 100x more on BERT's scale (lambda near 1/100)."""
+    from eval.authorship import fit_mix_weight, mixed_log_probs
+
+    bert, ngram = torch.tensor([[-0.1, -2.4]]).double(), torch.tensor([[-50.0, 0.0]]).double()
+    by_hand = torch.tensor([-0.1 - 0.02 * 50, -2.4]).double()
+    assert torch.allclose(mixed_log_probs(bert, ngram, 0.02), by_hand - torch.logsumexp(by_hand, 0))
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (3000,), generator=g)
+    truth = torch.nn.functional.one_hot(labels, 3).double()
+    bert = torch.log_softmax(1.5 * truth + torch.randn(3000, 3, generator=g).double(), -1)
+    ngram = torch.log_softmax(100 * (1.5 * truth + torch.randn(3000, 3, generator=g).double()), -1)
+    weight = fit_mix_weight(bert, ngram, labels)
+
+    def ce(w):
+        return -mixed_log_probs(bert, ngram, w)[torch.arange(3000), labels].mean().item()
+    assert all(ce(weight) <= ce(weight * f) + 1e-9 for f in (0.9, 1.1)) and 0.001 < weight < 0.05
+
+    def acc(logp):
+        return (logp.argmax(-1) == labels).double().mean().item()
+    assert acc(mixed_log_probs(bert, ngram, weight)) > max(acc(bert), acc(ngram))  # two views of the truth beat one
