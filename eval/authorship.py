@@ -21,14 +21,16 @@ import torch
 from tokenizers import Tokenizer
 
 from data.corpus import author_books, count_tokens
-from data.windows import Specials, heldout_passages, text_tokens_per_window
+from data.windows import Specials, heldout_passages, text_tokens_per_window, wrap_window
 from eval.pages import with_interval
+from eval.scoring import passage_log_probs
 from model.ngram import NgramJudge
 from eval.calibration import golden_section
 from train.bert_judge import predict_logits
 from train.metrics import confusion_matrix, macro_accuracy, wilson_interval
 
-LENGTHS = (64, 128, 256)
+LENGTHS = (64, 128, 256, 1024)
+WINDOW = 256  # a passage longer than this is read by BERT as consecutive windows of it, one answer for all
 
 
 def judge_side(probs: torch.Tensor, labels: torch.Tensor, authors: list[str]) -> dict:
@@ -39,13 +41,23 @@ def judge_side(probs: torch.Tensor, labels: torch.Tensor, authors: list[str]) ->
     return {"confusion": confusion, "macro_acc": macro_accuracy(confusion), "per_author": per_author}
 
 
+def windows_per_passage(length: int) -> int:
+    """A passage of up to WINDOW tokens is one window; a longer one (1024) is length // WINDOW windows of WINDOW."""
+    return 1 if length <= WINDOW else length // WINDOW
+
+
 def passages(tok: Tokenizer, heldout: dict[str, str], length: int, per_author: int) -> tuple:
-    """(BERT windows (n, length), their raw texts, labels (n,)): up to per_author evenly spaced ones per author."""
+    """(BERT windows (n W, L), their passages' raw texts (n), labels (n,)): up to per_author evenly spaced passages per
+    author, each cut into W = windows_per_passage(length) consecutive windows of L tokens ([CLS] ... [SEP] each)."""
     sp, xs, texts, ys = Specials.of(tok), [], [], []
+    w = windows_per_passage(length)
+    window = length if w == 1 else WINDOW
+    text_tokens = w * text_tokens_per_window(window)  # of the whole passage
     for label, text in enumerate(heldout.values()):
-        fits = len(tok.encode(text, add_special_tokens=False).ids) // text_tokens_per_window(length)
-        x, raw = heldout_passages(tok, text, length, sp, min(per_author, fits))
-        xs.append(x)
+        fits = len(tok.encode(text, add_special_tokens=False).ids) // text_tokens
+        x, raw = heldout_passages(tok, text, text_tokens + 2, sp, min(per_author, fits))  # (n, text_tokens + 2)
+        pieces = x[:, 1:-1].reshape(len(x) * w, text_tokens // w)  # each passage's text in W pieces
+        xs.append(torch.stack([wrap_window(piece, sp) for piece in pieces]))  # (n W, window)
         texts += raw
         ys.append(torch.full((len(x),), label, dtype=torch.long))
     return torch.cat(xs), texts, torch.cat(ys)
@@ -67,7 +79,8 @@ def both_log_probs(judge: torch.nn.Module, tok: Tokenizer, ngram: NgramJudge, te
                    per_author: int, what: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(BERT log P (n, N), n-gram log P (n, N), labels (n,)) of the same passages of `texts` (author -> text)."""
     x, raw, y = passages(tok, texts, length, per_author)
-    bert = predict_logits(judge, x, torch.ones_like(x), desc=f"judge, {length}-token {what} passages").log_softmax(-1)
+    windows = predict_logits(judge, x, torch.ones_like(x), desc=f"judge, {length}-token {what} passages").log_softmax(-1)
+    bert = passage_log_probs(windows.view(len(y), windows_per_passage(length), -1))  # one answer per passage
     return bert.double(), torch.from_numpy(ngram.log_probs(raw)).double(), y
 
 
@@ -81,10 +94,13 @@ def authorship(judge: torch.nn.Module, tok: Tokenizer, authors: list[str], split
     heldout, validation = {a: t.heldout for a, t in texts.items()}, {a: t.validation for a, t in texts.items()}
     out = {}
     for length in lengths:
+        need = windows_per_passage(length) * text_tokens_per_window(min(length, WINDOW))  # text tokens per passage
+        if min(count_tokens(t, tok) for t in heldout.values()) < need:
+            continue  # an author's held-out text holds no passage this long
         bert, nb, y = both_log_probs(judge, tok, ngram, heldout, length, per_author, "held-out")
         out[str(length)] = {"passages": len(y), "bert": judge_side(bert.exp(), y, authors),
                             "ngram": judge_side(nb.exp(), y, authors)}
-        if min(count_tokens(t, tok) for t in validation.values()) < text_tokens_per_window(length):
+        if min(count_tokens(t, tok) for t in validation.values()) < need:
             continue  # an author's validation text holds no passage of this length: no mix
         weight = fit_mix_weight(*both_log_probs(judge, tok, ngram, validation, length, per_author, "validation"))
         out[str(length)].update(mix_weight=weight, mix=judge_side(mixed_log_probs(bert, nb, weight).exp(), y, authors))

@@ -5,7 +5,13 @@ A14: qualitative checks -- does it recognise style (held-out accuracy), are its 
      along a text (`stability`), how sensitive is it to the prompt (`prompt_sensitivity`).
 
 A text longer than one window is cut into consecutive windows ([CLS] ... [SEP] each, as in
-training) and the probabilities are averaged over the windows.
+training), and the text gets one answer from all of them (`passage_log_probs`):
+
+    log P(a | text) = (1/W) sum_w log P(a | window w) - log Z
+
+the windows' log-probabilities averaged (a normalised geometric mean): each window is evidence, a
+window that rules an author out counts as much as one that favours it, and the 1/W keeps a chapter's
+verdict as confident as one window's rather than W times more.
 """
 
 from __future__ import annotations
@@ -42,6 +48,11 @@ def check_known_words(ids: torch.Tensor, tok: Tokenizer) -> None:
     if unknown > len(ids) / 2:
         print(f"warning: {unknown} of the text's {len(ids)} tokens are unknown to the judge ([UNK]): its verdict "
               "rests on the few words it knows", file=sys.stderr)
+
+
+def passage_log_probs(window_log_probs: torch.Tensor) -> torch.Tensor:
+    """log P(a | passage) = (1/W) sum_w log P(a | window w) - log Z: (..., W, C) -> (..., C)."""
+    return torch.log_softmax(window_log_probs.mean(dim=-2), dim=-1)
 
 
 def judge_score(probs: torch.Tensor, label: int = 0) -> float:
@@ -86,9 +97,11 @@ def prompt_sensitivity(model: torch.nn.Module, tok: Tokenizer, text: str, length
 
 
 def classify(model: torch.nn.Module, tok: Tokenizer, text: str, length: int, labels: list[str]) -> dict:
-    """P(author | text) for every author of the judge (A15), averaged over windows; the best author; A14 stability."""
+    """P(author | text) for every author of the judge (A15), from all its windows (`passage_log_probs`); the best
+    author; A14 stability along the windows."""
     probs = window_probabilities(model, tok, text, length)  # (W, C)
-    scores = {name: judge_score(probs, label) for label, name in enumerate(labels)}
+    whole = passage_log_probs(probs.log()).exp()  # (C,)
+    scores = {name: whole[label].item() for label, name in enumerate(labels)}
     best = max(scores, key=scores.get)
     return {"author": best, "probs": scores, "windows": len(probs),
             "per_window": probs[:, labels.index(best)].tolist(), "stability": stability(probs, labels.index(best))}

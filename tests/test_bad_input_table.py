@@ -319,5 +319,5 @@ def test_w26_judge_report_per_author_bounds_both_judges_table(judge_run, tmp_pat
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((judge_run / "report.json").read_text())
     assert report["heldout"]["per_author"] == 2
-    assert {length: r["passages"] for length, r in report["authorship"].items()} == {"64": 4, "128": 4, "256": 4}
+    assert {length: r["passages"] for length, r in report["authorship"].items()} == {"64": 4, "128": 4, "256": 4, "1024": 4}
     one_line_error(run_module("scripts.judge_report", "--per-author", "0"), 2, "a whole number >= 1")

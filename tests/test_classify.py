@@ -83,7 +83,8 @@ def test_json_is_the_best_author_and_every_probability(runs: Path, capsys) -> No
     code, out, _ = _cli(capsys, "--runs-dir", str(runs), "--json", TEXT)
     r = json.loads(out)
     assert code == 0 and set(r) == {"author", "probs"} and set(r["probs"]) == {"alice", "edgar"}
-    assert r["probs"]["alice"] == pytest.approx(probs[:, 0].mean().item(), abs=1e-6)
+    geometric = probs.log().mean(0).exp()  # the windows' log P averaged, then normalised
+    assert r["probs"]["alice"] == pytest.approx((geometric / geometric.sum())[0].item(), abs=1e-6)
     assert r["author"] == max(r["probs"], key=r["probs"].get)
 
 
@@ -116,3 +117,12 @@ def test_module_entry_point_with_a_judge_folder(runs: Path) -> None:
                           cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert LINE.match(done.stdout.strip())
+
+
+def test_a_whole_passage_averages_its_windows_log_probabilities() -> None:
+    """log P(a | passage) = (1/W) sum_w log P(a | window w) - log Z: windows (0.9, 0.1) and (0.4, 0.6) give
+    (sqrt(0.36), sqrt(0.06)) normalised = (0.710, 0.290), where averaging the probabilities would give 0.65."""
+    windows = torch.tensor([[0.9, 0.1], [0.4, 0.6]]).log()
+    p = scoring.passage_log_probs(windows).exp()
+    assert p.tolist() == pytest.approx([0.6 / (0.6 + 0.06**0.5), 0.06**0.5 / (0.6 + 0.06**0.5)])
+    assert scoring.passage_log_probs(windows[:1]).exp().tolist() == pytest.approx([0.9, 0.1])  # one window: itself

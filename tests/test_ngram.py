@@ -104,3 +104,25 @@ def test_a_tiny_three_author_run_of_the_judge_and_the_generators(make_tiny_bert,
     evals = [r for r in read_jsonl(co / "metrics.jsonl") if r["kind"] == "eval"]
     assert evals[0]["n"] == 6 and len(evals[0]["confusion"]) == 3  # N6: 3 generators x 2 rows, 3 classes
     assert {"own_austen", "nb_own_austen", "S_austen", "heldout_austen"} <= set(evals[-1])
+
+
+def test_a_1024_token_passage_is_four_windows_of_256_with_one_answer(corpus_ids, make_tiny_judge, tmp_path, monkeypatch,
+                                                                     corpus_mirror):
+    """The long row of the authorship table: each passage's 1016 text tokens in four 256-token windows (254 each, with
+    [CLS] and [SEP]), BERT's answer from all four by the passage rule (eval/scoring.py:passage_log_probs)."""
+    from eval.authorship import both_log_probs
+    from eval.scoring import passage_log_probs
+    from plumbing.judges import load_bert_judge
+    from train.bert_judge import predict_logits
+
+    monkeypatch.setenv("ALICE_EDGAR_CORPUS", str(corpus_mirror))
+    tok, authors = corpus_ids
+    heldout = {a: tok.decode(authors[a].heldout[:6000].tolist()) for a in ("alice", "edgar")}
+    x, texts, y = passages(tok, heldout, 1024, per_author=3)
+    assert x.shape == (6 * 4, 256) and len(texts) == 6 and y.tolist() == [0, 0, 0, 1, 1, 1]
+    assert (x[:, 0] == tok.token_to_id("[CLS]")).all() and (x[:, -1] == tok.token_to_id("[SEP]")).all()
+    judge, jtok, _ = load_bert_judge(make_tiny_judge(tmp_path) / "hf")
+    nb = train_ngram_judge(heldout, n_max=2)
+    bert, _, _ = both_log_probs(judge, jtok, nb, heldout, 1024, 3, "held-out")
+    windows = predict_logits(judge, x, torch.ones_like(x)).log_softmax(-1).view(6, 4, -1)
+    assert torch.allclose(bert, passage_log_probs(windows).double(), atol=1e-6)
