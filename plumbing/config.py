@@ -32,6 +32,10 @@ from typing import Any, Callable
 from plumbing.runs import CONFIG_FILE, PROGRAM, Run, check_writable, latest_run
 
 
+# Settings added after runs were saved without them, with what those runs did: they ran eager, names unmasked.
+ADDED_LATER = {"compile": "auto", "mask_names": False}
+
+
 class ConfigError(ValueError):
     """A setting that is unknown, of the wrong type, or out of range: bad input, exit code 2."""
 
@@ -85,8 +89,8 @@ def from_dict(cls: type, values: dict, where: str = "saved config", defaults: An
     if older:
         print(f"note: {where} is from before LoRA (no {', '.join(older)}): resumed with LoRA off", file=sys.stderr)
         values = {**values, **{n: getattr(defaults, n) for n in older}}  # the presets have LoRA off
-    if "compile" in names and "compile" not in values:  # from before --compile: it ran eager; auto decides anew
-        values = {**values, "compile": "auto"}
+    added = {n: v for n, v in ADDED_LATER.items() if n in names and n not in values}  # a run from before them
+    values = {**values, **added}
     unknown, missing = sorted(set(values) - names), sorted(names - set(values))
     if unknown or missing:
         raise ConfigError(f"{where} does not fit this version's {cls.__name__} (unknown {unknown}, missing {missing}): "

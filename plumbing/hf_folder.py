@@ -32,6 +32,7 @@ from model.lora import add_lora, lora_layers, merged_copy
 from plumbing.atomic import atomic_folder
 from plumbing.model_card import CARD_FILE, ModelCard, card_text
 from tokenizer_bridge.bpe import neo_tokenizer_config
+from tokenizer_bridge.names import masks_names
 from tokenizer_bridge.from_gguf import gguf_tokenizer
 
 BERT_SPECIALS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
@@ -47,7 +48,10 @@ def tokenizer_config(model: torch.nn.Module, tok: Tokenizer) -> dict:
                 "eos_token": tok.id_to_token(model.config.eos_token_id),
                 "pad_token": tok.id_to_token(model.config.eos_token_id), "unk_token": tok.id_to_token(0),
                 "model_max_length": model.config.max_position_embeddings}
-    return {"tokenizer_class": "BertTokenizer", "do_lower_case": True, **BERT_SPECIALS,
+    # A judge whose tokenizer masks names (tokenizer_bridge/names.py) must be read from its tokenizer.json as it is:
+    # BertTokenizer would rebuild the WordPiece from the vocabulary and lose the rule.
+    kind = "PreTrainedTokenizerFast" if masks_names(tok) else "BertTokenizer"
+    return {"tokenizer_class": kind, "do_lower_case": True, **BERT_SPECIALS,
             "model_max_length": model.bert.config.max_position_embeddings}
 
 

@@ -49,6 +49,7 @@ from plumbing.model_card import TEXTS_LICENCE, ModelCard, authors_line, base_lic
 from plumbing.precision import PRECISIONS, Precision, choose_precision, grad_scaler
 from plumbing.runs import Run
 from tokenizer_bridge.load import load_bert_tokenizer
+from tokenizer_bridge.names import with_names_masked
 from train.bert_judge import classifier_step, evaluate_heldout
 from train.metrics import optimizer_state_bytes, peak_memory_mib, reset_peak_memory, snapshot
 from train.optim import OPTIMIZERS, SCHEDULES, lr_at, make_optimizer, set_lr
@@ -63,6 +64,8 @@ class JudgeConfig(LoraSettings):
     authors: str = setting("authors to tell apart, in label order: a comma list or 'all'", check=select_authors)
     split: str = setting("held-out text: 'tail' = last 10 % of every book; 'book' = each author's last book (N3)",
                          choices=SPLITS)
+    mask_names: bool = setting("replace proper nouns by one placeholder token, in training and in the saved judge's "
+                               "tokenizer, so the judge must use style (tokenizer_bridge/names.py)")
     per_author: int = setting("windows of each author in a batch (A8: 32 Alice + 32 Edgar; N2: B/N each)", min=1)
     length: int = setting("tokens per training window, [CLS] and [SEP] included", min=3, max=512)
     eval_length: int = setting("tokens per held-out window (the lecture's L, A5)", min=3, max=512)
@@ -85,11 +88,11 @@ class JudgeConfig(LoraSettings):
 
 # A5: the lecture's set-up, and the one `make train-bert` runs on a 2-core CPU within a few minutes.
 PRESETS = {
-    "cpu": JudgeConfig(model="minilm", authors=DEFAULT_AUTHORS, split="tail", per_author=8, length=64,
+    "cpu": JudgeConfig(model="minilm", authors=DEFAULT_AUTHORS, split="tail", mask_names=False, per_author=8, length=64,
                        eval_length=256, steps=60, optimizer="adamw", lr=1e-4, schedule="linear", weight_decay=0.01,
                        grad_clip=0.0, dropout=0.1, seed=1234, eval_every=20, eval_per_author=16, save_every=30,
                        precision="auto", compile="auto", device="auto", **lora_off(2e-3)),
-    "lecture": JudgeConfig(model="bert-base-uncased", authors=DEFAULT_AUTHORS, split="tail", per_author=32,
+    "lecture": JudgeConfig(model="bert-base-uncased", authors=DEFAULT_AUTHORS, split="tail", mask_names=False, per_author=32,
                            length=256, eval_length=256, steps=150, optimizer="adamw", lr=5e-7, schedule="constant",
                            weight_decay=0.01, grad_clip=0.0, dropout=0.1, seed=1234, eval_every=10,
                            eval_per_author=31, save_every=50, precision="auto", compile="auto", device="auto",
@@ -129,6 +132,8 @@ class Data:
 def load_data(cfg: JudgeConfig, base: Path) -> Data:
     """1. tokenize: every author's train and held-out ids (data/), checked to hold the windows asked for."""
     tok = load_bert_tokenizer(base)
+    if cfg.mask_names:
+        tok = with_names_masked(tok)  # the saved judge carries the rule in its tokenizer.json
     authors = load_author_ids(tok, select_authors(cfg.authors), cfg.split)
     for name, a in authors.items():
         check_long_enough(len(a.train), text_tokens_per_window(cfg.length), f"{name} train split")
@@ -214,7 +219,8 @@ def judge_card(loop: JudgeLoop, info: dict) -> ModelCard:
                                                        for a, books in loop.state["windows_per_book"].items()),
             "held-out text": "the last 10 % of every book" if cfg.split == "tail" else "each author's last book (N3)",
             "steps": f"{info['step']} of {cfg.steps}, {cfg.per_author} windows of {cfg.length} tokens per author",
-            "run folder": info["run"], "trained": f"LoRA rank {cfg.lora_rank} + head" if cfg.lora_rank else "every weight"}
+            "run folder": info["run"], "trained": f"LoRA rank {cfg.lora_rank} + head" if cfg.lora_rank else "every weight",
+            "names": "masked by its tokenizer (tokenizer_bridge/names.py)" if cfg.mask_names else "as written"}
     results = {f"A11 held-out accuracy ({cfg.eval_length}-token windows)": m.get("heldout_acc"),
                "N4 held-out macro accuracy": m.get("heldout_macro_acc"),
                "A3 held-out loss": m.get("heldout_loss")}
