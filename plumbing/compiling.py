@@ -7,10 +7,13 @@ run's steps is more than the time it takes to compile (seconds to a minute on tw
 keeps a cache on disk, so a second compile of the same model is faster). So `--compile auto`:
 
     1. step 1 runs eager (warm-up), step 2 eager and timed: t_eager;
-    2. if the steps left, at t_eager each, take less than compiling this model did last time on this
-       machine (remembered beside TorchInductor's cache), the run stays eager and says so;
+    2. the run stays eager, and says why, where a compiled step of this work was slower than eager here
+       last time, or where what compiling could save over the steps left (all of t_eager per step, or
+       the share the last measured speed-up gave) is less than compiling took here last time (both are
+       remembered beside TorchInductor's cache);
     3. else the next step compiles (its time, less t_eager, is the compile time, remembered), the one
-       after runs compiled and timed: t_compiled; the run keeps whichever of the two steps was faster.
+       after runs compiled and timed: t_compiled (the speed-up t_eager / t_compiled is remembered); the
+       run keeps whichever of the two steps was faster.
 
 `--compile on` compiles from the first step, `off` never. Without a C++ compiler the program says so
 and runs eager. The eager model is never changed: the compiled one shares its parameters, so the
@@ -30,7 +33,7 @@ from pathlib import Path
 import torch
 
 COMPILE_CHOICES = ("auto", "on", "off")
-FIRST_GUESS_S = 60.0  # compile seconds assumed before this machine measured one (6-45 s seen on two cores)
+FIRST_GUESS_S = 60.0  # compile seconds assumed before this machine measured one (23-46 s for the judge, ~2 min for SmolLM2 here)
 
 
 def compiler_missing() -> str | None:
@@ -50,20 +53,23 @@ def compile_times_file() -> Path:
     return Path(cache_dir()) / "alice-edgar-compile-seconds.json"
 
 
-def remembered_compile_s(key: str) -> float | None:
-    """Seconds compiling `key` took on this machine the last time (None: never measured)."""
+def remembered(key: str) -> dict:
+    """What compiling `key` cost and gave on this machine the last time: {"compile_s", "speedup"} ({}: never measured;
+    speedup = eager step / compiled step, absent until a compiled step was timed)."""
     try:
-        return float(json.loads(compile_times_file().read_text())[key])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        known = json.loads(compile_times_file().read_text())[key]
+        return {k: float(v) for k, v in known.items() if k in ("compile_s", "speedup")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
-def remember_compile_s(key: str, seconds: float) -> None:
-    """Keep the measured compile time of `key` for the next run's choice."""
+def remember(key: str, **measured: float) -> None:
+    """Keep what compiling `key` cost (compile_s) or gave (speedup) for the next run's choice."""
     path = compile_times_file()
     try:
         known = json.loads(path.read_text()) if path.is_file() else {}
-        known[key] = round(seconds, 2)
+        entry = known.get(key) if isinstance(known.get(key), dict) else {}
+        known[key] = dict(entry, **{k: round(v, 3) for k, v in measured.items()})
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(known, indent=1))
     except (OSError, ValueError):
@@ -122,21 +128,32 @@ class CompileChoice:
         left = self.steps - self._done
         if self._done == 2:
             self.times["eager_s"] = seconds
-            known = remembered_compile_s(self.key)
-            cost = known if known is not None else FIRST_GUESS_S
-            if left * seconds < cost:
-                how = f"compiling took {known:.0f} s here last time" if known is not None else \
-                    f"a compile is assumed to take {FIRST_GUESS_S:.0f} s until one is measured here"
-                return self.decide(False, f"eager: the {left} steps left take ~{left * seconds:.0f} s eager; {how}")
+            return self.first_look(left, seconds, remembered(self.key))
         elif self._done == 3:
             self.times["compile_s"] = max(seconds - self.times["eager_s"], 0.0)
-            remember_compile_s(self.key, self.times["compile_s"])
+            remember(self.key, compile_s=self.times["compile_s"])
         elif self._done == 4:
             self.times["compiled_s"] = seconds
             eager_s, compile_s = self.times["eager_s"], self.times["compile_s"]
+            remember(self.key, speedup=eager_s / seconds)
             faster = seconds < eager_s
             line = f"a step takes {seconds:.3f} s compiled against {eager_s:.3f} s eager (compiling took {compile_s:.0f} s)"
             return self.decide(faster, ("compiled: " if faster else "eager: ") + line)
+        return None
+
+    def first_look(self, left: int, eager_s: float, known: dict) -> str | None:
+        """After the timed eager step: stay eager where compiling was slower here before, or where the steps left
+        cannot repay its cost (what it would save: left x eager_s x (1 - 1/speedup), all of it while speedup is
+        unknown); None: try it."""
+        speedup = known.get("speedup")
+        if speedup is not None and speedup <= 1.0:
+            return self.decide(False, f"eager: a compiled step was {1 / speedup:.2f}x as slow as eager here last time")
+        cost = known.get("compile_s", FIRST_GUESS_S)
+        saving = left * eager_s * (1.0 - 1.0 / speedup if speedup else 1.0)
+        if saving < cost:
+            how = (f"compiling took {cost:.0f} s here last time" if "compile_s" in known else
+                   f"a compile is assumed to take {FIRST_GUESS_S:.0f} s until one is measured here")
+            return self.decide(False, f"eager: compiling could save ~{saving:.0f} s over the {left} steps left; {how}")
         return None
 
     def decide(self, on: bool, reason: str) -> str:

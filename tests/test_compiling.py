@@ -81,10 +81,20 @@ def run_steps(choice: CompileChoice, seconds: list[float]) -> tuple[list, list]:
 
 
 def test_auto_stays_eager_when_the_steps_left_take_less_than_compiling_did(remembered):
-    compiling.remember_compile_s("judge x", 30.0)
+    compiling.remember("judge x", compile_s=30.0)
     ran, lines = run_steps(CompileChoice("auto", "judge x", steps=100), [2.0] + [0.2] * 9)
     assert ran == ["eager"] * 10  # 98 steps x 0.2 s = 20 s < 30 s of compiling
     assert len(lines) == 1 and "30 s here last time" in lines[0]
+    compiling.remember("judge x", speedup=2.0)  # a compiled step at half the time saves half of each step
+    ran, lines = run_steps(CompileChoice("auto", "judge x", steps=250), [2.0] + [0.2] * 3)
+    assert ran == ["eager"] * 4 and "could save ~25 s over the 248 steps left" in lines[0]  # 248 x 0.2 x 1/2 < 30
+
+
+def test_auto_never_compiles_what_was_slower_compiled_here(remembered):
+    compiling.remember("judge z", compile_s=30.0, speedup=0.8)
+    ran, lines = run_steps(CompileChoice("auto", "judge z", steps=10_000), [2.0] + [1.0] * 3)
+    assert ran == ["eager"] * 4 and "1.25x as slow as eager here last time" in lines[0]
+
 
 
 def test_auto_tries_compiling_and_keeps_the_faster_step(remembered):
@@ -92,7 +102,7 @@ def test_auto_tries_compiling_and_keeps_the_faster_step(remembered):
     ran, lines = run_steps(choice, [2.0, 1.0, 9.0, 0.6, 0.6, 0.6])
     assert ran == ["eager", "eager"] + ["the compiled twin"] * 4
     assert choice.on and choice.times == {"eager_s": 1.0, "compile_s": 8.0, "compiled_s": 0.6}
-    assert compiling.remembered_compile_s("judge x") == 8.0  # the next run's choice starts from it
+    assert compiling.remembered("judge x") == {"compile_s": 8.0, "speedup": pytest.approx(1 / 0.6, abs=1e-3)}  # kept
     assert "0.600 s compiled against 1.000 s eager" in lines[0]
 
 
