@@ -189,7 +189,7 @@ def heldout_set(authors: dict[str, AuthorIds], length: int, sp: Specials, per_au
     xs, ys = [], []
     for name, a in authors.items():
         ids = getattr(a, part)
-        check_long_enough(len(ids), n, f"{name} {part} split")
+        check_long_enough(len(ids), n, f"{name} {'held-out' if part == 'heldout' else part} split")
         x = windows_at(ids, evenly_spaced_starts(len(ids), n, per_author), length, sp)
         xs.append(x)
         ys.append(torch.full((len(x),), a.label, dtype=torch.long))
