@@ -53,8 +53,9 @@ def dropout_mask(shape: torch.Size, p: float, device=None) -> torch.Tensor:
     multiple of 2**-15: 0.1 -> 0.100006). Dropout masks are large ((B, nh, T, T) for attention), and
     PyTorch's CPU generator draws one number at a time, so the draws are cheap ones: one 63-bit
     random integer gives four r (its four 16-bit quarters, each keeping its low 15 bits: disjoint
-    bits of a uniform number, so independent and uniform). Per element that is ~7x cheaper on a CPU
-    than the float32 uniforms of `torch.rand`, and 3.5x cheaper than two r from a 31-bit integer.
+    bits of a uniform number, so independent and uniform). The generator's cost is per call, so this
+    is ~1.7x cheaper than two r from each 31-bit integer, and ~4x cheaper than `torch.rand`'s float32
+    uniforms (measured on a 16 x 12 x 256 x 256 mask: 16 ms, 29 ms, 121 ms).
     """
     n = math.prod(shape)
     r = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_()  # uniform in [0, 2**63)
