@@ -36,11 +36,17 @@ COMPILE_CHOICES = ("auto", "on", "off")
 FIRST_GUESS_S = 60.0  # compile seconds assumed before this machine measured one (23-46 s for the judge, ~2 min for SmolLM2 here)
 
 
-def compiler_missing() -> str | None:
-    """Why torch.compile cannot generate kernels here (None: it can)."""
+def compiler_names() -> list[str]:
+    """The C++ compilers TorchInductor would call (its configuration's cpp.cxx)."""
     from torch._inductor import config
 
-    names = [c for c in config.cpp.cxx if c] if isinstance(config.cpp.cxx, tuple) else [config.cpp.cxx]
+    cxx = config.cpp.cxx
+    return [c for c in cxx if c] if isinstance(cxx, tuple) else [cxx]
+
+
+def compiler_missing() -> str | None:
+    """Why torch.compile cannot generate kernels here (None: it can)."""
+    names = compiler_names()
     if not any(shutil.which(c) for c in names):
         return f"no C++ compiler ({' or '.join(names)}) on the PATH: TorchInductor cannot write kernels"
     return None
