@@ -18,6 +18,7 @@ import math
 import torch
 
 BINS = 10
+TEMPERATURES = (0.05, 20.0)  # the range T is fitted in
 
 
 def reliability_bins(probs: torch.Tensor, labels: torch.Tensor, bins: int = BINS) -> list[dict]:
@@ -72,8 +73,11 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, low: float = 0.0
 def calibration(val_logits: torch.Tensor, val_labels: torch.Tensor, logits: torch.Tensor,
                 labels: torch.Tensor) -> dict:
     """T fitted on the validation windows; ECE, cross-entropy and bins on the held-out windows before and after it."""
-    t = fit_temperature(val_logits, val_labels)
-    out = {"temperature": t, "validation_windows": len(val_labels), "heldout_windows": len(labels)}
+    t = fit_temperature(val_logits, val_labels, TEMPERATURES[0], TEMPERATURES[1])
+    # Where every validation window is right, the cross-entropy falls all the way to T -> 0: the fit stops at the
+    # bound and says nothing about the held-out windows, so the report says so.
+    at_bound = min(abs(t - TEMPERATURES[0]) / TEMPERATURES[0], abs(t - TEMPERATURES[1]) / TEMPERATURES[1]) < 0.01
+    out = {"temperature": t, "at_bound": at_bound, "validation_windows": len(val_labels), "heldout_windows": len(labels)}
     for name, temperature in (("before", 1.0), ("after", t)):
         probs = (logits.double() / temperature).softmax(-1)
         out[name] = {"ece": expected_calibration_error(probs, labels), "cross_entropy":

@@ -200,7 +200,8 @@ def calibration_numbers(c: dict) -> dict:
     """N7's numbers, where the report measured them (older reports did not)."""
     if "before" not in c:
         return {}
-    return {"N7 ECE of the held-out windows": c["before"]["ece"], "N7 temperature T (fitted on validation)":
+    bound = " (at its bound: every validation window was right)" if c.get("at_bound") else ""
+    return {"N7 ECE of the held-out windows": c["before"]["ece"], f"N7 temperature T (fitted on validation){bound}":
             c["temperature"], "N7 ECE after temperature scaling": c["after"]["ece"]}
 
 

@@ -131,7 +131,8 @@ def print_summary(r: dict) -> None:
         print(f"N7 calibration skipped: {c['skipped']}")
     else:
             print(f"N7 calibration on the held-out windows: ECE {c['before']['ece']:.3f} -> {c['after']['ece']:.3f} with "
-              f"temperature T = {c['temperature']:.2f} fitted on {c['validation_windows']} validation windows "
+              f"temperature T = {c['temperature']:.2f}{' (at its bound: every validation window was right)' if c.get('at_bound') else ''} "
+              f"fitted on {c['validation_windows']} validation windows "
               f"(cross-entropy {c['before']['cross_entropy']:.3f} -> {c['after']['cross_entropy']:.3f})")
     print("both judges on the same held-out passages (N3-N5):")
     for line in table_lines(r["authorship"], r["labels"]):

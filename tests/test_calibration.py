@@ -67,3 +67,13 @@ def test_the_mix_is_log_linear_and_its_weight_minimises_the_validation_cross_ent
     def acc(logp):
         return (logp.argmax(-1) == labels).double().mean().item()
     assert acc(mixed_log_probs(bert, ngram, weight)) > max(acc(bert), acc(ngram))  # two views of the truth beat one
+
+
+def test_a_validation_set_the_judge_gets_all_right_drives_t_to_its_bound_and_says_so():
+    logits = torch.tensor([[3.0, -1.0], [-2.0, 2.0], [4.0, 0.0]])
+    c = calibration(logits, torch.tensor([0, 1, 0]), logits, torch.tensor([0, 1, 1]))
+    assert c["at_bound"] and c["temperature"] == pytest.approx(0.05, rel=0.01)
+    g = torch.Generator().manual_seed(0)
+    z = 3 * torch.randn(2000, 3, generator=g)
+    y = torch.multinomial((z / 2.0).softmax(-1), 1, generator=g).squeeze(1)
+    assert not calibration(z, y, z, y)["at_bound"]
