@@ -74,6 +74,13 @@ def author_from_folder(spec: str) -> Author:
     return Author(name, folder.resolve().name, books, folder=folder.resolve())
 
 
+def add_folder_author(spec: str) -> str:
+    """The author of a folder (`author_from_folder`), added to AUTHORS for this process; returns its name."""
+    author = author_from_folder(spec)
+    AUTHORS[author.name] = author
+    return author.name
+
+
 def select_authors(spec: str | Sequence[str]) -> tuple[str, ...]:
     """`"alice,edgar"`, `"all"`, a list of names, or folders among them -> the tuple of names, in the order given
     (their labels). A folder's author is added to AUTHORS (for this process) under its folder's name.
@@ -82,13 +89,7 @@ def select_authors(spec: str | Sequence[str]) -> tuple[str, ...]:
     """
     items = list(BUILT_IN) if spec == "all" else (spec.split(",") if isinstance(spec, str) else list(spec))
     items = [n.strip() for n in items if n.strip()]
-    names = []
-    for item in items:
-        if is_folder_spec(item):
-            author = author_from_folder(item)
-            AUTHORS[author.name] = author
-            item = author.name
-        names.append(item)
+    names = [add_folder_author(item) if is_folder_spec(item) else item for item in items]
     unknown = [n for n in names if n not in AUTHORS]
     if unknown:
         raise ValueError(f"unknown author(s) {', '.join(unknown)}; known: {', '.join(BUILT_IN)} (or 'all', or a "
@@ -105,8 +106,7 @@ def register_folders(spec: str | None) -> None:
     so that a program reading that judge's labels can read their books; a folder gone is left unknown."""
     for item in (spec or "").split(","):
         if is_folder_spec(item.strip()) and Path(item.strip()).expanduser().is_dir():
-            author = author_from_folder(item.strip())
-            AUTHORS[author.name] = author
+            add_folder_author(item.strip())
 
 
 def authors_spec(names: Sequence[str]) -> str:
