@@ -92,15 +92,17 @@ def authorship(judge: torch.nn.Module, tok: Tokenizer, authors: list[str], split
     the validation text (at most per_author per author)."""
     texts = {a: author_books(a, split, tok) for a in authors}
     heldout, validation = {a: t.heldout for a, t in texts.items()}, {a: t.validation for a, t in texts.items()}
+    shortest = {part: min(count_tokens(t, tok) for t in texts.values()) for part, texts in
+                (("held-out", heldout), ("validation", validation))}
     out = {}
     for length in lengths:
         need = windows_per_passage(length) * text_tokens_per_window(min(length, WINDOW))  # text tokens per passage
-        if min(count_tokens(t, tok) for t in heldout.values()) < need:
+        if shortest["held-out"] < need:
             continue  # an author's held-out text holds no passage this long
         bert, nb, y = both_log_probs(judge, tok, ngram, heldout, length, per_author, "held-out")
         out[str(length)] = {"passages": len(y), "bert": judge_side(bert.exp(), y, authors),
                             "ngram": judge_side(nb.exp(), y, authors)}
-        if min(count_tokens(t, tok) for t in validation.values()) < need:
+        if shortest["validation"] < need:
             continue  # an author's validation text holds no passage of this length: no mix
         weight = fit_mix_weight(*both_log_probs(judge, tok, ngram, validation, length, per_author, "validation"))
         out[str(length)].update(mix_weight=weight, mix=judge_side(mixed_log_probs(bert, nb, weight).exp(), y, authors))

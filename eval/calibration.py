@@ -61,7 +61,8 @@ def golden_section(f, low: float, high: float, rounds: int = 80) -> float:
     return (a + b) / 2
 
 
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, low: float = 0.05, high: float = 20.0) -> float:
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, low: float = TEMPERATURES[0],
+                    high: float = TEMPERATURES[1]) -> float:
     """N7: T = argmin_T -(1/n) sum_i log softmax(z_i / T)_{y_i}, over [low, high].
 
     The cross-entropy is convex in 1/T (a log-sum-exp of linear functions minus a linear one), so a
@@ -73,7 +74,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, low: float = 0.0
 def calibration(val_logits: torch.Tensor, val_labels: torch.Tensor, logits: torch.Tensor,
                 labels: torch.Tensor) -> dict:
     """T fitted on the validation windows; ECE, cross-entropy and bins on the held-out windows before and after it."""
-    t = fit_temperature(val_logits, val_labels, TEMPERATURES[0], TEMPERATURES[1])
+    t = fit_temperature(val_logits, val_labels)
     # Where every validation window is right, the cross-entropy falls all the way to T -> 0: the fit stops at the
     # bound and says nothing about the held-out windows, so the report says so.
     at_bound = min(abs(t - TEMPERATURES[0]) / TEMPERATURES[0], abs(t - TEMPERATURES[1]) / TEMPERATURES[1]) < 0.01

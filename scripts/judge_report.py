@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from data.windows import Specials, heldout_set, load_author_ids, max_balanced_windows
+from data.windows import Specials, heldout_set, load_author_ids, max_balanced_windows, text_tokens_per_window
 from eval.authorship import authorship, table_lines
 from eval.calibration import calibration
 from eval.scoring import prompt_sensitivity
@@ -52,9 +52,11 @@ def timed_logits(model: torch.nn.Module, heldout: tuple, desc: str) -> tuple[tor
     return logits, time.time() - t0
 
 
-def half_comparison(model: torch.nn.Module, heldout: tuple, labels: list[str]) -> dict:
-    """B5: the judge in float32 and cast to 16 bits on the same windows: accuracy, memory, agreement."""
-    z32, s32 = timed_logits(model, heldout, "held-out float32")
+def half_comparison(model: torch.nn.Module, heldout: tuple, labels: list[str], float32: tuple) -> dict:
+    """B5: the judge in float32 and cast to 16 bits on the same windows: accuracy, memory, agreement.
+
+    float32: the float32 logits of the held-out windows and the seconds they took (`timed_logits`)."""
+    z32, s32 = float32
     half_model = copy.deepcopy(model)
     memory = cast_half(half_model)
     z16, s16 = timed_logits(half_model, heldout, f"held-out {memory['dtype']}")
@@ -81,14 +83,14 @@ def sensitivity(model, tok, authors: dict, length: int) -> dict:
     return out
 
 
-def calibrate(model: torch.nn.Module, tok, authors: dict, length: int, heldout: tuple) -> dict:
-    """N7 on the held-out windows, T fitted on up to VALIDATION_WINDOWS windows of each author's validation text."""
-    fits = min(len(a.validation) // (length - 2) for a in authors.values())
+def calibrate(model: torch.nn.Module, tok, authors: dict, length: int, heldout: tuple, logits: torch.Tensor) -> dict:
+    """N7 on the held-out windows (their float32 logits), T fitted on up to VALIDATION_WINDOWS windows of each
+    author's validation text."""
+    fits = min(len(a.validation) // text_tokens_per_window(length) for a in authors.values())
     if fits < 1:
         return {"skipped": f"an author's validation text is shorter than one {length}-token window"}
     validation = heldout_set(authors, length, Specials.of(tok), min(VALIDATION_WINDOWS, fits), part="validation")
-    return calibration(predict_logits(model, *validation[:2], desc="validation"), validation[2],
-                       predict_logits(model, *heldout[:2], desc="held-out"), heldout[2])
+    return calibration(predict_logits(model, *validation[:2], desc="validation"), validation[2], logits, heldout[2])
 
 
 def report(run: str | None, runs_dir: str | None, per_author: int | None, device: str) -> dict:
@@ -101,10 +103,12 @@ def report(run: str | None, runs_dir: str | None, per_author: int | None, device
     n = per_author or max_balanced_windows(authors, length)
     heldout = heldout_set(authors, length, Specials.of(tok), n)
     ngram, ngram_folder = load_ngram_judge(labels, split, tok, runs_dir)
+    float32 = timed_logits(model, heldout, "held-out float32")  # read by B5's comparison and by N7
     result = {"judge": str(folder), "labels": labels, "split": split,
               "heldout": {"windows": len(heldout[0]), "per_author": n, "length": length},
-              **half_comparison(model, heldout, labels), "prompt_sensitivity": sensitivity(model, tok, authors, length),
-              "calibration": calibrate(model, tok, authors, length, heldout),
+              **half_comparison(model, heldout, labels, float32),
+              "prompt_sensitivity": sensitivity(model, tok, authors, length),
+              "calibration": calibrate(model, tok, authors, length, heldout, float32[0]),
               "authorship": authorship(model, tok, labels, split, ngram, **({"per_author": per_author} if per_author else {})),
               "ngram": str(ngram_folder)}
     atomic_write_json(folder.parent / REPORT_FILE, result)
