@@ -129,17 +129,24 @@ class Bert(nn.Module):
             x = block(x, mask)
         return x, self.pool(x)
 
-    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+               word_vectors: torch.Tensor | None = None) -> torch.Tensor:
         """The fast twin of forward(input_ids, attention_mask)[1]: the same pooled [CLS] vector (B, d), with
-        the last block computing the [CLS] row alone (A2 reads nothing else)."""
-        x, mask = self.embed(input_ids, attention_mask)
+        the last block computing the [CLS] row alone (A2 reads nothing else). word_vectors: see `embed`."""
+        x, mask = self.embed(input_ids, attention_mask, word_vectors=word_vectors)
         for block in self.blocks[:-1]:
             x = block(x, mask)
         return self.pool(self.blocks[-1].cls_row(x, mask))
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-              token_type_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Token + position + type embeddings, LayerNorm, dropout: (B, T, d); and the padding mask (None: no padding)."""
+              token_type_ids: torch.Tensor | None = None,
+              word_vectors: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Token + position + type embeddings, LayerNorm, dropout: (B, T, d); and the padding mask (None: no padding).
+
+        word_vectors (B, T, d), if given, stand in for the token embeddings word_emb(input_ids): integrated
+        gradients (E1, eval/attribution.py) walk them from a baseline to the text's and differentiate with
+        respect to them.
+        """
         B, T = input_ids.shape
         if T > self.config.max_position_embeddings:
             raise ValueError(f"sequence of {T} tokens is longer than max_position_embeddings="
@@ -147,7 +154,9 @@ class Bert(nn.Module):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         pos = torch.arange(T, device=input_ids.device)
-        x = self.word_emb(input_ids) + self.pos_emb(pos) + self.type_emb(token_type_ids)  # (B, T, d)
+        if word_vectors is None:
+            word_vectors = self.word_emb(input_ids)  # (B, T, d)
+        x = word_vectors + self.pos_emb(pos) + self.type_emb(token_type_ids)  # (B, T, d)
         x = self.drop(self.emb_ln(x))
         mask = None  # no padding: no mask, and PyTorch may use its faster unmasked attention kernel
         # A compiled graph cannot branch on the data: it always adds the mask (zeros where nothing is padded).
@@ -196,9 +205,10 @@ class BertClassifier(nn.Module):
         nn.init.xavier_uniform_(self.head.weight)  # as the course code does
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """A2: z = W h_CLS + b. input_ids (B, T) -> logits z (B, n_classes)."""
-        pooled = self.bert.pooled(input_ids, attention_mask)  # = self.bert(input_ids, attention_mask)[1], faster
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                word_vectors: torch.Tensor | None = None) -> torch.Tensor:
+        """A2: z = W h_CLS + b. input_ids (B, T) -> logits z (B, n_classes). word_vectors: see `Bert.embed`."""
+        pooled = self.bert.pooled(input_ids, attention_mask, word_vectors)  # = self.bert(...)[1], faster
         return self.head(self.drop(pooled))
 
     @classmethod
