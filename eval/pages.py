@@ -24,6 +24,8 @@ th { background: #f4f4f4; } img { max-width: 100%; border: 1px solid #eee; margi
 .sample { font-size: .8em; padding: .4em .6em; border-radius: 4px; border: 1px solid #ccc; white-space: pre-wrap; }
 .p { font-weight: bold; display: block; margin-bottom: .2em; } .bar { display: flex; height: 5px; margin-bottom: .3em; }
 details { margin: .4em 0; } summary { cursor: pointer; font-weight: bold; }
+.explained { white-space: pre-wrap; line-height: 1.7; border: 1px solid #ccc; border-radius: 4px; padding: .5em .7em; }
+.explained span[data-score] { border-radius: 3px; padding: 0 1px; }
 """
 CSS_COLORS = {"black": "#222", "tab:blue": "#1f77b4", "tab:green": "#2ca02c", "tab:purple": "#9467bd",
               "tab:orange": "#ff7f0e", "tab:brown": "#8c564b"}
@@ -54,6 +56,41 @@ def background(p_first: float) -> str:
     end, t = (SURE_FIRST, 2 * p_first - 1) if p_first >= 0.5 else (SURE_OTHER, 1 - 2 * p_first)
     r, g, b = (round(255 + (c - 255) * t) for c in end)
     return f"rgb({r},{g},{b})"
+
+
+def word_colour(score: float, scale: float) -> str:
+    """E1/E2 colours: white at 0, orange towards the explained author, blue away from it, full at |score| = scale."""
+    t = min(1.0, abs(score) / scale) if scale > 0 else 0.0
+    r, g, b = (round(255 + (c - 255) * t) for c in (SURE_FIRST if score > 0 else SURE_OTHER))
+    return f"rgb({r},{g},{b})"
+
+
+def explained_text(text: str, words: list) -> str:
+    """The text with each word coloured by its attribution (eval/attribution.py's Words; what lies between words,
+    spaces and line breaks, kept as it is). Each word's span carries its score in data-score and in its tooltip."""
+    scale = max((abs(w.score) for w in words), default=0.0)
+    parts, at = [], 0
+    for w in words:
+        parts.append(html.escape(text[at : w.start]))
+        parts.append(f'<span data-score="{w.score:.6g}" title="{w.score:+.4f}" style="background:'
+                     f'{word_colour(w.score, scale)}">{html.escape(text[w.start : w.end])}</span>')
+        at = w.end
+    return f'<div class="explained">{"".join(parts)}{html.escape(text[at:])}</div>'
+
+
+def explanation_div(text: str, ex) -> str:
+    """One explained passage: P(author) for every author, the method, completeness for E1, the coloured words."""
+    probs = " · ".join(f"P({html.escape(a)})={p:.3f}" for a, p in ex.probs.items())
+    how = (f"integrated gradients (E1), m = {ex.steps}: words sum to {ex.attribution_sum:+.4f}, "
+           f"z(text) - z(baseline) = {ex.logit_change:+.4f}") if ex.method == "ig" else "occlusion (E2)"
+    return (f'<p>{probs}<br>colours: towards {html.escape(ex.author)} (orange) or away from it (blue), by {how}</p>'
+            + explained_text(text, ex.words))
+
+
+def page(title: str, body: str) -> str:
+    """A whole self-contained page around `body`."""
+    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>{body}</body></html>\n")
 
 
 def sample_div(s: dict, authors: list[str]) -> str:
@@ -163,10 +200,18 @@ def render(kind: str, folder: Path, config: dict, section: dict) -> str:
             f"<p>{html.escape(str(folder))} · page written {time.strftime('%Y-%m-%d %H:%M')}</p>",
             "<h2>The lecture's numbers</h2>", table(numbers_rows(section["numbers"]), ("number (equation)", "value")),
             extra, "<h2>Plots</h2>", plots, "<h2>Configuration</h2>", settings, facts]
+    if section.get("explanations"):
+        body.append(explanations_section(section["explanations"]))
     if section.get("samples"):
         body.append(samples_section(section["samples"], section["authors"]))
-    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(kind)} "
-            f"{html.escape(folder.name)}</title><style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
+    return page(f"{kind} {folder.name}", "".join(body))
+
+
+def explanations_section(explanations: list[tuple[str, str, object]]) -> str:
+    """E1: (title, text, Explanation) of a few passages, each with its coloured words."""
+    parts = [f"<h3>{html.escape(title)}</h3>{explanation_div(text, ex)}" for title, text, ex in explanations]
+    return ("<h2>E1: which words make the judge decide</h2><p>Integrated gradients of the judge's logit of the "
+            "author it picks, baseline: every word replaced by [PAD]. Hover a word for its number.</p>" + "".join(parts))
 
 
 def judge_lines(n: dict) -> list[str]:

@@ -5,11 +5,17 @@
     echo "Once upon a midnight dreary" | python -m scripts.classify --json
     python -m scripts.classify --windows --file story.txt   # A14: P(author) per window and its spread
     python -m scripts.classify --judge runs/judge/<time>/hf "some text"
+    python -m scripts.classify --explain "Curiouser and curiouser!"     # E1: the words that push most, each way
+    python -m scripts.classify --explain --html why.html --file story.txt  # every word coloured, in a page
 
 Prints one line per input, `P(Alice)=0.973  P(Edgar)=0.027` (every author of the judge), or with
 --json one JSON object per line, {"author": best, "probs": {author: p, ...}}. A text longer than
 one window is cut into consecutive windows and the probabilities are averaged (eval/scoring.py).
 The judge is runs/judge/latest unless --judge names a judge folder or run folder.
+
+--explain says why (eval/attribution.py): integrated gradients (E1) of the judge's logit of the author it
+picks (--author another), or occlusion (E2, --method occlusion); it prints the words that push most
+towards and away from that author, and with --html FILE writes the text with every word coloured.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ import json
 import sys
 from pathlib import Path
 
+from eval import pages
+from eval.attribution import METHODS, Explanation, explain, strongest
 from eval.scoring import classify
 from plumbing.cli import run_program
 from plumbing.config import ConfigError
@@ -93,6 +101,37 @@ def print_result(r: dict, args: argparse.Namespace) -> None:
               f"{s['agree']:.0%} of windows agree with the whole text")
 
 
+def explanation_lines(ex: Explanation, top: int) -> list[str]:
+    """E1/E2 for the terminal: the strongest words each way, and E1's completeness."""
+    towards, away = strongest(ex.words, top)
+    show = lambda words: ", ".join(f"{w.text} ({w.score:+.3f})" for w in words) or "none"  # noqa: E731
+    lines = [f"  towards {ex.author}: {show(towards)}", f"  away from {ex.author}: {show(away)}"]
+    if ex.method == "ig":
+        lines.append(f"  integrated gradients (E1), m = {ex.steps}: the words sum to {ex.attribution_sum:+.4f}, "
+                     f"z(text) - z(baseline) = {ex.logit_change:+.4f}")
+    else:
+        lines.append("  occlusion (E2): each word's score is the logit's fall when it is replaced by [MASK]")
+    return lines
+
+
+def explain_all(texts: list[str], model, tok, info: dict, args: argparse.Namespace) -> None:
+    """--explain: P(author) and the strongest words of each text; the coloured page with --html."""
+    length = args.length or info["eval_length"]
+    explained = [(text, explain(model, tok, text, length, info["labels"], args.author, args.method)) for text in texts]
+    for text, ex in explained:
+        if args.json:
+            print(json.dumps({"author": ex.author, "probs": ex.probs, "method": ex.method, "words": [
+                {"text": w.text, "start": w.start, "end": w.end, "score": w.score} for w in ex.words]}))
+        else:
+            print("  ".join(f"P({a.capitalize()})={p:.3f}" for a, p in ex.probs.items()))
+            print("\n".join(explanation_lines(ex, args.top)))
+    if args.html:
+        body = "".join(f"<h2>Text {i + 1}</h2>{pages.explanation_div(text, ex)}" for i, (text, ex) in enumerate(explained))
+        Path(args.html).write_text(pages.page("why the judge decides", f"<h1>Why the judge decides</h1>{body}"),
+                                   encoding="utf-8")
+        print(f"page: {args.html}", file=sys.stderr)
+
+
 def run(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m scripts.classify", description=__doc__.split("\n\n")[0])
     p.add_argument("text", nargs="*", help="texts to classify (one result line each)")
@@ -102,11 +141,26 @@ def run(argv: list[str] | None = None) -> None:
     p.add_argument("--length", type=int, help="tokens per window (default: the judge's held-out window length)")
     p.add_argument("--json", action="store_true", help='one JSON line per input: {"author": ..., "probs": {...}}')
     p.add_argument("--windows", action="store_true", help="A14: also P(author) per window and its spread")
+    p.add_argument("--explain", action="store_true", help="E1: the words that push the judge most, each way")
+    p.add_argument("--method", choices=METHODS, default="ig", help="--explain by integrated gradients (E1, default) "
+                   "or occlusion (E2)")
+    p.add_argument("--author", help="--explain the judge's logit of this author (default: the one it picks)")
+    p.add_argument("--top", type=int, default=5, help="--explain: words shown each way (default 5)")
+    p.add_argument("--html", help="--explain: also write the text with every word coloured to this HTML file")
     args = p.parse_args(argv)
     if args.length is not None and not 3 <= args.length <= 512:
         raise ConfigError(f"--length must be between 3 and 512, got {args.length}")
+    if not args.explain and (args.html or args.author or args.method != "ig"):
+        raise ConfigError("--html, --author and --method go with --explain")
+    if args.top < 1:
+        raise ConfigError(f"--top must be at least 1, got {args.top}")
+    if args.html and Path(args.html).expanduser().is_dir():
+        raise ConfigError(f"--html {args.html} is a folder; give a file name")
     texts = read_inputs(args.text, args.file)
     model, tok, info = load_bert_judge(args.judge, args.runs_dir)
+    if args.explain:
+        explain_all(texts, model, tok, info, args)
+        return
     for text in texts:
         print_result(classify(model, tok, text, args.length or info.get("eval_length", 256), info["labels"]), args)
 

@@ -174,3 +174,28 @@ def test_a_long_text_is_explained_window_by_window_and_every_token_counts(minilm
     assert abs(ex.attribution_sum - ex.logit_change) < 1e-3 * len(ex.window_probs)
     with pytest.raises(ValueError, match="not one of this judge"):
         explain(model, tok, text, 32, ["alice", "edgar"], author="twain")
+
+
+def test_classify_explain_prints_the_strongest_words_and_writes_the_coloured_page(tmp_path, make_tiny_judge, capsys):
+    from scripts import classify as program
+
+    run = make_tiny_judge(tmp_path / "runs")
+    page = tmp_path / "why.html"
+    text = "Curiouser and curiouser! cried Alice, and the Raven said nevermore."
+    assert program.main(["--judge", str(run), "--explain", "--html", str(page), text]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("P(Alice)=") and out[1].startswith("  towards ") and out[2].startswith("  away from ")
+    parts = out[3].split("the words sum to ")[1].split(", z(text) - z(baseline) = ")
+    assert abs(float(parts[0]) - float(parts[1])) < 2e-3  # E1's completeness, as printed (4 decimals each)
+    html = page.read_text(encoding="utf-8")
+    assert html.count("data-score=") == len(word_spans(load_bert_tokenizer(run / "hf"), text)) == 13
+    assert "Curiouser</span>" in html and "http" not in html  # the text as written; nothing fetched from elsewhere
+    assert program.main(["--judge", str(run), "--explain", "--json", "--method", "occlusion", "--author", "edgar", text]) == 0
+    import json
+
+    line = json.loads(capsys.readouterr().out)
+    assert line["author"] == "edgar" and line["method"] == "occlusion" and len(line["words"]) == 13
+    assert program.main(["--judge", str(run), "--html", str(page), text]) == 2  # --html without --explain
+    assert "go with --explain" in capsys.readouterr().err
+    assert program.main(["--judge", str(run), "--explain", "--author", "twain", text]) == 2
+    assert "not one of this judge" in capsys.readouterr().err
