@@ -26,6 +26,7 @@ token does not grow with the tokens already made (attention still reads them).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -200,12 +201,15 @@ def next_logits(model: Decoder, ids: torch.Tensor, t: int, cache: KVCache | None
 
 @torch.no_grad()
 def generate(model: Decoder, prompt_ids: torch.Tensor, new_tokens: int, s: Sampling = Sampling(),
-             rng: torch.Generator | None = None, use_cache: bool = True, desc: str | None = None) -> torch.Tensor:
+             rng: torch.Generator | None = None, use_cache: bool = True, desc: str | None = None,
+             watch: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None) -> torch.Tensor:
     """Append `new_tokens` tokens to each prompt row: (B, T0) -> (B, T0 + new_tokens) LongTensor.
 
     `s`: the sampler's settings (B9, B10, temperature, top-k; `Sampling`); a seeded `rng` makes
     sampling reproducible; use_cache=False reruns the whole prefix each step (same result, slower: for
-    tests); `desc` shows a progress bar with that title.
+    tests); `desc` shows a progress bar with that title; `watch(logits, scores, drawn)`, if given, sees
+    every step: the model's logits (B, V), the scores after steps 1-3 (B, V) and the ids drawn (B, 1)
+    (the step view of `make explore`).
     """
     check_sampling(model, prompt_ids, new_tokens, s)
     B, T0 = prompt_ids.shape
@@ -224,5 +228,7 @@ def generate(model: Decoder, prompt_ids: torch.Tensor, new_tokens: int, s: Sampl
             nxt = sample_top_k(scores, s.top_k, rng)  # (B, 1), steps 4-5
         else:
             nxt = scores.argmax(dim=-1, keepdim=True)  # (B, 1)
+        if watch is not None:
+            watch(logits, scores, nxt)
         ids[:, t] = nxt[:, 0]
     return ids

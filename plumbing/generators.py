@@ -21,7 +21,7 @@ from data.windows import AuthorIds, load_author_ids
 from model.decoder import Decoder, load_decoder
 from model.lora import add_lora, has_lora, trainable_parameters
 from model.ngram import NgramJudge
-from model.sampler import PENALTY_MODES, Sampling, bad_token_mask
+from model.sampler import PENALTY_MODES, Sampling, bad_token_mask, generate
 from plumbing.config import ConfigError, setting
 from plumbing.hf_folder import write_adapter_folder, write_model_folder
 from plumbing.judges import load_bert_judge, load_ngram_judge
@@ -31,7 +31,7 @@ from plumbing.runs import read_jsonl
 from tokenizer_bridge.bpe import token_byte_lengths
 from tokenizer_bridge.bridge import RowSampling
 from tokenizer_bridge.load import load_neo_tokenizer
-from train.judgement import Judgement, Judging, prepare_judge
+from train.judgement import Judgement, Judging, prepare_judge, start_tokens
 from train.lm import heldout_scores
 from train.metrics import optimizer_state_bytes, peak_memory_mib
 from weights.store import resolve
@@ -250,3 +250,31 @@ def run_summary(setup: Setup, optimizers: dict, precision: Precision, step: int,
     return {"step": step, "time_s": seconds, **trainable_parameters(first), "generators": len(setup.generators),
             "optimizer_state_bytes": sum(optimizer_state_bytes(o) for o in optimizers.values()),
             "peak_memory_mib": peak_memory_mib(precision.device)}
+
+
+# ----------------------------------------------------------------------------- writing with any generator
+
+
+@dataclass
+class Written:
+    """What `sample_texts` wrote: every row's ids (prompt included) and its text (without the B7 start token)."""
+
+    ids: torch.Tensor  # (rows, prompt + tokens)
+    skip: int  # leading ids that are not text: 1 for the lecture's random start token, 0 after a prompt
+    texts: list[str]
+
+
+def sample_texts(model: Decoder, tok: Tokenizer, prompt: str | None, rows: int, tokens: int, s: Sampling, seed: int,
+                 desc: str | None = None, watch=None) -> Written:
+    """`rows` texts of `tokens` new tokens each: continuing `prompt`, or (None or "") after one random start token per
+    row as the lecture does (B7, drawn among the tokens B9 allows, dropped after). `watch`: see model/sampler.py."""
+    rng = torch.Generator().manual_seed(seed)
+    if prompt:
+        ids = tok.encode(prompt).ids
+        if not ids:
+            raise ValueError("the prompt gives no tokens")
+        start, skip = torch.tensor([ids] * rows), 0
+    else:
+        start, skip = start_tokens(rows, bad_token_mask(tok, model.config.vocab_size), rng), 1
+    out = generate(model, start, tokens, s, rng, desc=desc, watch=watch)
+    return Written(out, skip, [tok.decode(row[skip:].tolist()) for row in out])

@@ -23,16 +23,15 @@ import argparse
 import json
 import sys
 
-import torch
 
 from eval.scoring import classify
 from model.decoder import Decoder, load_decoder
-from model.sampler import PENALTY_MODES, Sampling, bad_token_mask, generate
+from model.sampler import PENALTY_MODES, Sampling, bad_token_mask
 from plumbing.cli import run_program
 from plumbing.config import ConfigError
+from plumbing.generators import sample_texts
 from plumbing.judges import load_bert_judge
 from tokenizer_bridge.load import load_neo_tokenizer
-from train.judgement import start_tokens
 from weights.store import resolve
 
 
@@ -56,28 +55,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def sample(model: Decoder, tok, args: argparse.Namespace) -> tuple[torch.Tensor, int]:
-    """(ids (rows, prompt + tokens), how many leading ids are not text: 1 for the lecture's random start token)."""
-    banned = bad_token_mask(tok, model.config.vocab_size)  # B9
-    bad = None if args.allow_whitespace_tokens else banned
-    rng = torch.Generator().manual_seed(args.seed)
-    if args.prompt:
-        ids = tok.encode(args.prompt).ids
-        if not ids:
-            raise ValueError("--prompt gives no tokens")
-        prompt, keep = torch.tensor([ids] * args.rows), 0
-    else:
-        prompt, keep = start_tokens(args.rows, banned, rng), 1  # B7: a random start token, dropped after
-    settings = Sampling(temperature=args.temperature, top_k=args.top_k, repetition_penalty=args.repetition_penalty,
-                        penalty_mode=args.penalty_mode, bad_mask=bad)
-    out = generate(model, prompt, args.tokens, settings, rng, desc="generate" if args.tokens * args.rows > 2000 else None)
-    return out, keep
-
-
 def write(model: Decoder, tok, args: argparse.Namespace) -> list[str]:
     """The rows' texts (without the random start token, which the lecture drops too)."""
-    ids, skip = sample(model, tok, args)
-    return [tok.decode(row[skip:].tolist()) for row in ids]
+    bad = None if args.allow_whitespace_tokens else bad_token_mask(tok, model.config.vocab_size)  # B9
+    settings = Sampling(temperature=args.temperature, top_k=args.top_k, repetition_penalty=args.repetition_penalty,
+                        penalty_mode=args.penalty_mode, bad_mask=bad)
+    show = "generate" if args.tokens * args.rows > 2000 else None
+    return sample_texts(model, tok, args.prompt, args.rows, args.tokens, settings, args.seed, desc=show).texts
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -10,7 +10,8 @@ import torch
 from eval.scoring import classify
 from model.bert import Bert, BertClassifier
 from model.gpt_neo import GPTNeo
-from model.sampler import bad_token_mask
+from model.sampler import Sampling, bad_token_mask
+from plumbing.generators import sample_texts
 from plumbing.hf_folder import write_model_folder
 from plumbing.judges import INFO_KEY, load_bert_judge
 from scripts import generate as gen_cli
@@ -62,10 +63,11 @@ def test_generate_is_seeded_keeps_the_bad_token_mask_and_its_judge_matches_class
     assert gen_cli.main(argv) == 0
     assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == first  # seeded
     tok, model = load_neo_tokenizer(neo_folder), GPTNeo.from_pretrained(neo_folder)
-    banned = set(bad_token_mask(tok, model.config.vocab_size).nonzero().flatten().tolist())
-    ids, skip = gen_cli.sample(model, tok, gen_cli.parse_args(argv))
-    assert ids.shape == (3, 41) and skip == 1
-    assert not banned & set(ids[:, 1:].flatten().tolist())  # no whitespace-only token was sampled (B9)
+    mask = bad_token_mask(tok, model.config.vocab_size)
+    written = sample_texts(model, tok, None, 3, 40, Sampling(bad_mask=mask), seed=5)  # what the defaults ask for
+    assert written.ids.shape == (3, 41) and written.skip == 1 and written.texts == [row["text"] for row in first]
+    banned = set(mask.nonzero().flatten().tolist())
+    assert not banned & set(written.ids[:, 1:].flatten().tolist())  # no whitespace-only token was sampled (B9)
     assert gen_cli.main(argv + ["--judge", str(judge_folder)]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     judge, jtok, _ = load_bert_judge(judge_folder)
