@@ -13,7 +13,7 @@ STAMP      := $(VENV)/.installed
 export OMP_WAIT_POLICY ?= PASSIVE
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: args-ok setup test-deps weights test train-bert pretrain-neo prerequisites neo-small-base coevolve teach teach-compare teach-sweep lora-compare bench clean
+.PHONY: args-ok setup test-deps weights test train-bert pretrain-neo prerequisites neo-small-base coevolve teach teach-compare teach-sweep lora-compare explore bench clean
 
 setup: $(STAMP)
 
@@ -75,6 +75,11 @@ coevolve: args-ok prerequisites
 	@[ -z "$(findstring neo-small,$(ARGS))" ] || $(MAKE) neo-small-base ARGS=
 	$(PY) -m scripts.coevolve $(ARGS)
 	$(REPORT) -m scripts.report --kind coevolve
+
+# A local page to see the judge and the sampler at work on your own text (E1, B7-B10); Ctrl-C stops it.
+# The judge is trained first when there is none, SmolLM2 converted (seconds). ARGS: --port, --judge, --generator.
+explore: args-ok prerequisites
+	$(PY) -m scripts.explore $(ARGS)
 
 # The judge as teacher: RL from the judge's score (T1-T8), then its report page.
 teach: args-ok prerequisites

@@ -5,7 +5,10 @@ For a judge, pretraining, co-evolution or teaching run folder (default: runs/<ki
 (eval/lecture.py), and writes <run>/report.html: one self-contained page (images inline, no network,
 no JavaScript) with the configuration, the plots, the numbers with their equation numbers and, for
 runs that judge generated text, every judged sample grouped by step and generator, its P(author)
-shown as a colour. `make train-bert` and `make coevolve` end with it.
+shown as a colour. Both kinds of pages also show which words make the judge decide (E1,
+eval/attribution.py): on one held-out passage of each author for a judge, on the first row of each
+generator at the first and the last judgement for co-evolution and teaching. `make train-bert` and
+`make coevolve` end with it.
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ import json
 import sys
 from pathlib import Path
 
+from data.corpus import author_texts
+from data.windows import Specials, heldout_passages
 from eval import pages
+from eval.attribution import explain
 from eval.lecture import judge_results, lecture_results, summary_lines
 from eval.plots import coevolve_plot, confusion_plot, judge_plot, pretrain_plot, reliability_plot, teach_plot
 from plumbing.cli import run_program
 from plumbing.generators import SAMPLES_FILE
+from plumbing.judges import HF_FOLDER, load_bert_judge
 from plumbing.runs import Run, latest_run
 
 KINDS = ("judge", "pretrain_neo", "coevolve", "teach")
@@ -59,7 +66,42 @@ def judge_section(run: Run) -> tuple[dict, list[str]]:
             plots[f"N4: {judge} on {longest}-token held-out passages"] = confusion_plot(
                 r["authorship"][longest][judge]["confusion"], r["labels"], f"{judge}, {longest}-token held-out passages",
                 run.folder / f"confusion_{judge}_{longest}.png")
-    return {"plots": plots, "numbers": numbers, "tables": tables}, pages.judge_lines(results)
+    explanations, lines = judge_explanations(run.folder / HF_FOLDER)
+    return {"plots": plots, "numbers": numbers, "tables": tables, "explanations": explanations}, \
+        pages.judge_lines(results) + lines
+
+
+def judge_explanations(folder: Path) -> tuple[list, list[str]]:
+    """E1 on one held-out passage of each author: the first of the judge report's evenly spaced windows."""
+    try:
+        model, tok, info = load_bert_judge(folder)
+        length, out = info["eval_length"], []
+        for a in info["labels"]:
+            heldout = author_texts(a, info.get("split", "tail"), tok)[1]
+            text = heldout_passages(tok, heldout, length, Specials.of(tok), 1)[1][0]
+            out.append((f"a held-out passage of {a}", text, explain(model, tok, text, length, info["labels"])))
+    except (OSError, ValueError) as err:  # the judge or the corpus is gone: the page is written without them
+        return [], [f"E1 left out of the page: {err}"]
+    return out, []
+
+
+def sample_explanations(judge: str | None, samples: list[dict], authors: list[str]) -> tuple[list, list[str]]:
+    """E1 on the first row of each generator at the first and the last judgement, by the judge of the run."""
+    steps = sorted({s["step"] for s in samples})
+    if not judge:
+        return [], ["E1 left out of the page: the run does not say which judge it had"]
+    try:
+        model, tok, info = load_bert_judge(judge)
+        out = []
+        for step in dict.fromkeys((steps[0], steps[-1])):
+            for a in authors:
+                s = next((s for s in samples if s["step"] == step and s["generator"] == a and s["text"].strip()), None)
+                if s is not None:
+                    out.append((f"step {step}, the {a} generator (row {s['row']})", s["text"],
+                                explain(model, tok, s["text"], info["eval_length"], info["labels"])))
+    except (OSError, ValueError) as err:
+        return [], [f"E1 left out of the page: {err}"]
+    return out, []
 
 
 def pretrain_section(run: Run) -> tuple[dict, list[str]]:
@@ -95,8 +137,10 @@ def coevolve_section(run: Run) -> tuple[dict, list[str]]:
     if "nb_acc" in evals[-1]:
         results["independent"] = lecture_results(evals, authors, prefix="nb_")
     numbers = pages.loop_numbers(results, authors, evals[-1], cfg)
-    return {"plots": plots, "numbers": numbers, "samples": run.records(SAMPLES_FILE), "authors": authors}, \
-        summary_lines(results, authors)
+    samples = run.records(SAMPLES_FILE)
+    explanations, lines = sample_explanations(cfg.get("judge_folder"), samples, authors) if samples else ([], [])
+    return {"plots": plots, "numbers": numbers, "samples": samples, "authors": authors, "explanations": explanations}, \
+        summary_lines(results, authors) + lines
 
 
 SECTIONS = {"judge": judge_section, "pretrain_neo": pretrain_section, "coevolve": coevolve_section,

@@ -190,6 +190,9 @@ def test_tiny_run_writes_metrics_samples_generators_and_report(tiny_neo_base, ju
     images, texts = parse_report(page)
     assert len(images) == 2 and all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in images)  # the loop and N6's matrix
     assert sorted(texts) == sorted(s["text"] for s in samples)  # every judged sample, whole
+    html = page.read_text(encoding="utf-8")  # E1 on the first row of each generator, first and last judgement
+    assert html.count('<div class="explained">') == 4 and "step 0, the alice generator (row 0)" in html
+    assert "step 4, the edgar generator" in html and "data-score=" in html
     again = program.coevolve(argv(tiny_neo_base, judge_runs))  # seeded: the same numbers again
     assert read_jsonl(again / "samples.jsonl")[-1]["text"] == samples[-1]["text"]
 

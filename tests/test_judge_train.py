@@ -271,6 +271,8 @@ def test_make_train_bert_end_to_end_with_ctrl_c_and_resume(tiny_folder, small_mi
     r = json.loads((run / "report.json").read_text())
     assert r["heldout"] == {"windows": 6, "per_author": 3, "length": 64} and r["memory"]["ratio"] == pytest.approx(0.5, abs=0.02)
     assert (run / "judge_plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (run / "report.html").is_file()
+    page = (run / "report.html").read_text(encoding="utf-8")  # E1 on a held-out passage of each author
+    assert page.count('<div class="explained">') == 2 and "a held-out passage of edgar" in page
 
 
 def test_judge_plot_draws_the_loss_left_and_the_accuracies_right_with_their_smoothing(tmp_path, monkeypatch) -> None:
