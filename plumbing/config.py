@@ -33,7 +33,7 @@ from plumbing.runs import CONFIG_FILE, PROGRAM, Run, check_writable, latest_run
 
 
 # Settings added after runs were saved without them, with what those runs did: they ran eager, names unmasked.
-ADDED_LATER = {"compile": "auto", "mask_names": False}
+ADDED_LATER = {"compile": "auto", "mask_names": False, "lm_coef": 0.0}
 
 
 class ConfigError(ValueError):

@@ -34,12 +34,14 @@ from plumbing.runs import Run, runs_root  # noqa: E402
 
 
 def label_of(config: dict) -> str:
-    """A run's name in the table: its arm (and beta for RL)."""
+    """A run's name in the table: its arm (and beta for RL, gamma of T9 where real text is in its loss)."""
     c = config["config"]
     if config["program"] == "coevolve":
         return "lm (make coevolve)"
-    return f"rl, beta {config['beta_value']:g}" if c["arm"] == "rl" else \
-        (f"best-of-{c['best_of']}" if c["arm"] == "best-of-n" else "lm")
+    if c["arm"] == "rl":
+        real_text = f" + LM, gamma {c['lm_coef']:g}" if c.get("lm_coef") else ""
+        return f"rl, beta {config['beta_value']:g}{real_text}"
+    return f"best-of-{c['best_of']}" if c["arm"] == "best-of-n" else "lm"
 
 
 def summarise(folder: Path) -> dict:

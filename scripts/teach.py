@@ -59,11 +59,11 @@ from plumbing.runs import Run
 from tokenizer_bridge.bridge import JudgeBatch, RowSampling, generate_for_judge
 from train.bert_judge import predict_logits
 from train.judgement import Judgement, Judging, judge_generators, start_tokens
-from train.lm import lm_step
+from train.lm import lm_loss, lm_step
 from train.metrics import reset_peak_memory
 from train.optim import OPTIMIZERS, apply_update, check_finite_loss, make_optimizer
 from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio, policy_gradient_loss,
-                      processed_log_probs, rloo_advantages, total_loss)
+                      processed_log_probs, rloo_advantages, total_loss, with_real_text)
 
 ARM_NAMES = ("rl", "lm", "best-of-n")  # each arm is one entry of ARMS, below its pieces
 
@@ -94,6 +94,8 @@ class TeachConfig(JudgementSettings, LoraSettings):
     samples: int = setting("G: samples per prompt (RLOO needs G >= 2, T4)", min=2)
     rl_overgen: float = setting("k of B8 for the rows RL learns from (short rows are continued)", above=1)
     beta: str = setting("T6's KL coefficient; a comma list runs a sweep, one run per value", check=check_betas)
+    lm_coef: float = setting("gamma of T9: --arm rl adds gamma x the LM loss (B2) on a batch of the author's real "
+                             "windows (--batch-size x --length) to every step; 0: RL alone", min=0, max=100)
     best_of: int = setting("N of best-of-N (T7): candidates per judged row", min=1)
     optimizer: str = setting("adamw or sgd", choices=OPTIMIZERS)
     lr: float = setting("learning rate of the generators", above=0, max=1)
@@ -107,7 +109,7 @@ class TeachConfig(JudgementSettings, LoraSettings):
 
 
 SHARED = dict(start_from="", judge="latest", authors=DEFAULT_AUTHORS, samples=4, rl_overgen=1.5, best_of=16,
-              optimizer="adamw", weight_decay=0.0, grad_clip=1.0, batch_size=16, length=128, seed=0,
+              lm_coef=0.0, optimizer="adamw", weight_decay=0.0, grad_clip=1.0, batch_size=16, length=128, seed=0,
               precision="auto", device="auto", **LECTURE_JUDGEMENT, **lora_off(2e-3))
 # "cpu" (the default): neo-small; lr 3e-4 moved S(t) to >= 0.95 / <= 0.05 within 10 steps (1e-4 needed > 40).
 # "smollm2": SmolLM2-135M on 2 CPU cores, not the default: an RL step samples P x G rows per generator and runs
@@ -206,12 +208,24 @@ def rl_step(loop: TeachLoop, author: str, label: int) -> dict:
     logp = sequence_log_probs(model, ids, mask, loop)  # with gradient
     kl = kl_to_start(loop, author, logp, ids, mask)
     loss = total_loss(policy_gradient_loss(logp, mask, advantages), kl, loop.beta)  # T5 + T6
+    real = real_text_loss(loop, author, model) if cfg.lm_coef > 0 else torch.zeros(())
+    loss = with_real_text(loss, real, cfg.lm_coef)  # T9
     value = check_finite_loss(loss, f"the {author} generator's RL loss")
     loss.backward()
     norm, _ = apply_update(model, loop.optimizers[author], cfg.grad_clip)
     loop.judge_calls += len(rewards)
     return {f"reward_{author}": rewards.mean().item(), f"kl_{author}": kl.mean().item(), f"loss_{author}": value,
-            f"p_{author}": rewards.exp().mean().item(), f"tokens_{author}": int(mask.sum()), f"grad_norm_{author}": norm}
+            f"p_{author}": rewards.exp().mean().item(), f"tokens_{author}": int(mask.sum()), f"grad_norm_{author}": norm,
+            **({f"lm_loss_{author}": real.item()} if cfg.lm_coef > 0 else {})}
+
+
+def real_text_loss(loop: TeachLoop, author: str, model: Decoder) -> torch.Tensor:
+    """B2's loss on a batch of the author's real training windows, with gradient (T9's L_gen)."""
+    cfg = loop.cfg
+    batch = lm_windows(loop.setup.ids[author].train, cfg.batch_size, cfg.length, loop.rngs[f"data_{author}"])
+    batch = batch.to(loop.precision.device)
+    with loop.precision.autocast():
+        return lm_loss(model(batch), batch)
 
 
 def lm_arm_step(loop: TeachLoop, author: str, label: int) -> dict:

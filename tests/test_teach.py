@@ -19,7 +19,7 @@ from plumbing.runs import read_jsonl
 from scripts import teach as program
 from tokenizer_bridge.bridge import JudgeBatch, RowSampling
 from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio, policy_gradient_loss,
-                      processed_log_probs, rloo_advantages, total_loss)
+                      processed_log_probs, rloo_advantages, total_loss, with_real_text)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -69,6 +69,15 @@ def test_t5_t6_loss_by_hand():
     assert total_loss(pg, kl, 0.05).item() == pytest.approx(pg.item() + 0.05 * 0.2)
     pg.backward()
     assert logp.grad[0].tolist() == pytest.approx([-0.5, -0.5, 0.0])  # -A_i / (G n_i) on kept tokens only
+
+
+def test_t9_real_text_in_the_loss_by_hand():
+    rl = torch.tensor(2.0, requires_grad=True)
+    lm = torch.tensor(3.0, requires_grad=True)
+    loss = with_real_text(rl, lm, 0.5)  # L_PG + beta KL + gamma L_gen
+    loss.backward()
+    assert loss.item() == 3.5 and rl.grad.item() == 1.0 and lm.grad.item() == 0.5
+    assert with_real_text(rl, lm, 0.0).item() == 2.0  # gamma = 0: RL alone
 
 
 def test_t7_best_of_n_and_its_kl_bound():
@@ -148,6 +157,17 @@ def test_rl_run_logs_t8_numbers_saves_generators_and_leaves_the_judge_alone(tiny
     assert GPTNeo.from_pretrained(run / "generators" / "alice").config.num_layers == 2
     after = load_file(judge_file)
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_t9_adds_gamma_times_the_lm_loss_on_real_windows_to_the_rl_step(tiny_neo_base, judge_runs, small_mirror):
+    """The same seed gives the same rows and RL loss; --lm-coef adds gamma x the LM loss of a real batch, logged."""
+    first = lambda run: [r for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "train"][0]  # noqa: E731
+    [plain] = program.teach(argv(tiny_neo_base, judge_runs, "--steps", "1"))
+    [mixed] = program.teach(argv(tiny_neo_base, judge_runs, "--steps", "1", "--lm-coef", "0.5"))
+    a, b = first(plain), first(mixed)
+    assert "lm_loss_alice" not in a and b["lm_loss_alice"] > 0 and b["reward_alice"] == a["reward_alice"]
+    for author in ("alice", "edgar"):
+        assert b[f"loss_{author}"] == pytest.approx(a[f"loss_{author}"] + 0.5 * b[f"lm_loss_{author}"], abs=1e-5)
 
 
 def test_lm_and_best_of_n_arms(tiny_neo_base, judge_runs, small_mirror):

@@ -12,6 +12,7 @@ started from (pi_ref). One step (scripts/teach.py):
     T6  L = L_PG + beta (1/G) sum_i KL(x_i)                           `total_loss`
     T7  best-of-N: keep argmax_i R(x_i); KL <= log N - (N-1)/N         `best_of_n`, `best_of_n_kl_bound`
     T8  D_n = distinct n-grams / all n-grams                           `distinct_n`
+    T9  L = L_PG + beta KL + gamma L_gen, L_gen on the author's real text (B2)   `with_real_text`
 
 The sampled distribution is not pi_theta's raw softmax: the lecture's sampler bans whitespace
 tokens (B9), applies the repetition penalty (B10) and keeps the top k. The log-probabilities of the
@@ -84,6 +85,12 @@ def policy_gradient_loss(logp: torch.Tensor, mask: torch.Tensor, advantages: tor
 def total_loss(pg_loss: torch.Tensor, kl: torch.Tensor, beta: float) -> torch.Tensor:
     """T6: L = L_PG + beta (1/G) sum_i KL(x_i)."""
     return pg_loss + beta * kl.mean()
+
+
+def with_real_text(rl_loss: torch.Tensor, lm_loss: torch.Tensor, gamma: float) -> torch.Tensor:
+    """T9 (InstructGPT's pretraining mix): L = L_PG + beta KL + gamma L_gen, with L_gen the plain LM loss (B2) on a batch
+    of the target author's real text. rl_loss is T6's L_PG + beta KL; gamma = 0 is T6 alone."""
+    return rl_loss + gamma * lm_loss
 
 
 def best_of_n(rewards: torch.Tensor) -> torch.Tensor:
