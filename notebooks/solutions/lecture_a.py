@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from data.windows import Specials, balanced_batch, load_author_ids
+from data.windows import Specials, balanced_batch, text_ids
 from eval.smoothing import mean_smooth
 from model.bert import Bert, BertClassifier
 from model.half import Precision
@@ -40,9 +40,9 @@ def exercise_2_a10_the_edges() -> list[float]:
 def exercise_3_a8_an_uneven_batch() -> str:
     """A8 wants equal shares, B/N windows of each author: 7 windows cannot be split between 2 authors."""
     tok = load_bert_tokenizer(resolve("minilm"))
-    authors = load_author_ids(tok, ["alice", "edgar"])
+    stand_ins = {"alice": torch.arange(1000, 2000), "edgar": torch.arange(2000, 3000)}  # any token streams do
     try:
-        balanced_batch(authors, 7, 64, torch.Generator().manual_seed(0), Specials.of(tok))
+        balanced_batch(stand_ins, 7, 64, torch.Generator().manual_seed(0), Specials.of(tok))
     except ValueError as err:
         assert "multiple of the 2 authors" in str(err)
         return str(err)
@@ -54,7 +54,8 @@ def exercise_4_a13_a_larger_learning_rate() -> dict[float, float]:
     so A13's update size |theta_1 - theta_0| grows with lr: 100 times the rate, about 100 times the step. At 1e-2 the
     pretrained weights are pushed far from what pretraining taught them."""
     tok = load_bert_tokenizer(resolve("minilm"))
-    authors = load_author_ids(tok, ["alice", "edgar"])
+    authors = {"alice": text_ids(tok, "Alice was beginning to get very tired of sitting by her sister. " * 20),
+               "edgar": text_ids(tok, "Once upon a midnight dreary, while I pondered, weak and weary. " * 20)}
     fp32 = Precision(torch.device("cpu"), "fp32", torch.bfloat16, None, "float32")
     sizes = {}
     for lr in (1e-4, 1e-2):

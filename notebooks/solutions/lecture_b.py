@@ -25,8 +25,8 @@ def smollm2():
     return model, tok, bad_token_mask(tok, model.config.vocab_size)
 
 
-def sample(r: float, mask: bool, tokens: int = 64) -> tuple[list[int], object]:
-    """64 tokens of SmolLM2 after PROMPT, seed 0, top-k 50, penalty r (B10), with or without B9's mask."""
+def sample(r: float, mask: bool, tokens: int = 48) -> tuple[list[int], object]:
+    """48 tokens of SmolLM2 after PROMPT, seed 0, top-k 50, penalty r (B10), with or without B9's mask."""
     model, tok, bad = smollm2()
     prompt = torch.tensor([tok.encode(PROMPT).ids])
     s = Sampling(repetition_penalty=r, bad_mask=bad if mask else None)
