@@ -260,10 +260,10 @@ def test_the_page_writes_and_its_step_view_follows_the_penalty(browser, server):
     assert len(browser.find_elements(By.CSS_SELECTOR, "#texts .text")) == 2
     steps = browser.find_elements(By.CSS_SELECTOR, "#steps tr.step")
     assert len(steps) == 4
-    first = [browser.find_element(By.CSS_SELECTOR, f"#steps tr.step td.{c}").text for c in ("before", "after")]
+    first = [browser.find_element(By.CSS_SELECTOR, f"#steps tr.step div.{c}").text for c in ("before", "after")]
     fill("repetition_penalty", "20")
     ask_on_page(browser, "generate-go", "generate")
-    again = [browser.find_element(By.CSS_SELECTOR, f"#steps tr.step td.{c}").text for c in ("before", "after")]
+    again = [browser.find_element(By.CSS_SELECTOR, f"#steps tr.step div.{c}").text for c in ("before", "after")]
     assert again[0] == first[0] and again[1] != first[1]  # the model's own candidates stay; the drawn-from ones move
 
 
