@@ -86,13 +86,15 @@ def text_field(request: dict, name: str, required: bool) -> str:
 
 def sampling(request: dict, vocab_size: int, banned: torch.Tensor) -> Sampling:
     """The sampler's settings of a request (the lecture's defaults, B7-B10)."""
-    mode = request.get("penalty_mode") or "lecture"
+    mode, mask = request.get("penalty_mode") or "lecture", request.get("mask", True)
+    if not isinstance(mask, bool):
+        raise BadRequest(f"mask must be true or false, got {mask!r}")
     if mode not in PENALTY_MODES:
         raise BadRequest(f"penalty_mode must be one of {', '.join(PENALTY_MODES)}, got {mode!r}")
     return Sampling(temperature=number(request, "temperature", 1.0, 0.01, 100),
                     top_k=number(request, "top_k", 50, 0, vocab_size, whole=True),
                     repetition_penalty=number(request, "repetition_penalty", 1.3, 1, 100),
-                    penalty_mode=mode, bad_mask=banned if request.get("mask", True) else None)
+                    penalty_mode=mode, bad_mask=banned if mask else None)
 
 
 # ----------------------------------------------------------------------------- the step view

@@ -95,6 +95,7 @@ def test_the_step_view_shows_spaces_and_line_breaks():
     ("generate", {"rows": 1.5}, 400, "whole number"),
     ("generate", {"repetition_penalty": 0.5}, 400, "repetition_penalty must lie between"),
     ("generate", {"penalty_mode": "strong"}, 400, "penalty_mode must be one of"),
+    ("generate", {"mask": "no"}, 400, "mask must be true or false"),
     ("generate", {"generator": "no-such-model"}, 404, "no-such-model"),
     ("generate", {"prompt": "x " * 200, "tokens": 100}, 422, "context"),
 ])
