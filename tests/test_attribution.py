@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from data.windows import Specials, text_ids, text_windows
-from eval.attribution import (DEFAULT_STEPS, baseline_windows, explain, gauss_points, integrated_gradients, occlusion,
-                              riemann_points, strongest, token_places, word_spans)
+from eval.attribution import (DEFAULT_STEPS, baseline_windows, clenshaw_curtis_points, explain, integrated_gradients,
+                              occlusion, riemann_points, strongest, token_places, word_spans)
 from model.bert import Bert, BertClassifier
 from tokenizer_bridge.load import load_bert_tokenizer
 
@@ -32,17 +32,21 @@ def logit_change(model, x, mask, baseline, label):
         return float((model(x, mask)[:, label] - model(baseline, mask)[:, label]).sum())
 
 
-def test_the_path_rules_are_e1s_riemann_sum_and_gauss_legendre_on_0_1():
+def test_the_path_rules_are_e1s_riemann_sum_and_clenshaw_curtis_on_0_1():
     alphas, weights = riemann_points(4)
     assert alphas.tolist() == [0.25, 0.5, 0.75, 1.0] and weights.tolist() == [0.25] * 4  # k/m, 1/m
-    alphas, weights = gauss_points(3)
-    assert float(weights.sum()) == pytest.approx(1.0) and bool(((alphas > 0) & (alphas < 1)).all())
-    # exact for polynomials of degree 2m - 1: the integral of a^5 over [0, 1] is 1/6
-    assert float((weights * alphas**5).sum()) == pytest.approx(1 / 6, abs=1e-12)
+    alphas, weights = clenshaw_curtis_points(2)  # Simpson's rule: 1/6, 4/6, 1/6 at 0, 1/2, 1
+    assert alphas.tolist() == pytest.approx([0.0, 0.5, 1.0]) and weights.tolist() == pytest.approx([1 / 6, 2 / 3, 1 / 6])
+    alphas, weights = clenshaw_curtis_points(16)
+    for degree in range(17):  # exact for polynomials of degree n: the integral of a^d over [0, 1] is 1/(d + 1)
+        assert float((weights * alphas**degree).sum()) == pytest.approx(1 / (degree + 1), abs=1e-12)
+    assert torch.allclose(clenshaw_curtis_points(32)[0][0::2], alphas)  # nested: refining keeps every point
+    with pytest.raises(ValueError, match="even number"):
+        clenshaw_curtis_points(5)
 
 
 def test_e1_completeness_on_minilm_within_1e_3(minilm_judge):
-    """E1: sum_i IG_i = z_a(e) - z_a(e'); with 64 Gauss-Legendre points within 1e-3, and with too few points on E1's
+    """E1: sum_i IG_i = z_a(e) - z_a(e'); with 65 Clenshaw-Curtis points within 1e-3, and with too few points on E1's
     own Riemann sum not (so the check can fail)."""
     model, tok = minilm_judge
     sp = Specials.of(tok)
@@ -57,7 +61,7 @@ def test_e1_completeness_on_minilm_within_1e_3(minilm_judge):
     assert bool((ig[special] == 0).all())  # the baseline keeps them: e_i - e'_i = 0
 
 
-def test_the_plain_riemann_sum_and_gauss_legendre_give_the_same_attributions(minilm_judge):
+def test_the_plain_riemann_sum_and_clenshaw_curtis_give_the_same_attributions(minilm_judge):
     """The plain rule (E1 as written) converges to the fast rule's answer, token by token."""
     model, tok = minilm_judge
     sp = Specials.of(tok)
@@ -157,12 +161,17 @@ def test_word_pieces_merge_into_the_words_of_the_text(minilm_folder):
 
 
 def test_explain_doubles_the_steps_until_each_window_is_complete(minilm_judge):
-    """A 256-token window of MiniLM needs more than the 32 points it starts with: explain finds out from completeness
-    itself and doubles m until the words add up to the logit's change."""
+    """A 256-token window of MiniLM needs more than the 17 points it starts with: explain finds out from completeness
+    itself and doubles the intervals, keeping the points it has, until the words add up to the logit's change; the
+    result is the rule's own at that number of points."""
     model, tok = minilm_judge
     text = " ".join([PASSAGE] * 5)
     ex = explain(model, tok, text, 256, ["alice", "edgar"], author="edgar")
-    assert ex.steps > DEFAULT_STEPS and abs(ex.attribution_sum - ex.logit_change) < 1e-3
+    assert ex.steps > DEFAULT_STEPS + 1 and abs(ex.attribution_sum - ex.logit_change) < 1e-3
+    sp = Specials.of(tok)
+    x, mask = text_windows(text_ids(tok, text), 256, sp)
+    direct = integrated_gradients(model, x, mask, 1, baseline_windows(x, sp), ex.steps - 1)
+    assert float(direct.sum()) == pytest.approx(ex.attribution_sum, abs=1e-4)
 
 
 def test_a_long_text_is_explained_window_by_window_and_every_token_counts(minilm_judge):

@@ -54,7 +54,7 @@ def exercise_4_p3_merge() -> float:
 
 
 def exercise_5_e1_riemann_points() -> int:
-    """E1's right Riemann sum needs many more points than Gauss-Legendre for the same completeness: double m until the
+    """E1's right Riemann sum needs many more points than Clenshaw-Curtis for the same completeness: double m until the
     words add up to the logit's change within 1e-2."""
     torch.manual_seed(0)
     judge = BertClassifier(Bert.from_pretrained(resolve("minilm")), ["alice", "edgar"]).eval()
