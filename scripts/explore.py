@@ -22,6 +22,7 @@ if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) 
 
 import argparse
 import json
+import os
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -148,4 +149,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Not sys.exit: a thread may be inside torch (the judge loading, a question being answered) when Ctrl-C comes, and
+    # Python's shutdown under it aborts the process. Nothing is left to write: the explorer writes nothing.
+    os._exit(code)
