@@ -37,7 +37,7 @@ from plumbing.runs import runs_root
 from tokenizer_bridge.load import load_neo_tokenizer
 from weights.store import resolve
 
-DEFAULT_GENERATOR = "smollm2-135m"  # the base of `make coevolve` and `make teach`
+DEFAULT_GENERATOR = "smollm2-135m"  # the default base of `make coevolve`: it writes English
 MAX_TEXT_CHARS = 10_000  # about 10 judge windows: E1 takes about 2 s a window on 2 cores
 MAX_TOKENS = 512  # new tokens per row (the lecture's 4 x 128)
 MAX_ROWS = 8
