@@ -1,4 +1,6 @@
-"""The README's two pictures of `make explore`, taken in headless Chromium: `python docs/make_screenshots.py`.
+"""The README's two pictures of `make explore`, taken in headless Chromium: `python tests/screenshots.py`.
+
+It lives beside the browser tests because selenium is a test-only reference (never imported outside tests/).
 
 Needs what the browser tests need (selenium from requirements-test.txt; Debian's chromium and chromium-driver),
 a judge run (runs/judge/latest) and the default generator (SmolLM2, `python -m scripts.weights fetch smollm2-135m`).
