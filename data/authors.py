@@ -31,19 +31,22 @@ class Author:
     books: tuple[Book, ...]  # every split reads them; the last one is the evaluation book of --split book
     more_books: tuple[Book, ...] = ()  # trained on under --split book only (before the evaluation book)
     folder: Path | None = None  # where an author from a folder came from
+    names: tuple[str, ...] = ()  # main characters, whose rate in generated text T8 watches (RL's "Alice" habit)
 
 
 AUTHORS: dict[str, Author] = {a.name: a for a in (
     # Through the Looking-Glass, Alice's Adventures in Wonderland; A Tangled Tale
-    Author("alice", "Lewis Carroll", (12, 11), (29042,)),
-    Author("edgar", "Edgar Allan Poe", (2147, 2148, 2149)),  # Works, Raven Edition, vols I, II, III
+    Author("alice", "Lewis Carroll", (12, 11), (29042,), names=("Alice",)),
+    # Works, Raven Edition, vols I, II, III
+    Author("edgar", "Edgar Allan Poe", (2147, 2148, 2149), names=("Dupin", "Usher", "Legrand", "Ligeia", "Pym")),
     # Pride and Prejudice, Emma; Northanger Abbey, Lady Susan
-    Author("austen", "Jane Austen", (1342, 158), (121, 946)),
+    Author("austen", "Jane Austen", (1342, 158), (121, 946), names=("Elizabeth", "Darcy", "Bennet", "Emma", "Knightley")),
     # Great Expectations, Hard Times and Reprinted Pieces; Oliver Twist, David Copperfield, Bleak House
-    Author("dickens", "Charles Dickens", (1400, 786), (730, 766, 1023)),
-    Author("twain", "Mark Twain", (74, 76), (3177,)),  # Tom Sawyer, Huckleberry Finn; Roughing It
+    Author("dickens", "Charles Dickens", (1400, 786), (730, 766, 1023), names=("Pip", "Estella", "Joe", "Gradgrind")),
+    # Tom Sawyer, Huckleberry Finn; Roughing It
+    Author("twain", "Mark Twain", (74, 76), (3177,), names=("Tom", "Huck", "Jim", "Sawyer")),
     # Adventures, Memoirs of Sherlock Holmes; The Valley of Fear, His Last Bow
-    Author("doyle", "Arthur Conan Doyle", (1661, 834), (3289, 2350)),
+    Author("doyle", "Arthur Conan Doyle", (1661, 834), (3289, 2350), names=("Holmes", "Watson")),
 )}
 BUILT_IN = tuple(AUTHORS)  # `--authors all`: the table's authors, not the folders a run added
 DEFAULT_AUTHORS = "alice,edgar"  # the lectures' experiment

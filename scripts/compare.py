@@ -67,6 +67,8 @@ def summarise(folder: Path) -> dict:
         out["reward"] = mean("reward", last)
         out["kl"] = mean("kl", last) if f"kl_{authors[0]}" in last else None
         out["kl_bound_per_sequence"] = last.get(f"kl_bound_{authors[0]}")
+    for a in authors:  # T8: main characters' names per 1,000 words, and in the author's books (runs from before: none)
+        out[f"names_{a}"], out[f"names_books_{a}"] = last.get(f"names_{a}"), last.get(f"names_books_{a}")
     return out
 
 
@@ -80,7 +82,8 @@ def table(rows: list[dict]) -> str:
     authors = rows[0]["authors"]
     head = (["arm", "steps", "wall-clock s", "accuracy [95 %]"] + [f"S {a}" for a in authors]
             + [f"S {a} (n-gram)" for a in authors] + ["KL/token to start", "held-out LM loss", "distinct-2 (base)",
-                                                       "judge calls"])
+                                                       "judge calls"]
+            + [f"{a} names /1k words (books)" for a in authors])
     cells = []
     for r in rows:
         kl = cell(r.get("kl")) if r.get("kl") is not None else (
@@ -89,7 +92,8 @@ def table(rows: list[dict]) -> str:
                       with_interval(r["acc"], r["acc_ci95"])]
                      + [cell(r[f"S_{a}"]) for a in authors] + [cell(r[f"nb_S_{a}"]) for a in authors]
                      + [kl, cell(r["heldout"]), f"{cell(r.get('distinct2'))} ({cell(r.get('distinct2_base'))})",
-                        str(r["judge_calls"])])
+                        str(r["judge_calls"])]
+                     + [f"{cell(r.get(f'names_{a}'), 1)} ({cell(r.get(f'names_books_{a}'), 1)})" for a in authors])
     return markdown_table(cells, head)
 
 

@@ -35,14 +35,14 @@ import copy
 import math
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import torch
 from tqdm import tqdm
 
-from data.authors import DEFAULT_AUTHORS, select_authors
+from data.authors import AUTHORS, DEFAULT_AUTHORS, select_authors
 from data.windows import lm_windows
 from model.decoder import Decoder, load_decoder
 from model.lora import adapters_off
@@ -62,8 +62,8 @@ from train.judgement import Judgement, Judging, judge_generators, start_tokens
 from train.lm import lm_loss, lm_step
 from train.metrics import reset_peak_memory
 from train.optim import OPTIMIZERS, apply_update, check_finite_loss, make_optimizer
-from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio, policy_gradient_loss,
-                      processed_log_probs, rloo_advantages, total_loss, with_real_text)
+from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio, name_rate,
+                      policy_gradient_loss, processed_log_probs, rloo_advantages, total_loss, with_real_text)
 
 ARM_NAMES = ("rl", "lm", "best-of-n")  # each arm is one entry of ARMS, below its pieces
 
@@ -146,6 +146,7 @@ class TeachLoop:
     precision: Precision
     t0: float
     judge_calls: int = 0  # texts the judge scored for the optimisation (the judgements not counted)
+    book_name_rates: dict[str, float] = field(default_factory=dict)  # T8's reference, per author
 
     def elapsed(self) -> float:
         return time.time() - self.t0
@@ -269,7 +270,8 @@ ARMS = {"rl": Arm(step=rl_step, writer=None),  # T1-T6
 
 @torch.no_grad()
 def judgement_extras(loop: TeachLoop, judgement: Judgement) -> dict:
-    """T8 beside the lecture's numbers: mean reward (T1), KL per token to the start (T3), distinct-1/2/3 per generator."""
+    """T8 beside the lecture's numbers: mean reward (T1), KL per token to the start (T3), distinct-1/2/3 and the main
+    characters' names per 1,000 words (against the author's training books) per generator."""
     out, names = {}, list(loop.setup.generators)
     R = len(judgement.log_probs) // len(names)
     for g, a in enumerate(names):
@@ -277,6 +279,9 @@ def judgement_extras(loop: TeachLoop, judgement: Judgement) -> dict:
         batch = judgement.batches[a]
         for n in (1, 2, 3):
             out[f"distinct{n}_{a}"] = distinct_n(batch.texts, n)
+        if a in AUTHORS and AUTHORS[a].names:  # an author from a folder has none
+            out[f"names_{a}"] = name_rate(batch.texts, AUTHORS[a].names)
+            out[f"names_books_{a}"] = books_name_rate(loop, a)
         if ARMS[loop.cfg.arm].step is None:  # no model was moved: T7's bound, per sequence
             out[f"kl_bound_{a}"] = best_of_n_kl_bound(loop.cfg.best_of)
             continue
@@ -284,6 +289,14 @@ def judgement_extras(loop: TeachLoop, judgement: Judgement) -> dict:
         logp = sequence_log_probs(loop.setup.generators[a], ids, mask, loop)
         out[f"kl_{a}"] = kl_to_start(loop, a, logp, ids, mask).mean().item()
     return out
+
+
+def books_name_rate(loop: TeachLoop, author: str) -> float:
+    """T8's reference: the names per 1,000 words of the author's own training text (computed once per run)."""
+    if author not in loop.book_name_rates:
+        text = loop.setup.neo_tok.decode(loop.setup.ids[author].train.tolist())
+        loop.book_name_rates[author] = name_rate([text], AUTHORS[author].names)
+    return loop.book_name_rates[author]
 
 
 def record_judgement(loop: TeachLoop, step: int, judgement: Judgement) -> None:

@@ -19,7 +19,7 @@ from plumbing.runs import read_jsonl
 from scripts import teach as program
 from tokenizer_bridge.bridge import JudgeBatch, RowSampling
 from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio, policy_gradient_loss,
-                      processed_log_probs, rloo_advantages, total_loss, with_real_text)
+                      name_rate, processed_log_probs, rloo_advantages, total_loss, with_real_text)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -78,6 +78,12 @@ def test_t9_real_text_in_the_loss_by_hand():
     loss.backward()
     assert loss.item() == 3.5 and rl.grad.item() == 1.0 and lm.grad.item() == 0.5
     assert with_real_text(rl, lm, 0.0).item() == 2.0  # gamma = 0: RL alone
+
+
+def test_t8_names_per_thousand_words_by_hand():
+    texts = ["Alice said to Alice's cat, alice!", "The end", "Alice\u2019s"]  # 9 words; 3 of them Alice (any apostrophe)
+    assert name_rate(texts, ("Alice",)) == pytest.approx(1000 * 3 / 9)
+    assert name_rate(texts, ("Dupin", "Usher")) == 0.0 and name_rate([], ("Alice",)) == 0.0
 
 
 def test_t7_best_of_n_and_its_kl_bound():
@@ -151,8 +157,9 @@ def test_rl_run_logs_t8_numbers_saves_generators_and_leaves_the_judge_alone(tiny
     assert train[-1]["judge_calls"] == 2 * 2 * 2 * 2  # steps x authors x P x G
     assert evals[0]["kl_alice"] == pytest.approx(0.0, abs=1e-6)  # at step 0 the generator is its reference
     assert evals[-1]["kl_alice"] > 0  # it moved
-    for key in ("nb_acc", "nb_S_alice", "distinct2_edgar", "reward_edgar", "heldout_alice", "acc_low"):
+    for key in ("nb_acc", "nb_S_alice", "distinct2_edgar", "reward_edgar", "heldout_alice", "acc_low", "names_alice"):
         assert key in evals[-1]
+    assert evals[-1]["names_books_alice"] > 5  # Carroll names Alice about 15 times per 1,000 words
     assert len(read_jsonl(run / "samples.jsonl")) == 3 * 2 * 2
     assert GPTNeo.from_pretrained(run / "generators" / "alice").config.num_layers == 2
     after = load_file(judge_file)
@@ -217,6 +224,9 @@ def test_compare_tables_each_run_by_its_last_judgement(tiny_neo_base, judge_runs
     assert rows[2]["heldout"] == pytest.approx((last["heldout_alice"] + last["heldout_edgar"]) / 2)
     md = (out / "compare.md").read_text().splitlines()
     assert len(md) == 2 + 3 and md[3].startswith("| rl, beta 0.2 | 1 |")
+    assert md[0].endswith("| alice names /1k words (books) | edgar names /1k words (books) |")
+    assert md[4].endswith(f"| {last['names_alice']:.1f} ({last['names_books_alice']:.1f}) | "
+                          f"{last['names_edgar']:.1f} ({last['names_books_edgar']:.1f}) |")
     assert (out / "compare.png").is_file() and (out / "sweep.png").is_file()  # two betas: reward against KL too
 
 

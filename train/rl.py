@@ -12,6 +12,7 @@ started from (pi_ref). One step (scripts/teach.py):
     T6  L = L_PG + beta (1/G) sum_i KL(x_i)                           `total_loss`
     T7  best-of-N: keep argmax_i R(x_i); KL <= log N - (N-1)/N         `best_of_n`, `best_of_n_kl_bound`
     T8  D_n = distinct n-grams / all n-grams                           `distinct_n`
+        and main characters' names per 1,000 words, against the books'  `name_rate`
     T9  L = L_PG + beta KL + gamma L_gen, L_gen on the author's real text (B2)   `with_real_text`
 
 The sampled distribution is not pi_theta's raw softmax: the lecture's sampler bans whitespace
@@ -34,6 +35,7 @@ negative: the failure TRL reports when top-k is used while sampling.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 
 import torch
@@ -107,6 +109,16 @@ def distinct_n(texts: list[str], n: int) -> float:
     """T8: D_n = distinct n-grams / all n-grams, over the words of all `texts` together (0 if none)."""
     grams = [tuple(words[i : i + n]) for words in (t.split() for t in texts) for i in range(len(words) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def name_rate(texts: list[str], names: tuple[str, ...]) -> float:
+    """T8's watch on a shortcut: words that are one of `names` per 1,000 words of `texts` (0 if none). A word is a run
+    of letters; a possessive counts as the name ("Alice's")."""
+    words = [w for t in texts for w in WORD.findall(t)]
+    return 1000 * sum(re.split("['\u2019]", w)[0] in names for w in words) / len(words) if words else 0.0
+
+
+WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")  # letters, and an apostrophe inside: "Alice's" is one word
 
 
 def processed_log_probs(logits: torch.Tensor, ids: torch.Tensor, start: int, sampling: Sampling) -> torch.Tensor:
