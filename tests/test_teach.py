@@ -319,13 +319,15 @@ def test_t7_best_of_n_picks_within_each_rows_own_group(monkeypatch):
 def test_t8_rewards_logged_per_generator_read_each_ones_own_author():
     """A judgement of 2 rows per generator: P(alice) of alice's rows 0.5, 0.25; P(edgar) of edgar's 0.8, 0.1."""
     probs = torch.tensor([[0.5, 0.5], [0.25, 0.75], [0.2, 0.8], [0.9, 0.1]])
-    texts = SimpleNamespace(texts=["a b a", "c d"])
+    texts = SimpleNamespace(texts=["Alice b a", "c d"])
     judgement = SimpleNamespace(log_probs=probs.log(), batches={"alice": texts, "edgar": texts})
     loop = SimpleNamespace(setup=SimpleNamespace(generators={"alice": None, "edgar": None}),
-                           cfg=SimpleNamespace(arm="best-of-n", best_of=4))
+                           cfg=SimpleNamespace(arm="best-of-n", best_of=4), book_name_rates={"alice": 15.0, "edgar": 0.5})
     out = program.judgement_extras(loop, judgement)
     assert out["reward_alice"] == pytest.approx((math.log(0.5) + math.log(0.25)) / 2)
     assert out["reward_edgar"] == pytest.approx((math.log(0.8) + math.log(0.1)) / 2)
+    assert (out["names_alice"], out["names_books_alice"]) == (200.0, 15.0)  # T8: 1 name in 5 words; the books' rate
+    assert (out["names_edgar"], out["names_books_edgar"]) == (0.0, 0.5)
 
 
 def _teach_loop(model: GPTNeo, ref: GPTNeo, bad: torch.Tensor | None, **sampler) -> program.TeachLoop:
