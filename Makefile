@@ -89,21 +89,26 @@ teach: args-ok prerequisites
 	$(PY) -m scripts.teach $(ARGS)
 	$(REPORT) -m scripts.report --kind teach
 
-# Four arms from the same base, seed and wall-clock budget (MINUTES each), then one table and plot: the
-# lecture's LM fine-tuning, RL from the judge, RL with real text in its loss (T9, LM_COEF = gamma), best-of-N
-# with as many judge calls as RL made.
+# Five arms from the same base, seed and wall-clock budget (MINUTES each), then one table and two plots: the
+# lecture's LM fine-tuning, RL from the judge, RL with real text in its loss (T9, LM_COEF = gamma), RL from an
+# adversarial judge that learns too (T10, with the same real text), best-of-N with as many judge calls as RL made.
+# The two arms with real text take STEADY (T11's normalised advantages, the LM arm's learning rate): on neo-small,
+# RL's own 3e-4 raised the held-out loss on real text even with gamma 3, 1e-4 with normalised advantages did not.
 MINUTES ?= 10
-LM_COEF ?= 1
+LM_COEF ?= 2
+STEADY ?= --lr 1e-4 --advantage-norm
 teach-compare: args-ok prerequisites
 	@[ -n "$(findstring smollm2,$(ARGS))" ] || $(MAKE) neo-small-base ARGS=
 	$(PY) -m scripts.teach --arm lm --lr 1e-4 --steps 0 --minutes $(MINUTES) $(ARGS)
 	@readlink -f $(RUNS)/teach/latest > $(RUNS)/.compare-lm
 	$(PY) -m scripts.teach --arm rl --steps 0 --minutes $(MINUTES) $(ARGS)
 	@readlink -f $(RUNS)/teach/latest > $(RUNS)/.compare-rl
-	$(PY) -m scripts.teach --arm rl --lm-coef $(LM_COEF) --steps 0 --minutes $(MINUTES) $(ARGS)
+	$(PY) -m scripts.teach --arm rl --lm-coef $(LM_COEF) $(STEADY) --steps 0 --minutes $(MINUTES) $(ARGS)
 	@readlink -f $(RUNS)/teach/latest > $(RUNS)/.compare-rl-lm
+	$(PY) -m scripts.teach --arm adversarial --lm-coef $(LM_COEF) $(STEADY) --steps 0 --minutes $(MINUTES) $(ARGS)
+	@readlink -f $(RUNS)/teach/latest > $(RUNS)/.compare-adversarial
 	$(PY) -m scripts.teach --arm best-of-n --steps 0 --minutes $(MINUTES) --match-judge-calls $$(cat $(RUNS)/.compare-rl) $(ARGS)
-	$(PY) -m scripts.compare $$(cat $(RUNS)/.compare-lm) $$(cat $(RUNS)/.compare-rl) $$(cat $(RUNS)/.compare-rl-lm) $$(readlink -f $(RUNS)/teach/latest)
+	$(PY) -m scripts.compare $$(cat $(RUNS)/.compare-lm) $$(cat $(RUNS)/.compare-rl) $$(cat $(RUNS)/.compare-rl-lm) $$(cat $(RUNS)/.compare-adversarial) $$(readlink -f $(RUNS)/teach/latest)
 
 # KL coefficient sweep (Gao et al.: reward rises with KL, then the true reward turns).
 BETAS ?= 0,0.02,0.05,0.2

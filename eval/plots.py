@@ -187,20 +187,24 @@ def pretrain_plot(train: Sequence[dict], evals: Sequence[dict], final: dict[str,
     return save_figure(fig, path)
 
 
+LECTURE_LOSS = ("loss", "training loss (B2)")  # (metrics key prefix, legend) of lecture B's fine-tuning loss
+
+
 def coevolve_plot(train: Sequence[dict], evals: Sequence[dict], authors: Sequence[str], title: str,
-                  path: str | Path) -> Path:
+                  path: str | Path, lm_loss: tuple[str, str] | None = LECTURE_LOSS) -> Path:
     """Lecture B in two panels.
 
-    top: each generator's training loss (B2; raw faint, A9-smoothed bold) and held-out loss (dots),
-         and on the right the judge's accuracy (B11) with its Wilson 95 % band and chance (1/N) dotted;
+    top: each generator's LM loss in training (B2; raw faint, A9-smoothed bold; `lm_loss` names its key and
+         legend, None where a step minimises no LM loss) and held-out loss (dots), and on the right the judge's
+         accuracy (B11) with its Wilson 95 % band and chance (1/N) dotted;
     bottom: S(t) of each generator (B13: P(first author | X_t)), and on the right L_cls (B12).
     """
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 9), dpi=120, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     steps, handles = [r["step"] for r in evals], []
     for a in authors:
-        if train:
-            handles += draw_curve(top, Curve(f"{a} generator: training loss (B2)", [r["step"] for r in train],
-                                             [r[f"loss_{a}"] for r in train], color(a), style="smooth", k=3))
+        if train and lm_loss:
+            handles += draw_curve(top, Curve(f"{a} generator: {lm_loss[1]}", [r["step"] for r in train],
+                                             [r[f"{lm_loss[0]}_{a}"] for r in train], color(a), style="smooth", k=3))
         handles += top.plot(steps, [r[f"heldout_{a}"] for r in evals], "o", color=color(a), markersize=5,
                             markerfacecolor="white", label=f"{a} generator: held-out loss on {a}")
     top.set_ylabel("LM loss (nats per token)")
@@ -237,14 +241,16 @@ def coevolve_plot(train: Sequence[dict], evals: Sequence[dict], authors: Sequenc
 
 
 def teach_plot(train: Sequence[dict], evals: Sequence[dict], authors: Sequence[str], title: str,
-               path: str | Path) -> Path:
-    """The judge as teacher in three panels, per generator (one colour each).
+               path: str | Path, step_loss: str | None = None) -> Path:
+    """The judge as teacher in three panels (four with `step_loss`), per generator (one colour each).
 
     top: reward (T1, per step; judged rows as dots) and, on the right, the KL per token to the start (T3);
     middle: S(t) under the trained judge (solid) and under the independent n-gram judge (dashed, T8);
-    bottom: held-out LM loss on real text (B2) and, on the right, distinct-2 of the judged texts (T8).
+    bottom: held-out LM loss on real text (B2) and, on the right, distinct-2 of the judged texts (T8);
+    last, with `step_loss` (its name, e.g. "RL loss L_PG + beta KL (T6)"): the loss each step minimised.
     """
-    fig, (top, mid, low) = plt.subplots(3, 1, figsize=(10, 11), dpi=120, sharex=True)
+    fig, axes = plt.subplots(3 + bool(step_loss), 1, figsize=(10, 11 + 3 * bool(step_loss)), dpi=120, sharex=True)
+    top, mid, low = axes[:3]
     steps = [r["step"] for r in evals]
     kl_ax, d_ax = top.twinx(), low.twinx()
     for a in authors:
@@ -259,15 +265,58 @@ def teach_plot(train: Sequence[dict], evals: Sequence[dict], authors: Sequence[s
         mid.plot(steps, [r[f"nb_S_{a}"] for r in evals], "x--", color=c, label=f"{a} generator, n-gram judge (N5)")
         low.plot(steps, [r[f"heldout_{a}"] for r in evals], "o-", color=c, label=f"{a}: held-out LM loss (B2)")
         d_ax.plot(steps, [r[f"distinct2_{a}"] for r in evals], "d:", color=c, label=f"{a}: distinct-2 (T8)")
+        if step_loss and train:
+            draw_curve(axes[3], Curve(f"{a} generator: {step_loss}", [r["step"] for r in train],
+                                      [r[f"loss_{a}"] for r in train], c, style="smooth", k=3))
     top.set_ylabel("reward")
     kl_ax.set_ylabel("KL per token")
     mid.set_ylabel(f"S(t) = P({authors[0]} | X_t)")
     mid.set_ylim(-0.02, 1.02)
-    low.set_ylabel("held-out LM loss")
+    low.set_ylabel("held-out LM loss (nats per token)")
     d_ax.set_ylabel("distinct-2")
-    low.set_xlabel("step")
-    for ax, twin in ((top, kl_ax), (mid, None), (low, d_ax)):
+    panels = [(top, kl_ax), (mid, None), (low, d_ax)]
+    if step_loss:
+        axes[3].set_ylabel("loss of the step")
+        panels.append((axes[3], None))
+    axes[-1].set_xlabel("step")
+    for ax, twin in panels:
         legend(ax, twin, fontsize=7, loc="best")
+        ax.grid(alpha=0.3)
+    top.set_title(title, fontsize=9.5)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def adversary_plot(train: Sequence[dict], evals: Sequence[dict], authors: Sequence[str], title: str,
+                   path: str | Path) -> Path:
+    """T10's game in two panels.
+
+    top: the adversarial judge's accuracy on real-versus-generated, measured on each round's rows before it
+         learns from them (balanced: 0.5 is chance; raw faint, A9-smoothed bold), and on real and generated alone;
+    bottom: at each judgement, the adversarial judge's P(generated) on each generator's rows (solid) and the
+         lecture's frozen judge's S_a(t) = P(a | rows of a) (dashed): a generator wins when the first falls and the
+         second stays high.
+    """
+    fig, (top, low) = plt.subplots(2, 1, figsize=(10, 8), dpi=120, sharex=True)
+    rounds = [r for r in train if "adv_acc" in r]
+    x = [r["step"] for r in rounds]
+    draw_curve(top, Curve("real vs generated, balanced", x, [r["adv_acc"] for r in rounds], "black", k=3))
+    top.plot(x, [r["adv_acc_real"] for r in rounds], ":", color="tab:green", label="on real windows")
+    top.plot(x, [r["adv_acc_generated"] for r in rounds], ":", color="tab:red", label="on generated rows")
+    top.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    top.set_ylim(-0.02, 1.02)
+    top.set_ylabel("adversarial judge's accuracy")
+    steps = [r["step"] for r in evals]
+    for a in authors:
+        low.plot(steps, [r[f"adv_p_generated_{a}"] for r in evals], "o-", color=color(a),
+                 label=f"{a} generator: P(generated), adversarial judge (T10)")
+        low.plot(steps, [r[f"own_{a}"] for r in evals], "x--", color=color(a),
+                 label=f"{a} generator: P({a}), the lecture's frozen judge (N6)")
+    low.set_ylim(-0.02, 1.02)
+    low.set_ylabel("probability")
+    low.set_xlabel("step")
+    for ax in (top, low):
+        ax.legend(fontsize=7, loc="best")
         ax.grid(alpha=0.3)
     top.set_title(title, fontsize=9.5)
     fig.tight_layout()

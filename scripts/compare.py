@@ -3,10 +3,13 @@
 For each run (a `make teach` run of any arm, or a `make coevolve` run) the numbers of its last
 judgement: accuracy with its Wilson interval (B11), S(t) of each generator under the trained judge
 (B13) and under the independent n-gram judge (N5, never trained against), the KL per token to the
-model it started from (T3; for best-of-N the T7 bound per sequence), held-out LM loss on real text,
-distinct-2 (T8) against the base's, the judge calls spent and the wall-clock. Writes, into
-runs/compare/<time>/, compare.md (the table), compare.json, compare.png (S(t) against wall-clock
-time for every run) and, for a sweep, reward against KL (Gao et al.: the proxy reward rises with KL).
+model it started from (T3; for best-of-N the T7 bound per sequence), held-out loss on each author's real
+text in nats per byte (L7) against the base's, distinct-2 (T8) against the base's, the main characters'
+names per 1,000 words against the books', the judge calls spent and the wall-clock. Writes, into
+runs/compare/<time>/, compare.md (the table, then a text of every arm's generators at their last
+judgement), compare.json, compare.png (S(t) against wall-clock time for every run), arms.png (the
+last judgement's numbers side by side) and, for a sweep, reward against KL (Gao et al.: the proxy
+reward rises with KL).
 """
 
 from __future__ import annotations
@@ -27,20 +30,24 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from eval.pages import markdown_table, with_interval  # noqa: E402
-from eval.plots import legend, save_figure  # noqa: E402
+from eval.plots import color, legend, save_figure  # noqa: E402
 from plumbing.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from plumbing.cli import run_program  # noqa: E402
+from plumbing.generators import SAMPLES_FILE  # noqa: E402
 from plumbing.runs import Run, runs_root  # noqa: E402
 
 
 def label_of(config: dict) -> str:
-    """A run's name in the table: its arm (and beta for RL, gamma of T9 where real text is in its loss)."""
+    """A run's name in the table: its arm (and for RL and the adversarial arm: beta, gamma of T9 where real text is in
+    its loss, T11's options where they are on)."""
     c = config["config"]
     if config["program"] == "coevolve":
         return "lm (make coevolve)"
-    if c["arm"] == "rl":
-        real_text = f" + LM, gamma {c['lm_coef']:g}" if c.get("lm_coef") else ""
-        return f"rl, beta {config['beta_value']:g}{real_text}"
+    if c["arm"] in ("rl", "adversarial"):
+        extras = [f"+ LM, gamma {c['lm_coef']:g}" if c.get("lm_coef") else "",
+                  "normalised A" if c.get("advantage_norm") else "",
+                  f"adaptive beta, KL target {c['kl_target']:g}" if c.get("kl_target") else ""]
+        return ", ".join([c["arm"], f"beta {config['beta_value']:g}"] + [e for e in extras if e]).replace(", +", " +")
     return f"best-of-{c['best_of']}" if c["arm"] == "best-of-n" else "lm"
 
 
@@ -62,6 +69,7 @@ def summarise(folder: Path) -> dict:
                                                         {a: r.get(f"nb_S_{a}") for a in authors}) for r in evals]}
     for a in authors:
         out[f"S_{a}"], out[f"nb_S_{a}"] = last[f"S_{a}"], last.get(f"nb_S_{a}")
+        out[f"own_{a}"], out[f"nb_own_{a}"] = last[f"own_{a}"], last.get(f"nb_own_{a}")  # N6: P(a | a's rows)
     if f"distinct2_{authors[0]}" in last:
         out["distinct2"], out["distinct2_base"] = mean("distinct2", last), mean("distinct2", first)
         out["reward"] = mean("reward", last)
@@ -69,6 +77,11 @@ def summarise(folder: Path) -> dict:
         out["kl_bound_per_sequence"] = last.get(f"kl_bound_{authors[0]}")
     for a in authors:  # T8: main characters' names per 1,000 words, and in the author's books (runs from before: none)
         out[f"names_{a}"], out[f"names_books_{a}"] = last.get(f"names_{a}"), last.get(f"names_books_{a}")
+        out[f"bytes_{a}"], out[f"bytes_base_{a}"] = (last.get(f"heldout_per_byte_{a}"),
+                                                     first.get(f"heldout_per_byte_{a}"))  # L7; step 0 is the base
+    first_rows = {s["generator"]: s["text"] for s in reversed(run.records(SAMPLES_FILE))
+                  if s["step"] == last["step"] and s.get("generator") in authors}  # reversed: each one's first row wins
+    out["samples"] = {a: first_rows[a] for a in authors if a in first_rows}
     return out
 
 
@@ -81,8 +94,8 @@ def table(rows: list[dict]) -> str:
     """The comparison as a Markdown table."""
     authors = rows[0]["authors"]
     head = (["arm", "steps", "wall-clock s", "accuracy [95 %]"] + [f"S {a}" for a in authors]
-            + [f"S {a} (n-gram)" for a in authors] + ["KL/token to start", "held-out LM loss", "distinct-2 (base)",
-                                                       "judge calls"]
+            + [f"S {a} (n-gram)" for a in authors] + ["KL/token to start", "held-out LM loss"]
+            + [f"{a} held-out nats/byte (base)" for a in authors] + ["distinct-2 (base)", "judge calls"]
             + [f"{a} names /1k words (books)" for a in authors])
     cells = []
     for r in rows:
@@ -91,15 +104,64 @@ def table(rows: list[dict]) -> str:
         cells.append([r["label"], str(r["step"]), f"{r['time_s']:.0f}",
                       with_interval(r["acc"], r["acc_ci95"])]
                      + [cell(r[f"S_{a}"]) for a in authors] + [cell(r[f"nb_S_{a}"]) for a in authors]
-                     + [kl, cell(r["heldout"]), f"{cell(r.get('distinct2'))} ({cell(r.get('distinct2_base'))})",
-                        str(r["judge_calls"])]
+                     + [kl, cell(r["heldout"])]
+                     + [f"{cell(r.get(f'bytes_{a}'), 4)} ({cell(r.get(f'bytes_base_{a}'), 4)})" for a in authors]
+                     + [f"{cell(r.get('distinct2'))} ({cell(r.get('distinct2_base'))})", str(r["judge_calls"])]
                      + [f"{cell(r.get(f'names_{a}'), 1)} ({cell(r.get(f'names_books_{a}'), 1)})" for a in authors])
     return markdown_table(cells, head)
 
 
+def samples_text(rows: list[dict], chars: int = 400) -> str:
+    """Markdown: what every arm's generators wrote at their last judgement (the first judged row of each)."""
+    out = ["## What each arm writes (the first row of each generator at its last judgement)", ""]
+    for r in rows:
+        for author, text in r["samples"].items():
+            quoted = " ".join(text.split())[:chars]
+            out += [f"**{r['label']}, the {author} generator:**", "", f"> {quoted}", ""]
+    return "\n".join(out)
+
+
+def arms_plot(rows: list[dict], path: Path) -> Path:
+    """The last judgement of every run side by side, one group of bars per run, one bar per generator: S_a under both
+    judges, the change of held-out nats per byte from the base (L7), the KL per token (T3) and the name rate / the
+    books' (T8; 1 = the books' own rate)."""
+    authors = rows[0]["authors"]
+    panels = [("S_a = P(own author | its rows), trained judge (N6)", lambda r, a: r[f"own_{a}"]),
+              ("S_a, independent n-gram judge (N5)", lambda r, a: r.get(f"nb_own_{a}")),
+              ("held-out nats/byte minus the base's (L7)", lambda r, a: diff(r.get(f"bytes_{a}"),
+                                                                              r.get(f"bytes_base_{a}"))),
+              ("KL per token to the start (T3)", lambda r, a: r.get("kl")),
+              ("names per 1k words / the books' (T8)", lambda r, a: ratio(r.get(f"names_{a}"),
+                                                                          r.get(f"names_books_{a}")))]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(7, 1.6 * len(rows)), 2.4 * len(panels)), dpi=120,
+                             sharex=True)
+    width = 0.8 / len(authors)
+    for ax, (title, value) in zip(axes, panels):
+        for j, a in enumerate(authors):
+            ys = [value(r, a) for r in rows]
+            xs = [i + (j - (len(authors) - 1) / 2) * width for i in range(len(rows))]
+            ax.bar([x for x, y in zip(xs, ys) if y is not None], [y for y in ys if y is not None], width,
+                   color=color(a), label=f"{a} generator")
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend(fontsize=8)
+    axes[-1].set_xticks(range(len(rows)), [r["label"] for r in rows], rotation=20, ha="right", fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
 def curve_plot(rows: list[dict], path: Path) -> Path:
     """S(t) of every generator against wall-clock time, one colour per run; dotted: the independent judge."""
-    fig, ax = plt.subplots(figsize=(9, 5), dpi=120)
+    fig, ax = plt.subplots(figsize=(9, 6.5), dpi=120)
     palette = ["tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:cyan"]
     for r, c in zip(rows, palette):
         t = [p[0] for p in r["curve"]]
@@ -112,7 +174,8 @@ def curve_plot(rows: list[dict], path: Path) -> Path:
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.set_title("S(t) against wall-clock time (faint: the same texts scored by the independent n-gram judge)", fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    # the legend below the axes: with five arms it would hide the curves
+    ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     return save_figure(fig, path)
 
 
@@ -143,9 +206,10 @@ def run(argv: list[str] | None = None) -> None:
     out = runs_root(args.runs_dir) / "compare" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     md = table(rows)
-    atomic_write_text(out / "compare.md", md)
+    atomic_write_text(out / "compare.md", md + "\n\n" + samples_text(rows))
     atomic_write_json(out / "compare.json", rows)
     curve_plot(rows, out / "compare.png")
+    arms_plot(rows, out / "arms.png")
     if len({r.get("beta") for r in rows if r.get("beta") is not None}) > 1:
         sweep_plot(rows, out / "sweep.png")
     print(md + f"\nwritten to {out}")

@@ -28,7 +28,8 @@ from data.windows import Specials, heldout_passages
 from eval import pages
 from eval.attribution import explain
 from eval.lecture import judge_results, lecture_results, summary_lines
-from eval.plots import coevolve_plot, confusion_plot, judge_plot, pretrain_plot, reliability_plot, teach_plot
+from eval.plots import (LECTURE_LOSS, adversary_plot, coevolve_plot, confusion_plot, judge_plot, pretrain_plot,
+                        reliability_plot, teach_plot)
 from plumbing.cli import run_program
 from plumbing.generators import SAMPLES_FILE
 from plumbing.judges import HF_FOLDER, load_bert_judge
@@ -127,12 +128,16 @@ def coevolve_section(run: Run) -> tuple[dict, list[str]]:
     c = cfg["config"]
     title = (f"{cfg['program']}: {Path(cfg['base_folder']).name} x {len(authors)}, judged on "
              f"{len(authors) * c['rows']} x {c['judge_length']} tokens, judge {cfg['judge_half']['dtype']}")
-    plots = {"B11-B13: the loop": coevolve_plot(train, evals, authors, title, run.folder / "coevolve.png"),
+    lm_loss, step_loss = losses_of(cfg)
+    plots = {"B11-B13: the loop": coevolve_plot(train, evals, authors, title, run.folder / "coevolve.png", lm_loss),
              "N6: generated text at the last judgement": confusion_plot(
                  evals[-1]["confusion"], authors, f"generated rows, step {evals[-1]['step']}", run.folder / "confusion.png")}
     if cfg["program"] == "teach":
         plots["T1-T8: reward, KL, both judges, held-out loss, distinct-2"] = teach_plot(
-            train, evals, authors, title, run.folder / "teach.png")
+            train, evals, authors, title, run.folder / "teach.png", step_loss)
+    if c.get("arm") == "adversarial":
+        plots["T10: the game, real versus generated"] = adversary_plot(train, evals, authors, title,
+                                                                        run.folder / "adversary.png")
     results = lecture_results(evals, authors)
     if "nb_acc" in evals[-1]:
         results["independent"] = lecture_results(evals, authors, prefix="nb_")
@@ -141,6 +146,19 @@ def coevolve_section(run: Run) -> tuple[dict, list[str]]:
     explanations, lines = sample_explanations(cfg.get("judge_folder"), samples, authors) if samples else ([], [])
     return {"plots": plots, "numbers": numbers, "samples": samples, "authors": authors, "explanations": explanations}, \
         summary_lines(results, authors) + lines
+
+
+def losses_of(config: dict) -> tuple[tuple[str, str] | None, str | None]:
+    """What a run's steps minimised, for its plots: (the LM loss among them, as key prefix and legend, drawn beside
+    the held-out LM loss; the whole loss of a step that is not an LM loss, by name). None where there is none."""
+    c = config["config"]
+    if config["program"] == "coevolve" or c["arm"] == "lm":
+        return LECTURE_LOSS, None
+    if c["arm"] == "best-of-n":  # no training
+        return None, None
+    real_text = ("lm_loss", "LM loss on its author's real windows in the RL step (T9's L_gen)") if c.get("lm_coef") \
+        else None
+    return real_text, "RL loss L_PG + beta KL" + (f" + {c['lm_coef']:g} L_gen (T6, T9)" if real_text else " (T6)")
 
 
 SECTIONS = {"judge": judge_section, "pretrain_neo": pretrain_section, "coevolve": coevolve_section,

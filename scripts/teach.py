@@ -1,11 +1,14 @@
-"""The judge as teacher: `python -m scripts.teach` (`make teach`), reinforcement learning from the judge (T1-T8).
+"""The judge as teacher: `python -m scripts.teach` (`make teach`), reinforcement learning from the judge (T1-T11).
 
 Lecture B's loop lets the judge only watch. Here its score is the reward: each generator is moved to
 raise log P_judge(its author | what it writes) (T1), with RLOO advantages (T4), a policy-gradient
 loss (T5) and a KL penalty to the model it started from (T3, T6), under the very distribution the
-lecture's sampler draws from (train/rl.py). Three arms, judged alike (train/judgement.py:judge_generators):
+lecture's sampler draws from (train/rl.py). Four arms, judged alike (train/judgement.py:judge_generators):
 
-    --arm rl          reinforcement learning from the judge (this program's point)
+    --arm rl          reinforcement learning from the judge (this program's point); --lm-coef adds real text (T9),
+                      --advantage-norm and --kl-target steady it (T11)
+    --arm adversarial RL from a copy of the judge that keeps learning, with a class "generated" (T10,
+                      train/adversary.py); the lecture's judge and the n-gram judge still do the judging
     --arm lm          the lecture's LM fine-tuning on each author's text (what `make coevolve` does)
     --arm best-of-n   no training: each judged row is the best of N samples by the judge (T7)
 
@@ -16,6 +19,7 @@ token to the starting model, distinct-1/2/3 of the texts and the held-out LM los
     python -m scripts.teach                              # RL, beta 0.05, from neo-small (minutes on 2 cores)
     python -m scripts.teach --preset smollm2             # from SmolLM2-135M (over 20 minutes on 2 cores)
     python -m scripts.teach --arm lm --minutes 10        # an arm within a wall-clock budget
+    python -m scripts.teach --arm adversarial --lm-coef 1   # T10 with T9's real text in the loss
     python -m scripts.teach --beta 0,0.02,0.05,0.2       # a sweep: one run per beta
     python -m scripts.teach --start-from runs/coevolve/latest   # from the generators a coevolve run fine-tuned
 
@@ -43,7 +47,8 @@ import torch
 from tqdm import tqdm
 
 from data.authors import AUTHORS, DEFAULT_AUTHORS, select_authors
-from data.windows import lm_windows
+from data.windows import AuthorIds, Specials, balanced_batch, load_author_ids, lm_windows
+from model.bert import BertClassifier
 from model.decoder import Decoder, load_decoder
 from model.lora import adapters_off
 from plumbing.atomic import atomic_write_json
@@ -54,18 +59,23 @@ from plumbing.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSetti
                                  judgement_record, load_setup, log_judgement, make_judging, make_rngs, run_summary,
                                  save_generators)
 from plumbing.interrupt import StopRequest, stop_was_asked
+from plumbing.judges import load_bert_judge
 from plumbing.precision import PRECISIONS, Precision, choose_precision, pick_device
 from plumbing.runs import Run
 from tokenizer_bridge.bridge import JudgeBatch, RowSampling, generate_for_judge
-from train.bert_judge import predict_logits
+from train.adversary import (adversary_batch, full_rows, real_vs_generated_accuracy, replay_rows,
+                             with_generated_class)
+from train.bert_judge import classifier_step, predict_logits
 from train.judgement import Judgement, Judging, judge_generators, start_tokens
 from train.lm import lm_loss, lm_step
 from train.metrics import reset_peak_memory
 from train.optim import OPTIMIZERS, apply_update, check_finite_loss, make_optimizer
-from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio, name_rate,
-                      policy_gradient_loss, processed_log_probs, rloo_advantages, total_loss, with_real_text)
+from train.rl import (adaptive_beta, best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio,
+                      name_rate, normalised_advantages, policy_gradient_loss, processed_log_probs, rloo_advantages,
+                      total_loss, with_real_text)
 
-ARM_NAMES = ("rl", "lm", "best-of-n")  # each arm is one entry of ARMS, below its pieces
+ARM_NAMES = ("rl", "adversarial", "lm", "best-of-n")  # each arm is one entry of ARMS, below its pieces
+LEARNS_FROM_A_JUDGE = ("rl", "adversarial")  # the arms whose step is rl_step
 
 
 def check_betas(text: str) -> None:
@@ -82,8 +92,8 @@ def check_betas(text: str) -> None:
 class TeachConfig(JudgementSettings, LoraSettings):
     """Everything that decides a teaching run (saved in the run's config.json)."""
 
-    arm: str = setting("rl: learn from the judge; lm: the lecture's LM fine-tuning; best-of-n: no training (T7)",
-                       choices=ARM_NAMES)
+    arm: str = setting("rl: learn from the judge; adversarial: from a judge that learns too (T10); lm: the lecture's "
+                       "LM fine-tuning; best-of-n: no training (T7)", choices=ARM_NAMES)
     base: str = setting("the pretrained generator: a weights-store name or a GPT-Neo folder")
     start_from: str = setting("'' = the base; or a coevolve run folder: start from its fine-tuned generators")
     judge: str = setting("the judge: 'latest' (runs/judge/latest), a judge run folder or its hf/ folder")
@@ -94,8 +104,17 @@ class TeachConfig(JudgementSettings, LoraSettings):
     samples: int = setting("G: samples per prompt (RLOO needs G >= 2, T4)", min=2)
     rl_overgen: float = setting("k of B8 for the rows RL learns from (short rows are continued)", above=1)
     beta: str = setting("T6's KL coefficient; a comma list runs a sweep, one run per value", check=check_betas)
-    lm_coef: float = setting("gamma of T9: --arm rl adds gamma x the LM loss (B2) on a batch of the author's real "
-                             "windows (--batch-size x --length) to every step; 0: RL alone", min=0, max=100)
+    lm_coef: float = setting("gamma of T9: --arm rl or adversarial adds gamma x the LM loss (B2) on a batch of the "
+                             "author's real windows (--batch-size x --length) to every step; 0: RL alone",
+                             min=0, max=100)
+    advantage_norm: bool = setting("T11: divide the RLOO advantages by their std over the step's rows")
+    kl_target: float = setting("T11: adapt each generator's beta towards this KL per token (T3) after every step; "
+                               "0: beta stays fixed", min=0)
+    kl_gain: float = setting("K_beta of T11: beta changes by at most a factor 1 +- 0.2 K_beta per step", min=0, max=5)
+    adversary_every: int = setting("T10: the adversarial judge trains after every E-th step", min=1)
+    adversary_steps: int = setting("T10: its training steps each time (A3, A7)", min=1)
+    adversary_replay: int = setting("T10: rows of older steps replayed in each of its batches, beside the newest", min=0)
+    adversary_lr: float = setting("T10: its AdamW learning rate", above=0, max=1)
     best_of: int = setting("N of best-of-N (T7): candidates per judged row", min=1)
     optimizer: str = setting("adamw or sgd", choices=OPTIMIZERS)
     lr: float = setting("learning rate of the generators", above=0, max=1)
@@ -109,8 +128,11 @@ class TeachConfig(JudgementSettings, LoraSettings):
 
 
 SHARED = dict(start_from="", judge="latest", authors=DEFAULT_AUTHORS, samples=4, rl_overgen=1.5, best_of=16,
-              lm_coef=0.0, optimizer="adamw", weight_decay=0.0, grad_clip=1.0, batch_size=16, length=128, seed=0,
-              precision="auto", device="auto", **LECTURE_JUDGEMENT, **lora_off(2e-3))
+              lm_coef=0.0, advantage_norm=False, kl_target=0.0, kl_gain=0.1, adversary_every=1, adversary_steps=2,
+              adversary_replay=16, adversary_lr=5e-5, optimizer="adamw", weight_decay=0.0, grad_clip=1.0,
+              batch_size=16, length=128, seed=0, precision="auto", device="auto", **LECTURE_JUDGEMENT, **lora_off(2e-3))
+# T10: the adversarial judge learns after every step, 2 AdamW steps at 5e-5 on (newest rows + 16 replayed) and as
+# many real windows; at 2e-5 its real-versus-generated accuracy on neo-small's rows took 10 steps to leave 0.5-0.6.
 # "cpu" (the default): neo-small; lr 3e-4 moved S(t) to >= 0.95 / <= 0.05 within 10 steps (1e-4 needed > 40).
 # "smollm2": SmolLM2-135M on 2 CPU cores, not the default: an RL step samples P x G rows per generator and runs
 # them forward and backward, about 100 s for both generators here, and in 10 steps (AdamW 1e-4, beta 0.05) RL
@@ -131,6 +153,21 @@ RESUME_MAY_CHANGE = {"steps", "minutes", "device", "precision"}
 
 
 @dataclass
+class Adversary:
+    """T10's judge that keeps learning (train/adversary.py), and what it learns from."""
+
+    judge: BertClassifier  # the trained judge with a class "generated", float32, trained by its own optimizer
+    optimizer: torch.optim.Optimizer
+    real: dict[str, AuthorIds]  # every author's training text in the judge's tokens: its real windows
+    specials: Specials
+    newest: dict[str, torch.Tensor] = field(default_factory=dict)  # author -> full rows written at the last step
+    older: list[torch.Tensor] = field(default_factory=list)  # rows of earlier rounds (REPLAY_ROUNDS), for the replay
+
+
+REPLAY_ROUNDS = 8  # the replay draws from the rows of the last 8 rounds (a --resume starts it empty again)
+
+
+@dataclass
 class TeachLoop:
     """What the teaching loop works on."""
 
@@ -147,6 +184,8 @@ class TeachLoop:
     t0: float
     judge_calls: int = 0  # texts the judge scored for the optimisation (the judgements not counted)
     book_name_rates: dict[str, float] = field(default_factory=dict)  # T8's reference, per author
+    betas: dict[str, float] = field(default_factory=dict)  # T6's beta per generator (T11 adapts it; else `beta`)
+    adversary: Adversary | None = None  # T10's learning judge (--arm adversarial), else None
 
     def elapsed(self) -> float:
         return time.time() - self.t0
@@ -195,29 +234,72 @@ def kl_to_start(loop: TeachLoop, author: str, logp: torch.Tensor, ids: torch.Ten
 
 
 def rl_step(loop: TeachLoop, author: str, label: int) -> dict:
-    """One RL step of one generator: sample P x G rows -> T1 reward -> T4 advantages -> T2/T3 KL -> T5 + T6 -> update."""
+    """One RL step of one generator: sample P x G rows -> T1 reward -> T4 advantages -> T2/T3 KL -> T5 + T6 -> update.
+
+    The reward's judge is the lecture's frozen one, or with --arm adversarial the learning (N+1)-way judge (T10).
+    """
     cfg, s = loop.cfg, loop.setup
-    model = s.generators[author]
+    model, beta = s.generators[author], loop.betas[author]
     prompts = start_tokens(cfg.prompts, s.bad_mask, loop.rngs["prompts"]).repeat_interleave(cfg.samples, 0)  # (P G, 1)
     model.eval()  # no dropout: the loss sees the distribution that was sampled
     batch = generate_for_judge(model, prompts.to(loop.precision.device), s.neo_tok, s.bert_tok, loop.rl_rows,
                                loop.rngs[f"sample_{author}"])
-    logits = predict_logits(s.judge, batch.input_ids, batch.attention_mask, batch_size=len(batch.input_ids))
-    rewards = judge_reward(logits, torch.full((len(logits),), label))  # T1: (P G,)
+    rewards = judge_reward(reward_logits(loop, batch), torch.full((len(batch.input_ids),), label))  # T1 / T10: (P G,)
     advantages = rloo_advantages(rewards.view(cfg.prompts, cfg.samples)).flatten()  # T4
+    if cfg.advantage_norm:
+        advantages = normalised_advantages(advantages)  # T11
     ids, mask = kept_batch(batch, pad_id=int(prompts[0, 0]))
     logp = sequence_log_probs(model, ids, mask, loop)  # with gradient
     kl = kl_to_start(loop, author, logp, ids, mask)
-    loss = total_loss(policy_gradient_loss(logp, mask, advantages), kl, loop.beta)  # T5 + T6
+    loss = total_loss(policy_gradient_loss(logp, mask, advantages), kl, beta)  # T5 + T6
     real = real_text_loss(loop, author, model) if cfg.lm_coef > 0 else torch.zeros(())
     loss = with_real_text(loss, real, cfg.lm_coef)  # T9
     value = check_finite_loss(loss, f"the {author} generator's RL loss")
     loss.backward()
     norm, _ = apply_update(model, loop.optimizers[author], cfg.grad_clip)
     loop.judge_calls += len(rewards)
+    if cfg.kl_target > 0:  # T11: the next step's beta
+        loop.betas[author] = adaptive_beta(beta, kl.mean().item(), cfg.kl_target, cfg.kl_gain)
+    if loop.adversary is not None:  # T10: what the adversarial judge learns from next
+        loop.adversary.newest[author] = full_rows(batch.input_ids, batch.attention_mask)
     return {f"reward_{author}": rewards.mean().item(), f"kl_{author}": kl.mean().item(), f"loss_{author}": value,
             f"p_{author}": rewards.exp().mean().item(), f"tokens_{author}": int(mask.sum()), f"grad_norm_{author}": norm,
-            **({f"lm_loss_{author}": real.item()} if cfg.lm_coef > 0 else {})}
+            f"beta_{author}": beta, **({f"lm_loss_{author}": real.item()} if cfg.lm_coef > 0 else {})}
+
+
+def reward_logits(loop: TeachLoop, batch: JudgeBatch) -> torch.Tensor:
+    """The reward's judge on RL's rows: the lecture's frozen judge (N logits), or the adversarial one (N + 1)."""
+    if loop.adversary is None:
+        return predict_logits(loop.setup.judge, batch.input_ids, batch.attention_mask, batch_size=len(batch.input_ids))
+    return predict_logits(loop.adversary.judge, batch.input_ids, batch.attention_mask, batch_size=len(batch.input_ids),
+                          precision=loop.precision)
+
+
+def adversary_round(loop: TeachLoop, step: int) -> dict:
+    """T10, after every E-th step: the adversarial judge trains for a few steps on real windows of every author and
+    on the generators' newest full rows (+ a replay of older ones), labelled "generated". Before it learns, its
+    real-versus-generated accuracy on the first batch (rows it has not seen yet): the game's score."""
+    adv, cfg = loop.adversary, loop.cfg
+    if step % cfg.adversary_every or not adv.newest:
+        return {}
+    newest = torch.cat(list(adv.newest.values()))
+    if not len(newest):
+        return {"adv_skipped": 1}  # no full row this time: nothing "generated" to learn from without padding tells
+    n_authors, record = len(adv.real), {}
+    for k in range(cfg.adversary_steps):
+        replay = replay_rows(adv.older, cfg.adversary_replay, loop.rngs["adversary"])
+        generated = newest if replay is None else torch.cat([newest, replay])
+        per_author = max(1, -(-len(generated) // n_authors))  # as many real windows as generated rows, or a few more
+        real = balanced_batch(adv.real, per_author * n_authors, newest.shape[1], loop.rngs["adversary"], adv.specials)
+        x, mask, y = adversary_batch(real, generated, n_authors)
+        if k == 0:
+            game = real_vs_generated_accuracy(predict_logits(adv.judge, x, mask, batch_size=32,
+                                                             precision=loop.precision), y, n_authors)
+            record.update(adv_acc=game["balanced"], adv_acc_real=game["real"], adv_acc_generated=game["generated"])
+        record["adv_loss"] = classifier_step(adv.judge, adv.optimizer, (x, mask, y), loop.precision, cfg.grad_clip)["loss"]
+    adv.older = (adv.older + [newest])[-REPLAY_ROUNDS:]
+    adv.newest = {}
+    return record
 
 
 def real_text_loss(loop: TeachLoop, author: str, model: Decoder) -> torch.Tensor:
@@ -261,9 +343,11 @@ class Arm:
 
     step: Callable[[TeachLoop, str, int], dict] | None  # one optimisation step of one generator; None: no training
     writer: Callable[[TeachLoop], Callable[[torch.Tensor], dict[str, JudgeBatch]]] | None  # None: the generators
+    after_step: Callable[[TeachLoop, int], dict] | None = None  # once per step, after every generator's step
 
 
-ARMS = {"rl": Arm(step=rl_step, writer=None),  # T1-T6
+ARMS = {"rl": Arm(step=rl_step, writer=None),  # T1-T6 (T9, T11)
+        "adversarial": Arm(step=rl_step, writer=None, after_step=adversary_round),  # T10: the reward's judge learns
         "lm": Arm(step=lm_arm_step, writer=None),  # B2, the lecture's fine-tuning
         "best-of-n": Arm(step=None, writer=best_of_n_writer)}  # T7: no training, the judge picks
 
@@ -288,6 +372,9 @@ def judgement_extras(loop: TeachLoop, judgement: Judgement) -> dict:
         ids, mask = kept_batch(batch, pad_id=int(batch.rows[0][0]))
         logp = sequence_log_probs(loop.setup.generators[a], ids, mask, loop)
         out[f"kl_{a}"] = kl_to_start(loop, a, logp, ids, mask).mean().item()
+        if loop.adversary is not None:  # T10: how the learning judge reads the same rows
+            p = torch.softmax(reward_logits(loop, batch), dim=-1)  # (R, N + 1)
+            out[f"adv_p_generated_{a}"], out[f"adv_p_own_{a}"] = p[:, -1].mean().item(), p[:, g].mean().item()
     return out
 
 
@@ -308,9 +395,20 @@ def record_judgement(loop: TeachLoop, step: int, judgement: Judgement) -> None:
 
 
 def save_step(loop: TeachLoop, step: int) -> None:
-    """A checkpoint for --resume."""
-    save_checkpoint(loop.run.folder, step, loop.setup.generators, loop.optimizers, loop.rngs,
-                    {"t": loop.elapsed(), "judge_calls": loop.judge_calls})
+    """A checkpoint for --resume: what `checkpointed` names, the random streams, T11's betas."""
+    save_checkpoint(loop.run.folder, step, *checkpointed(loop), loop.rngs,
+                    {"t": loop.elapsed(), "judge_calls": loop.judge_calls, "betas": loop.betas})
+
+
+def checkpointed(loop: TeachLoop) -> tuple[dict[str, torch.nn.Module], dict[str, torch.optim.Optimizer]]:
+    """The models and optimizers a checkpoint holds: the generators', and T10's learning judge's if there is one."""
+    models, optimizers = dict(loop.setup.generators), dict(loop.optimizers)
+    if loop.adversary is not None:
+        models[ADVERSARY], optimizers[ADVERSARY] = loop.adversary.judge, loop.adversary.optimizer
+    return models, optimizers
+
+
+ADVERSARY = "adversarial-judge"  # its name in a checkpoint, beside the authors' (make_adversary refuses an author so named)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -338,6 +436,8 @@ def teach_loop(loop: TeachLoop, start: int) -> int:
             record, t_step = {"kind": "train", "step": step}, time.time()
             for label, author in enumerate(generators):
                 record.update(arm.step(loop, author, label) if arm.step else {})
+            if arm.after_step:
+                record.update(arm.after_step(loop, step))
             if arm.step:
                 loop.run.log(dict(record, judge_calls=loop.judge_calls, step_s=time.time() - t_step, time=loop.elapsed()))
             bar.update(step - bar.n)
@@ -377,9 +477,9 @@ def matched_best_of(cfg: TeachConfig, rl_run: str, argv: list[str]) -> int:
     run = Run.open(rl_run, "teach", writer=False)
     arm = run.config()["config"].get("arm")
     calls = max((r.get("judge_calls", 0) for r in run.records()), default=0)
-    if arm != "rl" or not calls:
+    if arm not in LEARNS_FROM_A_JUDGE or not calls:
         raise ConfigError(f"--match-judge-calls {rl_run}: that is a teach run of arm {arm!r} with {calls} judge calls; "
-                          "it takes an RL run (--arm rl) that made at least one step")
+                          "it takes an RL run (--arm rl or adversarial) that made at least one step")
     return max(1, math.ceil(calls // len(select_authors(cfg.authors)) / cfg.rows))
 
 
@@ -419,20 +519,38 @@ def build_loop(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir, sav
                   for a, m in setup.generators.items()}
     rngs = dict(make_rngs(cfg.seed, list(setup.generators), precision.device),
                 prompts=torch.Generator().manual_seed(cfg.seed + 301))
+    adversary = None
+    if cfg.arm == "adversarial":
+        adversary = make_adversary(cfg, setup, precision)
+        rngs["adversary"] = torch.Generator().manual_seed(cfg.seed + 302)
     info = {"program": "teach", **setup.info, **precision.describe(), "beta_value": beta}
     run = Run.create("teach", runs_dir, {"config": dict(as_dict(cfg), beta=str(beta)), **info}) if resume is None \
         else Run(Path(resume).resolve())
     judging = make_judging(cfg, setup)
     rl_rows = replace(judging.row_sampling, overgen=cfg.rl_overgen)
-    loop = TeachLoop(cfg, beta, setup, judging, rl_rows, refs, optimizers, rngs, run, precision, time.time())
+    loop = TeachLoop(cfg, beta, setup, judging, rl_rows, refs, optimizers, rngs, run, precision, time.time(),
+                     betas={a: beta for a in setup.generators}, adversary=adversary)
     start = 0
     if resume is not None:
         ckpt = load_checkpoint(run.folder)
-        ckpt.restore(setup.generators, optimizers, rngs)
+        ckpt.restore(*checkpointed(loop), rngs)
         start, loop.t0, loop.judge_calls = ckpt.step, time.time() - ckpt.state["t"], ckpt.state["judge_calls"]
+        loop.betas.update(ckpt.state.get("betas", {}))
         run.keep_records_until(start)
         run.keep_records_until(start, SAMPLES_FILE)
     return loop, start
+
+
+def make_adversary(cfg: TeachConfig, setup: Setup, precision: Precision) -> Adversary:
+    """T10's judge: a float32 copy of the run's judge with a class "generated", its optimizer, every author's real
+    text in its tokens (names masked where the judge masks them: its tokenizer does)."""
+    if ADVERSARY in setup.generators:
+        raise ConfigError(f"an author from a folder named {ADVERSARY!r} would share its name with the adversarial "
+                          "judge in the checkpoint: rename that folder")
+    judge, _, _ = load_bert_judge(setup.info["judge_folder"], device=precision.device)
+    judge = with_generated_class(judge).train()
+    real = load_author_ids(setup.bert_tok, list(setup.generators), setup.info["split"])
+    return Adversary(judge, make_optimizer(judge, "adamw", cfg.adversary_lr, 0.0), real, Specials.of(setup.bert_tok))
 
 
 def teach_one(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir, saved: dict) -> Path:

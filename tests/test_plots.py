@@ -75,6 +75,33 @@ def test_teach_plot_draws_t1_t3_t8_and_both_judges_from_the_records(drawn, tmp_p
     assert c["alice: distinct-2 (T8)"] == column("distinct2_alice")
 
 
+def test_an_rl_runs_plots_name_its_own_loss_and_keep_it_off_the_lm_loss_axis(drawn, tmp_path) -> None:
+    """The RL loss (T6, near 0) is not drawn as a "training loss (B2)" beside the held-out LM loss."""
+    rl_train = [dict(r, lm_loss_alice=3 + r["loss_alice"], lm_loss_edgar=3 + r["loss_edgar"]) for r in TRAIN]
+    plots.coevolve_plot(rl_train, EVALS, ["alice", "edgar"], "t", tmp_path / "p.png", lm_loss=None)
+    c = curves(drawn["fig"])
+    assert not any("training loss" in label for label in c) and c["edgar generator: held-out loss on edgar"]
+    plots.coevolve_plot(rl_train, EVALS, ["alice", "edgar"], "t", tmp_path / "p.png", lm_loss=("lm_loss", "T9 L_gen"))
+    assert curves(drawn["fig"])["alice generator: T9 L_gen"] == pytest.approx(mean_smooth([8.0, 7.0, 7.5, 6.0], k=3))
+    plots.teach_plot(rl_train, EVALS, ["alice", "edgar"], "t", tmp_path / "p.png", step_loss="RL loss (T6)")
+    fig = drawn["fig"]
+    assert curves(fig)["edgar generator: RL loss (T6)"] == pytest.approx(mean_smooth([6.0, 5.5, 5.0, 4.0], k=3))
+    assert fig.axes[3].get_ylabel() == "loss of the step"  # its own panel
+
+
+def test_adversary_plot_draws_the_game_from_the_records(drawn, tmp_path) -> None:
+    train = [dict(r, adv_acc=acc, adv_acc_real=acc + 0.1, adv_acc_generated=acc - 0.1)
+             for r, acc in zip(TRAIN, [0.5, 0.8, 0.7, 0.6])]
+    evals = [dict(r, adv_p_generated_alice=p, adv_p_generated_edgar=p / 2, own_alice=r["S_alice"],
+                  own_edgar=1 - r["S_edgar"]) for r, p in zip(EVALS, [0.1, 0.6, 0.3])]
+    plots.adversary_plot(train, evals, ["alice", "edgar"], "t", tmp_path / "p.png")
+    c = curves(drawn["fig"])
+    assert c["real vs generated, balanced"] == pytest.approx(mean_smooth([0.5, 0.8, 0.7, 0.6], k=3))
+    assert c["on generated rows"] == pytest.approx([0.4, 0.7, 0.6, 0.5])
+    assert c["edgar generator: P(generated), adversarial judge (T10)"] == [0.05, 0.3, 0.15]
+    assert c["edgar generator: P(edgar), the lecture's frozen judge (N6)"] == pytest.approx([0.45, 0.7, 0.9])
+
+
 def test_confusion_plot_shows_each_count_and_its_row_share(drawn, tmp_path) -> None:
     plots.confusion_plot([[3, 1], [0, 4]], ["alice", "edgar"], "t", tmp_path / "p.png")
     ax = drawn["fig"].axes[0]

@@ -18,8 +18,11 @@ from plumbing.config import ConfigError
 from plumbing.runs import read_jsonl
 from scripts import teach as program
 from tokenizer_bridge.bridge import JudgeBatch, RowSampling
-from train.rl import (best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio, policy_gradient_loss,
-                      name_rate, processed_log_probs, rloo_advantages, total_loss, with_real_text)
+from train.adversary import (GENERATED, adversary_batch, full_rows, real_vs_generated_accuracy, replay_rows,
+                             with_generated_class)
+from train.rl import (adaptive_beta, best_of_n, best_of_n_kl_bound, distinct_n, judge_reward, kl_k3, log_ratio,
+                      name_rate, normalised_advantages, policy_gradient_loss, processed_log_probs, rloo_advantages,
+                      total_loss, with_real_text)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -78,6 +81,55 @@ def test_t9_real_text_in_the_loss_by_hand():
     loss.backward()
     assert loss.item() == 3.5 and rl.grad.item() == 1.0 and lm.grad.item() == 0.5
     assert with_real_text(rl, lm, 0.0).item() == 2.0  # gamma = 0: RL alone
+
+
+def test_t11_normalised_advantages_by_hand():
+    a = normalised_advantages(torch.tensor([1.0, 3.0, 5.0, 7.0]))  # mean 4, std (1/n) sqrt(5)
+    assert a.tolist() == pytest.approx([-3 / math.sqrt(5), -1 / math.sqrt(5), 1 / math.sqrt(5), 3 / math.sqrt(5)])
+    assert normalised_advantages(torch.zeros(4)).tolist() == [0.0] * 4  # eps: no division by zero
+
+
+def test_t11_adaptive_beta_by_hand_and_clipped():
+    assert adaptive_beta(0.1, 0.11, 0.1, 0.5) == pytest.approx(0.1 * (1 + 0.5 * 0.1))  # e = +0.1
+    assert adaptive_beta(0.1, 0.09, 0.1, 0.5) == pytest.approx(0.1 * (1 - 0.5 * 0.1))  # e = -0.1
+    assert adaptive_beta(0.1, 5.0, 0.1, 0.5) == pytest.approx(0.1 * 1.1)  # e clipped to +0.2
+    assert adaptive_beta(0.1, 0.0, 0.1, 0.5) == pytest.approx(0.1 * 0.9)  # e clipped to -0.2
+    assert adaptive_beta(0.1, 3.0, 0.1, 0.0) == 0.1  # K_beta = 0: fixed
+
+
+def test_t10_the_generated_class_starts_at_logit_zero_and_keeps_the_authors_logits():
+    from model.bert import Bert, BertClassifier
+    from model.config import BertConfig
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                     max_position_embeddings=16)
+    judge = BertClassifier(Bert(cfg), ["alice", "edgar"]).eval()
+    x = torch.randint(5, 30, (3, 8))
+    before = judge(x)
+    with_generated_class(judge)
+    after = judge(x)
+    assert judge.labels == ["alice", "edgar", GENERATED] and after.shape == (3, 3)
+    assert torch.allclose(after[:, :2], before) and (after[:, 2] == 0).all()
+
+
+def test_t10_labels_real_windows_by_author_and_generated_rows_by_the_extra_class():
+    real = (torch.ones(4, 6, dtype=torch.long), torch.ones(4, 6, dtype=torch.long), torch.tensor([0, 0, 1, 1]))
+    x, mask, y = adversary_batch(real, torch.full((3, 6), 7), n_authors=2)
+    assert x.shape == (7, 6) and mask.all() and y.tolist() == [0, 0, 1, 1, 2, 2, 2]
+    with pytest.raises(ValueError, match="length"):
+        adversary_batch(real, torch.full((3, 5), 7), n_authors=2)
+    rows, m = torch.arange(12).view(3, 4), torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 1]])
+    assert full_rows(rows, m).tolist() == [[0, 1, 2, 3], [8, 9, 10, 11]]  # a padded row would give itself away
+    assert replay_rows([], 4, torch.Generator()) is None
+    assert len(replay_rows([torch.zeros(3, 4), torch.ones(2, 4)], 4, torch.Generator().manual_seed(0))) == 4
+
+
+def test_t10_real_versus_generated_accuracy_by_hand():
+    logits = torch.tensor([[3.0, 0, 0], [0, 0, 3], [0, 3, 0], [0, 0, 3], [3, 0, 0]])  # said: a, gen, e, gen, a
+    y = torch.tensor([0, 0, 1, 2, 2])  # real, real, real, generated, generated
+    acc = real_vs_generated_accuracy(logits, y, n_authors=2)
+    assert acc == pytest.approx({"real": 2 / 3, "generated": 1 / 2, "balanced": (2 / 3 + 1 / 2) / 2})
 
 
 def test_t8_names_per_thousand_words_by_hand():
@@ -177,6 +229,40 @@ def test_t9_adds_gamma_times_the_lm_loss_on_real_windows_to_the_rl_step(tiny_neo
         assert b[f"loss_{author}"] == pytest.approx(a[f"loss_{author}"] + 0.5 * b[f"lm_loss_{author}"], abs=1e-5)
 
 
+def test_t10_adversarial_arm_trains_its_own_judge_logs_the_game_and_resumes(tiny_neo_base, judge_runs, small_mirror):
+    judge_file = next((judge_runs / "judge").glob("2*/hf/model.safetensors"))
+    before = load_file(judge_file)
+    [run] = program.teach(argv(tiny_neo_base, judge_runs, "--arm", "adversarial", "--adversary-steps", "2",
+                               "--rl-overgen", "6"))
+    records = read_jsonl(run / "metrics.jsonl")
+    train, evals = [r for r in records if r["kind"] == "train"], [r for r in records if r["kind"] == "eval"]
+    assert all(0 <= r["adv_acc"] <= 1 and r["adv_loss"] > 0 for r in train)  # every step: E = 1
+    assert all(0 < r["adv_p_generated_alice"] < 1 and "S_alice" in r for r in evals)  # the lecture's numbers too
+    head = load_file(str(next((run / "checkpoints").glob("step-*")) / "models.safetensors"))
+    assert head[f"{program.ADVERSARY}/head.weight"].shape[0] == 3  # alice, edgar, generated
+    assert head[f"{program.ADVERSARY}/head.weight"][2].abs().sum() > 0  # the new class learnt
+    after = load_file(judge_file)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the lecture's judge is never trained
+    [again] = program.teach(["--resume", str(run), "--steps", "3", "--runs-dir", str(judge_runs)])
+    assert again == run and [r["step"] for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "train"] == [1, 2, 3]
+    from scripts.report import write_report
+
+    page, _ = write_report(run)
+    html = page.read_text()
+    assert "T10: the game" in html and (run / "adversary.png").is_file()
+
+
+def test_t11_adaptive_beta_moves_each_generators_beta_and_is_kept_in_the_checkpoint(tiny_neo_base, judge_runs,
+                                                                                  small_mirror):
+    [run] = program.teach(argv(tiny_neo_base, judge_runs, "--kl-target", "1e-6", "--kl-gain", "1",
+                               "--advantage-norm", "--beta", "0.1"))
+    train = [r for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "train"]
+    assert train[0]["kl_alice"] == 0 and train[1]["kl_alice"] > 1e-6  # the first step starts at the reference
+    assert train[0]["beta_alice"] == 0.1 and train[1]["beta_alice"] == pytest.approx(0.08)  # KL < target: -20 %
+    state = json.loads(next((run / "checkpoints").glob("step-*/state.json")).read_text())["state"]
+    assert state["betas"]["edgar"] == pytest.approx(0.08 * 1.2)  # then KL > target: +20 %
+
+
 def test_lm_and_best_of_n_arms(tiny_neo_base, judge_runs, small_mirror):
     [lm] = program.teach(argv(tiny_neo_base, judge_runs, "--arm", "lm"))
     assert "loss_alice" in read_jsonl(lm / "metrics.jsonl")[1]
@@ -222,8 +308,14 @@ def test_compare_tables_each_run_by_its_last_judgement(tiny_neo_base, judge_runs
     assert (rows[2]["acc"], rows[2]["S_alice"], rows[2]["nb_S_edgar"]) == (last["acc"], last["S_alice"],
                                                                           last["nb_S_edgar"])
     assert rows[2]["heldout"] == pytest.approx((last["heldout_alice"] + last["heldout_edgar"]) / 2)
-    md = (out / "compare.md").read_text().splitlines()
+    text = (out / "compare.md").read_text()
+    md = text.split("\n\n")[0].splitlines()  # the table; then what every arm writes
     assert len(md) == 2 + 3 and md[3].startswith("| rl, beta 0.2 | 1 |")
+    first = [r for r in read_jsonl(lm / "metrics.jsonl") if r["kind"] == "eval"][0]
+    assert f"| {last['heldout_per_byte_edgar']:.4f} ({first['heldout_per_byte_edgar']:.4f}) |" in md[4]  # L7, base
+    row = next(s for s in read_jsonl(lm / "samples.jsonl") if s["step"] == last["step"] and s["generator"] == "alice")
+    assert f"**lm, the alice generator:**\n\n> {' '.join(row['text'].split())[:400]}" in text
+    assert (out / "arms.png").is_file()
     assert md[0].endswith("| alice names /1k words (books) | edgar names /1k words (books) |")
     assert md[4].endswith(f"| {last['names_alice']:.1f} ({last['names_books_alice']:.1f}) | "
                           f"{last['names_edgar']:.1f} ({last['names_books_edgar']:.1f}) |")

@@ -1,4 +1,4 @@
-"""The judge as teacher: reinforcement learning from the judge's score (T1-T8 of EXTENSIONS.md).
+"""The judge as teacher: reinforcement learning from the judge's score (T1-T9, T11 of EXTENSIONS.md).
 
 A generator pi_theta writes continuations x of random start tokens; the frozen judge scores them;
 the generator is moved to raise that score, with a KL penalty that keeps it near the model it
@@ -14,6 +14,9 @@ started from (pi_ref). One step (scripts/teach.py):
     T8  D_n = distinct n-grams / all n-grams                           `distinct_n`
         and main characters' names per 1,000 words, against the books'  `name_rate`
     T9  L = L_PG + beta KL + gamma L_gen, L_gen on the author's real text (B2)   `with_real_text`
+    T11 A_i <- (A_i - mean) / (std + eps) over the batch                 `normalised_advantages`
+        beta <- beta (1 + K_beta e), e = clip((KL - KL_target) / KL_target, -0.2, 0.2)   `adaptive_beta`
+    (T10, the adversarial judge, is train/adversary.py.)
 
 The sampled distribution is not pi_theta's raw softmax: the lecture's sampler bans whitespace
 tokens (B9), applies the repetition penalty (B10) and keeps the top k. The log-probabilities of the
@@ -73,6 +76,24 @@ def rloo_advantages(rewards: torch.Tensor) -> torch.Tensor:
         raise ValueError("RLOO needs at least 2 samples per prompt (G >= 2): the baseline is the others' mean")
     baseline = (rewards.sum(-1, keepdim=True) - rewards) / (G - 1)
     return rewards - baseline
+
+
+def normalised_advantages(advantages: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """T11: A_i <- (A_i - mean) / (std + eps) over the batch (std over all rows, 1/n).
+
+    The step's size then no longer scales with how far apart the judge's scores happen to be: a judge
+    that is sure of everything (rewards near 0 for every row) no longer gives near-zero steps."""
+    return (advantages - advantages.mean()) / (advantages.std(correction=0) + eps)
+
+
+def adaptive_beta(beta: float, kl: float, kl_target: float, gain: float) -> float:
+    """T11 (Ziegler et al. 2019; TRL's AdaptiveKLController): beta <- beta (1 + K_beta e),
+    e = clip((KL - KL_target) / KL_target, -0.2, 0.2), with K_beta = `gain`.
+
+    KL above its target raises beta (the KL penalty pulls harder), below lowers it; the clip bounds each
+    step's change to a factor 1 +- 0.2 K_beta."""
+    error = min(max((kl - kl_target) / kl_target, -0.2), 0.2)
+    return beta * (1 + gain * error)
 
 
 def policy_gradient_loss(logp: torch.Tensor, mask: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
