@@ -8,8 +8,8 @@ text in nats per byte (L7) against the base's, distinct-2 (T8) against the base'
 names per 1,000 words against the books', the judge calls spent and the wall-clock. Writes, into
 runs/compare/<time>/, compare.md (the table, then a text of every arm's generators at their last
 judgement), compare.json, compare.png (S(t) against wall-clock time for every run), arms.png (the
-last judgement's numbers side by side) and, for a sweep, reward against KL (Gao et al.: the proxy
-reward rises with KL).
+last judgement's numbers side by side), for a sweep sweep.png (reward against KL; Gao et al.: the
+proxy reward rises with KL), and compare.html: all of it on one self-contained page.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ if __name__ == "__main__":  # a Ctrl-C while the libraries below load (seconds) 
     exit_while_importing()
 
 import argparse
+import html
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from eval import pages  # noqa: E402
 from eval.pages import markdown_table, with_interval  # noqa: E402
 from eval.plots import color, legend, save_figure  # noqa: E402
 from plumbing.atomic import atomic_write_json, atomic_write_text  # noqa: E402
@@ -79,7 +81,7 @@ def summarise(folder: Path) -> dict:
         out[f"names_{a}"], out[f"names_books_{a}"] = last.get(f"names_{a}"), last.get(f"names_books_{a}")
         out[f"bytes_{a}"], out[f"bytes_base_{a}"] = (last.get(f"heldout_per_byte_{a}"),
                                                      first.get(f"heldout_per_byte_{a}"))  # L7; step 0 is the base
-    first_rows = {s["generator"]: s["text"] for s in reversed(run.records(SAMPLES_FILE))
+    first_rows = {s["generator"]: s for s in reversed(run.records(SAMPLES_FILE))
                   if s["step"] == last["step"] and s.get("generator") in authors}  # reversed: each one's first row wins
     out["samples"] = {a: first_rows[a] for a in authors if a in first_rows}
     return out
@@ -92,6 +94,11 @@ def cell(v, digits: int = 3) -> str:
 
 def table(rows: list[dict]) -> str:
     """The comparison as a Markdown table."""
+    return markdown_table(*reversed(table_cells(rows)))
+
+
+def table_cells(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """The comparison's header and rows of formatted cells."""
     authors = rows[0]["authors"]
     head = (["arm", "steps", "wall-clock s", "accuracy [95 %]"] + [f"S {a}" for a in authors]
             + [f"S {a} (n-gram)" for a in authors] + ["KL/token to start", "held-out LM loss"]
@@ -108,17 +115,31 @@ def table(rows: list[dict]) -> str:
                      + [f"{cell(r.get(f'bytes_{a}'), 4)} ({cell(r.get(f'bytes_base_{a}'), 4)})" for a in authors]
                      + [f"{cell(r.get('distinct2'))} ({cell(r.get('distinct2_base'))})", str(r["judge_calls"])]
                      + [f"{cell(r.get(f'names_{a}'), 1)} ({cell(r.get(f'names_books_{a}'), 1)})" for a in authors])
-    return markdown_table(cells, head)
+    return head, cells
 
 
 def samples_text(rows: list[dict], chars: int = 400) -> str:
     """Markdown: what every arm's generators wrote at their last judgement (the first judged row of each)."""
     out = ["## What each arm writes (the first row of each generator at its last judgement)", ""]
     for r in rows:
-        for author, text in r["samples"].items():
-            quoted = " ".join(text.split())[:chars]
+        for author, sample in r["samples"].items():
+            quoted = " ".join(sample["text"].split())[:chars]
             out += [f"**{r['label']}, the {author} generator:**", "", f"> {quoted}", ""]
     return "\n".join(out)
+
+
+def compare_page(rows: list[dict], out: Path) -> str:
+    """compare.html: the table, the plots of `out` and every arm's judged first row of each generator, coloured by
+    the judge's P as on the runs' own pages."""
+    head, cells = table_cells(rows)
+    plots = "".join(pages.image(out / name) for name in ("compare.png", "arms.png", "sweep.png") if (out / name).is_file())
+    samples = "".join(f"<h3>{html.escape(r['label'])}</h3><div class=\"samples\">"
+                      + "".join(pages.sample_div(s, r["authors"]) for s in r["samples"].values()) + "</div>"
+                      for r in rows)
+    runs = "".join(f"<li>{html.escape(r['label'])}: {html.escape(r['run'])}</li>" for r in rows)
+    return pages.page("compare", f"<h1>Teaching arms compared</h1><ul>{runs}</ul>{pages.table(cells, head)}{plots}"
+                                 "<h2>What each arm writes (its generators' first rows at the last judgement)</h2>"
+                                 + samples)
 
 
 def arms_plot(rows: list[dict], path: Path) -> Path:
@@ -212,6 +233,7 @@ def run(argv: list[str] | None = None) -> None:
     arms_plot(rows, out / "arms.png")
     if len({r.get("beta") for r in rows if r.get("beta") is not None}) > 1:
         sweep_plot(rows, out / "sweep.png")
+    atomic_write_text(out / "compare.html", compare_page(rows, out))
     print(md + f"\nwritten to {out}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from pathlib import Path
@@ -316,6 +317,8 @@ def test_compare_tables_each_run_by_its_last_judgement(tiny_neo_base, judge_runs
     row = next(s for s in read_jsonl(lm / "samples.jsonl") if s["step"] == last["step"] and s["generator"] == "alice")
     assert f"**lm, the alice generator:**\n\n> {' '.join(row['text'].split())[:400]}" in text
     assert (out / "arms.png").is_file()
+    page = (out / "compare.html").read_text()
+    assert "<h3>rl, beta 0.2</h3>" in page and html.escape(row["text"]) in page and page.count("<img") == 3
     assert md[0].endswith("| alice names /1k words (books) | edgar names /1k words (books) |")
     assert md[4].endswith(f"| {last['names_alice']:.1f} ({last['names_books_alice']:.1f}) | "
                           f"{last['names_edgar']:.1f} ({last['names_books_edgar']:.1f}) |")
