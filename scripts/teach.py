@@ -268,7 +268,8 @@ def rl_step(loop: TeachLoop, author: str, label: int) -> dict:
 
 
 def reward_logits(loop: TeachLoop, batch: JudgeBatch) -> torch.Tensor:
-    """The reward's judge on RL's rows: the lecture's frozen judge (N logits), or the adversarial one (N + 1)."""
+    """The reward's judge on RL's rows: the lecture's frozen judge (N logits; already in 16 bits, B5, so run as it is),
+    or the adversarial one (N + 1; float32, so under the run's precision)."""
     if loop.adversary is None:
         return predict_logits(loop.setup.judge, batch.input_ids, batch.attention_mask, batch_size=len(batch.input_ids))
     return predict_logits(loop.adversary.judge, batch.input_ids, batch.attention_mask, batch_size=len(batch.input_ids),
@@ -548,7 +549,7 @@ def make_adversary(cfg: TeachConfig, setup: Setup, precision: Precision) -> Adve
         raise ConfigError(f"an author from a folder named {ADVERSARY!r} would share its name with the adversarial "
                           "judge in the checkpoint: rename that folder")
     judge, _, _ = load_bert_judge(setup.info["judge_folder"], device=precision.device)
-    judge = with_generated_class(judge).train()
+    judge = with_generated_class(judge)  # its steps put it in training mode (train/bert_judge.py:classifier_step)
     real = load_author_ids(setup.bert_tok, list(setup.generators), setup.info["split"])
     return Adversary(judge, make_optimizer(judge, "adamw", cfg.adversary_lr, 0.0), real, Specials.of(setup.bert_tok))
 
