@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from data.windows import Specials, text_ids, text_windows
-from eval.attribution import (DEFAULT_STEPS, baseline_windows, clenshaw_curtis_points, explain, integrated_gradients,
-                              occlusion, riemann_points, strongest, token_places, word_spans)
+from eval.attribution import (TOLERANCE, baseline_windows, clenshaw_curtis_points, explain, integrated_gradients,
+                              occlusion, refine_pieces, riemann_points, strongest, token_places, word_spans)
 from model.bert import Bert, BertClassifier
 from tokenizer_bridge.load import load_bert_tokenizer
 
@@ -160,18 +160,50 @@ def test_word_pieces_merge_into_the_words_of_the_text(minilm_folder):
     assert token_places([0, 5, 6], per_window=6) == [(0, 1), (0, 6), (1, 1)]  # after each window's [CLS]
 
 
-def test_explain_doubles_the_steps_until_each_window_is_complete(minilm_judge):
-    """A 256-token window of MiniLM needs more than the 17 points it starts with: explain finds out from completeness
-    itself and doubles the intervals, keeping the points it has, until the words add up to the logit's change; the
-    result is the rule's own at that number of points."""
+def steep_path(alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A made-up path with the shape of a judge's: z(alpha) = tanh(30 (alpha - 0.43)), flat but for a steep climb,
+    its derivative split between two tokens 1:3. One window: summands (P, 1, 2), logits (P, 1)."""
+    z = torch.tanh(30 * (alphas - 0.43))
+    slope = 30 * (1 - z**2)
+    return slope.view(-1, 1, 1) * torch.tensor([0.25, 0.75], dtype=torch.float64), z.view(-1, 1)
+
+
+def test_the_pieces_refine_where_the_logit_moves_until_the_path_is_complete():
+    """Completeness on every piece: the piece holding the climb gets the points, the flat ones keep Simpson's 3, the
+    whole path adds up within the tolerance, and with under half the points Clenshaw-Curtis on the whole path needs."""
+    asked = []
+    change = float(torch.tanh(torch.tensor(30 * 0.57)) - torch.tanh(torch.tensor(-30 * 0.43)))  # z(1) - z(0)
+    path = refine_pieces(lambda alphas: asked.append(len(alphas)) or steep_path(alphas), torch.tensor([change]))
+    assert [(p.a, p.b) for p in path] == [(0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1)]
+    assert max(path, key=lambda p: p.intervals).a == 0.25 and path[0].intervals == path[-1].intervals == 2
+    assert abs(float(sum(p.attributions() for p in path).sum()) - change) <= TOLERANCE
+    assert torch.allclose(sum(p.attributions() for p in path)[0], change * torch.tensor([0.25, 0.75]).double(), atol=1e-3)
+    points = sum(asked)  # every point computed once: a refined piece keeps its points
+    assert points == 1 + sum(p.intervals for p in path)
+    n = 2
+    while abs(float((clenshaw_curtis_points(n)[1].view(-1, 1, 1) * steep_path(clenshaw_curtis_points(n)[0])[0]).sum())
+              - change) > TOLERANCE:
+        n *= 2
+    assert 2 * points < n + 1  # 29 against 65
+    one_piece = refine_pieces(steep_path, torch.tensor([change]), pieces=1, max_points=9)  # the cap stops refining, complete or not
+    assert one_piece[0].intervals == 8 and abs(float(one_piece[0].gap())) > TOLERANCE
+
+
+def test_explain_is_complete_and_agrees_with_a_fixed_rule_token_by_token(minilm_judge):
+    """A 256-token window of MiniLM: explain's words add up to the logit's change (computed apart, by two plain
+    forward passes) within the tolerance, and its tokens' attributions are those of 65 Clenshaw-Curtis points."""
     model, tok = minilm_judge
     text = " ".join([PASSAGE] * 5)
     ex = explain(model, tok, text, 256, ["alice", "edgar"], author="edgar")
-    assert ex.steps > DEFAULT_STEPS + 1 and abs(ex.attribution_sum - ex.logit_change) < 1e-3
     sp = Specials.of(tok)
     x, mask = text_windows(text_ids(tok, text), 256, sp)
-    direct = integrated_gradients(model, x, mask, 1, baseline_windows(x, sp), ex.steps - 1)
-    assert float(direct.sum()) == pytest.approx(ex.attribution_sum, abs=1e-4)
+    change = logit_change(model, x, mask, baseline_windows(x, sp), 1)
+    assert abs(ex.attribution_sum - change) < TOLERANCE and ex.logit_change == pytest.approx(change, abs=1e-6)
+    assert ex.steps < 65
+    assert len(x) == 1  # one window: token n sits at n + 1, after [CLS]
+    fixed = integrated_gradients(model, x, mask, 1, baseline_windows(x, sp), 64)[0]
+    by_word = torch.tensor([float(fixed[[1 + n for n in tokens]].sum()) for _, _, tokens in word_spans(tok, text)])
+    assert torch.allclose(torch.tensor([w.score for w in ex.words]), by_word, atol=3e-3 * float(by_word.abs().max()))
 
 
 def test_a_long_text_is_explained_window_by_window_and_every_token_counts(minilm_judge):
