@@ -31,7 +31,7 @@ and every point's forward pass gives z there for free. So `complete_attributions
 PIECES equal pieces with Simpson's rule on each (3 points, the ends shared), measures each piece's gap
 between its sum and its logit's change, and doubles the points of the piece with the largest gap (nested
 Clenshaw-Curtis: its points are kept) until the whole path's gap is within TOLERANCE in every window. The
-points end up where the logit moves: 15-29 points for the 256-token passages of a trained judge measured here,
+points end up where the logit moves: 15-31 points for the 256-token passages of a trained judge measured here,
 where Clenshaw-Curtis on the whole path needed 33-65 (tested: token by token the attributions are those of 65
 Clenshaw-Curtis points over the whole path, which the plain Riemann sum agrees with).
 
