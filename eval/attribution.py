@@ -270,11 +270,14 @@ class Piece:
         """The same piece with twice the intervals: the new points are the odd ones of the finer rule."""
         alphas, _ = clenshaw_curtis_points(2 * self.intervals)
         terms, logits = evaluate(self.a + (self.b - self.a) * alphas[1::2])
-        finer_terms = torch.empty(2 * len(self.terms) - 1, *terms.shape[1:], dtype=terms.dtype)
-        finer_logits = torch.empty(2 * len(self.logits) - 1, *logits.shape[1:], dtype=logits.dtype)
-        finer_terms[0::2], finer_terms[1::2] = self.terms, terms
-        finer_logits[0::2], finer_logits[1::2] = self.logits, logits
-        return Piece(self.a, self.b, finer_terms, finer_logits)
+        return Piece(self.a, self.b, interleaved(self.terms, terms), interleaved(self.logits, logits))
+
+
+def interleaved(even: torch.Tensor, odd: torch.Tensor) -> torch.Tensor:
+    """(n + 1, ...) values at the points of n intervals and (n, ...) at the new odd points -> (2n + 1, ...) in order."""
+    out = torch.empty(len(even) + len(odd), *even.shape[1:], dtype=even.dtype)
+    out[0::2], out[1::2] = even, odd
+    return out
 
 
 def refine_pieces(evaluate, change: torch.Tensor, pieces: int = PIECES, tolerance: float = TOLERANCE,

@@ -220,6 +220,8 @@ def generate(model: Decoder, prompt_ids: torch.Tensor, new_tokens: int, s: Sampl
     cache = None
     if use_cache and new_tokens > 0:  # the last new token is never fed back, so total - 1 positions
         dtype = next(model.parameters()).dtype
+        if torch.is_autocast_enabled(device.type):  # keys and values come out of 16-bit products: keep them so
+            dtype = torch.get_autocast_dtype(device.type)
         cache = KVCache(model.config, B, total - 1, device=device, dtype=dtype)
     for t in tqdm(range(T0, total), desc=desc, disable=desc is None, leave=False, unit="token"):
         logits = next_logits(model, ids, t, cache)  # (B, V)

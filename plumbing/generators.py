@@ -207,12 +207,14 @@ def make_rngs(seed: int, authors: list[str], device: torch.device) -> dict[str, 
     return rngs
 
 
-def make_judging(cfg, setup: Setup) -> Judging:
-    """What every judgement of the run shares, from a program's config, built once (B7-B10, N5)."""
+def make_judging(cfg, setup: Setup, sampling_precision: Precision) -> Judging:
+    """What every judgement of the run shares, from a program's config, built once (B7-B10, N5); the generators write
+    in `sampling_precision` (plumbing/precision.py:choose_sampling)."""
     sampling = Sampling(temperature=cfg.temperature, top_k=cfg.top_k, repetition_penalty=cfg.repetition_penalty,
                         penalty_mode=cfg.penalty_mode, bad_mask=setup.bad_mask)
     row_sampling = RowSampling(L=cfg.judge_length, overgen=cfg.overgen, max_rounds=cfg.max_rounds, sampling=sampling)
-    return Judging(setup.judge, setup.neo_tok, setup.bert_tok, cfg.rows, row_sampling, setup.ngram_log_probs)
+    return Judging(setup.judge, setup.neo_tok, setup.bert_tok, cfg.rows, row_sampling, setup.ngram_log_probs,
+                   sampling_precision)
 
 
 def judgement_record(judgement: Judgement, setup: Setup, cfg, precision: Precision, step: int, seconds: float) -> dict:

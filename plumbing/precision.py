@@ -9,15 +9,25 @@ So on a CPU `choose_precision` times float32 and bfloat16 products of the progra
 What stays float32 whatever is chosen: the weights and the optimizer state (autocast computes
 the matrix products in 16 bits from float32 weights), LayerNorm (model/layers.py) and the losses
 (train/metrics.py, train/lm.py). `--precision fp32|bf16|fp16` overrides the choice.
+
+Sampling is another kind of work: a token at a time for a few rows, so every token reads every weight
+once and the time goes to memory, not to the matrix units the probe timed. `choose_sampling` measures it
+on the generator itself: where a program trains in 16 bits, it samples a few tokens both ways and keeps
+the faster (SmolLM2-135M samples faster under bfloat16 autocast here, whose 16-bit copies of the weights
+are made once per call and read at half the bytes; the 4.3 M neo-small slower, too small for that to pay).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from dataclasses import replace
 
 import torch
 
+from model.decoder import Decoder
 from model.half import DTYPES, FAST_RATIO, Precision
+from model.sampler import Sampling, generate
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -109,6 +119,48 @@ def choose_precision(device: torch.device, requested: str = "auto", sizes: tuple
     return Precision(device, "fp32", torch.bfloat16, ratio,
                      f"bfloat16 products measured {ratio:.2f}x the speed of float32 here (no fast bfloat16): "
                      "training stays float32; the B5 judge is still cast to bfloat16 for the memory and will be slower")
+
+
+SAMPLING_TOKENS = 12  # tokens written each way when measuring (a call also pays autocast's casts once)
+SAMPLING_MARGIN = 1.1  # 16-bit sampling must be at least this much faster to be chosen; else float32, the exact one
+
+
+def sampling_seconds(model: Decoder, rows: int, precision: Precision) -> dict[str, float]:
+    """Seconds to write SAMPLING_TOKENS tokens for `rows` rows, in float32 and under `precision`'s autocast:
+    {"fp32": s, precision.name: s}. One untimed token each first, then two alternating rounds, the best of each."""
+    start = torch.zeros(rows, 1, dtype=torch.long, device=precision.device)
+    ways = {"fp32": contextlib.nullcontext, precision.name: precision.autocast}
+    best = {name: float("inf") for name in ways}
+    for tokens in (1, SAMPLING_TOKENS, SAMPLING_TOKENS):
+        for name, context in ways.items():
+            rng = torch.Generator(precision.device).manual_seed(0)  # its own: the run's random draws stay as they were
+            t0 = time.perf_counter()
+            with context():
+                generate(model, start, tokens, Sampling(top_k=50), rng)
+            if tokens == SAMPLING_TOKENS:
+                best[name] = min(best[name], time.perf_counter() - t0)
+    return best
+
+
+def choose_sampling(model: Decoder, rows: int, precision: Precision, earlier: str | None = None,
+                    seconds=sampling_seconds) -> Precision:
+    """The precision a program's generators sample in (see the module docstring): float32 where the program trains in
+    float32; on a CPU, its 16 bits only where `seconds(model, rows, precision)` measured them SAMPLING_MARGIN faster.
+    earlier: what a resumed run chose when it started, kept. The result's `reason` says why."""
+    fp32 = replace(precision, name="fp32")
+    if precision.name == "fp32":
+        return replace(fp32, reason="float32, as the program trains")
+    if earlier in ("fp32", precision.name):
+        return replace(fp32 if earlier == "fp32" else precision, reason=f"{earlier}, as this run chose when it started")
+    if precision.device.type == "cuda":
+        return replace(precision, reason=f"{precision.name} autocast, as the program trains")
+    took = seconds(model, rows, precision)
+    ratio = took["fp32"] / took[precision.name]
+    timing = (f"{rows} rows x {SAMPLING_TOKENS} tokens: float32 {took['fp32']:.2f} s, "
+              f"{precision.name} {took[precision.name]:.2f} s")
+    if ratio >= SAMPLING_MARGIN:
+        return replace(precision, reason=f"{precision.name} autocast, measured {ratio:.2f}x faster ({timing})")
+    return replace(fp32, reason=f"float32, {precision.name} autocast measured {ratio:.2f}x its speed ({timing})")
 
 
 def grad_scaler(precision: Precision) -> torch.amp.GradScaler | None:

@@ -51,7 +51,7 @@ from plumbing.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSetti
                                  judgement_record, load_setup, log_judgement, make_judging, make_rngs, run_summary,
                                  save_generators)
 from plumbing.interrupt import StopRequest
-from plumbing.precision import PRECISIONS, Precision, choose_precision, grad_scaler
+from plumbing.precision import PRECISIONS, Precision, choose_precision, choose_sampling, grad_scaler
 from plumbing.runs import Run
 from train.judgement import Judgement, Judging, judge_generators
 from train.lm import lm_step
@@ -211,13 +211,17 @@ def coevolve(argv: list[str] | None = None) -> Path:
     setup = load_setup(cfg.base, judge_of_run(cfg.judge, saved), select_authors(cfg.authors), precision,
                        cfg.judge_half, cfg.length, args.runs_dir)
     add_adapters(setup, cfg)
+    sampling_precision = choose_sampling(next(iter(setup.generators.values())), cfg.rows, precision,
+                                         saved.get("sampling_precision"))
+    print(f"sampling: {sampling_precision.reason}", file=sys.stderr)
     optimizers = {a: make_optimizer(m, cfg.optimizer, learning_rate(cfg), cfg.weight_decay)
                   for a, m in setup.generators.items()}
     rngs = make_rngs(cfg.seed, list(setup.generators), device)
     start, t_before = 0, 0.0
     if resume is None:
         run = Run.create("coevolve", args.runs_dir, {"config": as_dict(cfg), "program": "coevolve", **setup.info,
-                                                     **precision.describe()})
+                                                     **precision.describe(),
+                                                     "sampling_precision": sampling_precision.name})
     else:
         run = Run(Path(resume).resolve())
         ckpt = load_checkpoint(run.folder)
@@ -229,8 +233,8 @@ def coevolve(argv: list[str] | None = None) -> Path:
     key = f"coevolve {Path(setup.info['base_folder']).name} {cfg.batch_size}x{cfg.length} {precision.name} lora{cfg.lora_rank}"
     compiling = {a: CompileChoice(cfg.compile, key, cfg.steps - start) for a in setup.generators}
     print(f"compile: {next(iter(compiling.values())).reason}", file=sys.stderr)
-    loop = CoevolveLoop(cfg, setup, make_judging(cfg, setup), optimizers, rngs, run, precision, time.time() - t_before,
-                        compiling)
+    loop = CoevolveLoop(cfg, setup, make_judging(cfg, setup, sampling_precision), optimizers, rngs, run, precision,
+                        time.time() - t_before, compiling)
     try:
         step = coevolve_loop(loop, start)
     except KeyboardInterrupt:

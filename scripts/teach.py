@@ -60,7 +60,7 @@ from plumbing.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSetti
                                  save_generators)
 from plumbing.interrupt import StopRequest, stop_was_asked
 from plumbing.judges import load_bert_judge
-from plumbing.precision import PRECISIONS, Precision, choose_precision, pick_device
+from plumbing.precision import PRECISIONS, Precision, choose_precision, choose_sampling, pick_device
 from plumbing.runs import Run
 from tokenizer_bridge.bridge import JudgeBatch, RowSampling, generate_for_judge
 from train.adversary import (adversary_batch, full_rows, real_vs_generated_accuracy, replay_rows,
@@ -242,8 +242,9 @@ def rl_step(loop: TeachLoop, author: str, label: int) -> dict:
     model, beta = s.generators[author], loop.betas[author]
     prompts = start_tokens(cfg.prompts, s.bad_mask, loop.rngs["prompts"]).repeat_interleave(cfg.samples, 0)  # (P G, 1)
     model.eval()  # no dropout: the loss sees the distribution that was sampled
-    batch = generate_for_judge(model, prompts.to(loop.precision.device), s.neo_tok, s.bert_tok, loop.rl_rows,
-                               loop.rngs[f"sample_{author}"])
+    with loop.judging.writing():
+        batch = generate_for_judge(model, prompts.to(loop.precision.device), s.neo_tok, s.bert_tok, loop.rl_rows,
+                                   loop.rngs[f"sample_{author}"])
     rewards = judge_reward(reward_logits(loop, batch), torch.full((len(batch.input_ids),), label))  # T1 / T10: (P G,)
     advantages = rloo_advantages(rewards.view(cfg.prompts, cfg.samples)).flatten()  # T4
     if cfg.advantage_norm:
@@ -327,8 +328,10 @@ def best_of_n_writer(loop: TeachLoop):
     def write(start: torch.Tensor) -> dict[str, JudgeBatch]:
         batches = {}
         for label, (author, model) in enumerate(s.generators.items()):
-            cand = generate_for_judge(model.eval(), start.repeat_interleave(N, 0).to(loop.precision.device), s.neo_tok,
-                                      s.bert_tok, loop.judging.row_sampling, loop.rngs[f"sample_{author}"])
+            with loop.judging.writing():
+                cand = generate_for_judge(model.eval(), start.repeat_interleave(N, 0).to(loop.precision.device),
+                                          s.neo_tok, s.bert_tok, loop.judging.row_sampling,
+                                          loop.rngs[f"sample_{author}"])
             logits = predict_logits(s.judge, cand.input_ids, cand.attention_mask, batch_size=len(cand.input_ids))
             rewards = judge_reward(logits, torch.full((len(logits),), label)).view(len(start), N)  # T1
             batches[author] = cand.select((torch.arange(len(start)) * N + best_of_n(rewards)).tolist())
@@ -524,10 +527,14 @@ def build_loop(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir, sav
     if cfg.arm == "adversarial":
         adversary = make_adversary(cfg, setup, precision)
         rngs["adversary"] = torch.Generator().manual_seed(cfg.seed + 302)
-    info = {"program": "teach", **setup.info, **precision.describe(), "beta_value": beta}
+    sampling_precision = choose_sampling(next(iter(setup.generators.values())), cfg.rows, precision,
+                                         saved.get("sampling_precision"))
+    print(f"sampling: {sampling_precision.reason}", file=sys.stderr)
+    info = {"program": "teach", **setup.info, **precision.describe(), "sampling_precision": sampling_precision.name,
+            "beta_value": beta}
     run = Run.create("teach", runs_dir, {"config": dict(as_dict(cfg), beta=str(beta)), **info}) if resume is None \
         else Run(Path(resume).resolve())
-    judging = make_judging(cfg, setup)
+    judging = make_judging(cfg, setup, sampling_precision)
     rl_rows = replace(judging.row_sampling, overgen=cfg.rl_overgen)
     loop = TeachLoop(cfg, beta, setup, judging, rl_rows, refs, optimizers, rngs, run, precision, time.time(),
                      betas={a: beta for a in setup.generators}, adversary=adversary)

@@ -65,3 +65,38 @@ def test_one_reading_repeats_the_product_until_its_minimum_time(monkeypatch) -> 
     a = torch.randn(16, 16)
     assert P.product_seconds(a, a, min_seconds=0.01) == pytest.approx(0.012 / 3)  # three products fill 10 ms
     assert next(clock) == pytest.approx(0.016)  # and it stopped there
+
+
+BF16 = P.Precision(CPU, "bf16", torch.bfloat16, 4.5, "measured")
+
+
+@pytest.mark.parametrize("took, chosen", [({"fp32": 2.0, "bf16": 1.0}, "bf16"), ({"fp32": 1.05, "bf16": 1.0}, "fp32"),
+                                          ({"fp32": 1.0, "bf16": 1.3}, "fp32")])
+def test_generators_sample_in_16_bits_only_where_measured_faster(took, chosen) -> None:
+    """choose_sampling: the program's 16 bits where sampling measured SAMPLING_MARGIN faster, else float32; the
+    reason gives both times."""
+    asked = []
+    s = P.choose_sampling("model", 8, BF16, seconds=lambda model, rows, p: asked.append((model, rows)) or took)
+    assert (s.name, asked) == (chosen, [("model", 8)])
+    assert f"{took['fp32']:.2f} s" in s.reason and f"{took['bf16']:.2f} s" in s.reason
+    assert (s.device, s.half) == (BF16.device, BF16.half)  # the judge's precision is not the sampler's business
+
+
+def test_sampling_follows_a_float32_program_and_a_resumed_run_without_measuring() -> None:
+    def never(*args):
+        raise AssertionError("measured")
+
+    fp32 = P.Precision(CPU, "fp32", torch.bfloat16, 1.0, "")
+    assert P.choose_sampling("model", 8, fp32, seconds=never).name == "fp32"
+    assert P.choose_sampling("model", 8, BF16, earlier="fp32", seconds=never).name == "fp32"
+    assert P.choose_sampling("model", 8, BF16, earlier="bf16", seconds=never).name == "bf16"
+
+
+def test_sampling_is_timed_on_the_generator_itself_both_ways(tiny_llama_base) -> None:
+    from model.decoder import load_decoder
+
+    model = load_decoder(tiny_llama_base)
+    state = torch.random.get_rng_state()
+    took = P.sampling_seconds(model, 3, BF16)
+    assert set(took) == {"fp32", "bf16"} and all(0 < t < math.inf for t in took.values())
+    assert torch.equal(torch.random.get_rng_state(), state)  # its own generator: the run's draws are untouched

@@ -309,3 +309,21 @@ def test_sampling_never_emits_a_banned_token(bpe, mode):
     assert kept.shape == (8, 401)
     assert not mask[kept[:, 1:]].any()
     assert len(set(kept[:, 1:].flatten().tolist())) > 40  # it did sample, and widely
+
+
+def test_under_autocast_the_kv_cache_keeps_16_bit_keys_and_values(monkeypatch, tiny_llama_base) -> None:
+    """Sampling under bfloat16 autocast (plumbing/precision.py:choose_sampling): the cache holds what the 16-bit
+    products give, in 16 bits (not a float32 copy cast back on every read)."""
+    from model import sampler
+    from model.decoder import load_decoder
+
+    model = load_decoder(tiny_llama_base).eval()
+    made = []
+    original = sampler.KVCache
+    monkeypatch.setattr(sampler, "KVCache", lambda *a, **k: made.append(k["dtype"]) or original(*a, **k))
+    start = torch.tensor([[5], [9]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        rows = sampler.generate(model, start, 12, sampler.Sampling(do_sample=False))
+    assert made == [torch.bfloat16] and rows.shape == (2, 13) and torch.equal(rows[:, :1], start)
+    sampler.generate(model, start, 2, sampler.Sampling(do_sample=False))
+    assert made[-1] == torch.float32  # outside autocast: the weights' own dtype

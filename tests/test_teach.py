@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import math
@@ -402,7 +403,8 @@ def test_t7_best_of_n_picks_within_each_rows_own_group(monkeypatch):
     monkeypatch.setattr(program, "generate_for_judge", lambda model, start, *args, **kw: _fake_rows(len(start)))
     model = _tiny()
     setup = SimpleNamespace(generators={"alice": model, "edgar": model}, judge=None, neo_tok=None, bert_tok=None)
-    judging = SimpleNamespace(row_sampling=RowSampling(L=8, overgen=2, max_rounds=1, sampling=Sampling(top_k=None)))
+    judging = SimpleNamespace(row_sampling=RowSampling(L=8, overgen=2, max_rounds=1, sampling=Sampling(top_k=None)),
+                              writing=contextlib.nullcontext)
     loop = SimpleNamespace(cfg=SimpleNamespace(best_of=3), setup=setup, judging=judging, judge_calls=0,
                            rngs={"sample_alice": None, "sample_edgar": None}, precision=SimpleNamespace(device="cpu"))
     batches = program.best_of_n_writer(loop)(torch.tensor([[4], [7]]))
@@ -496,3 +498,33 @@ def test_rl_with_lora_on_a_llama_base_keeps_its_start_as_the_reference(tiny_llam
     assert adapter["task_type"] == "CAUSAL_LM"
     assert sorted({m.rsplit(".", 1)[-1] for m in adapter["target_modules"]}) == ["k_proj", "o_proj", "q_proj", "v_proj"]
     assert Llama.from_pretrained(run / "generators" / "alice").config.num_hidden_layers == 2
+
+
+def test_generators_write_in_the_sampling_precision_and_the_judges_read_in_their_own(tiny_neo_base, judge_runs,
+                                                                                     small_mirror, monkeypatch):
+    """Where choose_sampling picks 16 bits, every row is written under its autocast (the RL rows and the judgement's)
+    and no judge reads under it; the choice is in the run's config and a resumed run keeps it without measuring."""
+    import dataclasses
+
+    import train.judgement as judgement
+
+    seen = {"write": set(), "read": set()}
+
+    def spy(name, real):
+        def call(*args, **kwargs):
+            seen[name].add(torch.is_autocast_enabled("cpu"))
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(program, "generate_for_judge", spy("write", program.generate_for_judge))
+    monkeypatch.setattr(judgement, "generate_for_judge", spy("write", judgement.generate_for_judge))
+    monkeypatch.setattr(program, "predict_logits", spy("read", program.predict_logits))
+    monkeypatch.setattr(judgement, "predict_logits", spy("read", judgement.predict_logits))
+    measured = []
+    monkeypatch.setattr(program, "choose_sampling", lambda model, rows, precision, earlier: measured.append(earlier)
+                        or dataclasses.replace(precision, name=earlier or "bf16", reason="test"))
+    [run] = program.teach(argv(tiny_neo_base, judge_runs, "--steps", "1", "--precision", "bf16"))
+    assert seen == {"write": {True}, "read": {False}}
+    assert json.loads((run / "config.json").read_text(encoding="utf-8"))["sampling_precision"] == "bf16"
+    program.teach(["--resume", str(run), "--steps", "2", "--runs-dir", str(judge_runs)])
+    assert measured == [None, "bf16"]  # the resumed run is handed its start's choice

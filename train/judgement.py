@@ -17,6 +17,7 @@ can be compared.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -25,7 +26,7 @@ import torch
 from tokenizers import Tokenizer
 
 from model.decoder import Decoder
-from model.half import cast_half
+from model.half import Precision, cast_half
 from tokenizer_bridge.bridge import JudgeBatch, RowSampling, generate_for_judge
 from train.bert_judge import predict_logits
 from train.metrics import accuracy, confusion_matrix, cross_entropy, wilson_interval
@@ -109,6 +110,12 @@ class Judging:
     rows: int  # R of B7: rows per generator
     row_sampling: RowSampling  # L, k, the extra rounds, the sampler's settings (B8-B10)
     ngram: Callable[[list[str]], torch.Tensor] | None = None  # texts -> (n, N) log P of the n-gram judge (N5)
+    sampling_precision: Precision | None = None  # generators write in it (plumbing/precision.py); None: float32
+
+    def writing(self):
+        """The context generators sample in: `sampling_precision`'s autocast (never the judges' reading: their own)."""
+        p = self.sampling_precision
+        return p.autocast() if p is not None else contextlib.nullcontext()
 
 
 @dataclass
@@ -157,9 +164,10 @@ def judge_generators(generators: dict[str, Decoder], judging: Judging, rngs: dic
         for name, model in generators.items():
             model.eval()  # no dropout while sampling
             device = next(model.parameters()).device
-            batches[name] = generate_for_judge(model, start.to(device), judging.neo_tok, judging.bert_tok,
-                                               judging.row_sampling, rngs[f"sample_{name}"],
-                                               desc=f"the {name} generator writes {judging.rows} rows")
+            with judging.writing():
+                batches[name] = generate_for_judge(model, start.to(device), judging.neo_tok, judging.bert_tok,
+                                                   judging.row_sampling, rngs[f"sample_{name}"],
+                                                   desc=f"the {name} generator writes {judging.rows} rows")
     judgement = classify_rows(batches, judging.judge, start, judging.ngram)
     judgement.metrics["gen_s"] = time.time() - t0 - judgement.metrics["judge_s"]
     return judgement
