@@ -131,6 +131,8 @@ def sampling_seconds(model: Decoder, rows: int, precision: Precision) -> dict[st
     start = torch.zeros(rows, 1, dtype=torch.long, device=precision.device)
     ways = {"fp32": contextlib.nullcontext, precision.name: precision.autocast}
     best = {name: float("inf") for name in ways}
+    was_training = model.training
+    model.eval()  # as the programs sample: no dropout, so no draw from the run's random numbers either
     for tokens in (1, SAMPLING_TOKENS, SAMPLING_TOKENS):
         for name, context in ways.items():
             rng = torch.Generator(precision.device).manual_seed(0)  # its own: the run's random draws stay as they were
@@ -139,6 +141,7 @@ def sampling_seconds(model: Decoder, rows: int, precision: Precision) -> dict[st
                 generate(model, start, tokens, Sampling(top_k=50), rng)
             if tokens == SAMPLING_TOKENS:
                 best[name] = min(best[name], time.perf_counter() - t0)
+    model.train(was_training)
     return best
 
 

@@ -95,8 +95,9 @@ def test_sampling_follows_a_float32_program_and_a_resumed_run_without_measuring(
 def test_sampling_is_timed_on_the_generator_itself_both_ways(tiny_llama_base) -> None:
     from model.decoder import load_decoder
 
-    model = load_decoder(tiny_llama_base)
+    model = load_decoder(tiny_llama_base).train()
     state = torch.random.get_rng_state()
     took = P.sampling_seconds(model, 3, BF16)
     assert set(took) == {"fp32", "bf16"} and all(0 < t < math.inf for t in took.values())
     assert torch.equal(torch.random.get_rng_state(), state)  # its own generator: the run's draws are untouched
+    assert model.training  # left as it was found
