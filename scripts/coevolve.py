@@ -90,8 +90,9 @@ class CoevolveConfig(JudgementSettings, LoraSettings):
 # minutes (measured: README, "SmolLM2-135M"). What it costs there sets the sizes: a training step of 8 x 128
 # tokens ~13 s, a row of 160 sampled tokens ~30 s per 16 rows. So 20 steps of 8 x 128 per generator, judged at
 # steps 0, 10, 20 on 32 rows each (16 were too few: one run's Edgar rows read 0.868 at step 20 where 64 rows of
-# the same generator read 0.97-0.98; sampling in bfloat16 where measured faster pays for the rows). k = 1.25: this 49k BPE writes 0.92 BERT tokens per token of the authors'
-# books (B16), so 1.25 L tokens give L BERT tokens for nearly every row (B8's extra rounds do the rest).
+# the same generator read 0.97-0.98; sampling in bfloat16 where measured faster pays for the rows). k = 1.25:
+# this 49k BPE writes 0.92 BERT tokens per token of the authors' books (B16), so 1.25 L tokens give L BERT tokens
+# for nearly every row (B8's extra rounds do the rest).
 # r = 1.0: of 6 rows from random start tokens, r = 1.2 (hf) and 1.3 (lecture) threw a row into letter salad;
 # without a penalty all six stayed English (distinct-2 0.93). lr (seed 0, accuracy at steps 0, 10, 20): 5e-5
 # (a trial with transformers reached P(own) 0.88 / 0.92 with it) gave 0.50, 0.63, 0.84 here; 1e-4 0.50, 0.91, ...
