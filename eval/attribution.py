@@ -236,8 +236,9 @@ def explain(model: torch.nn.Module, tok: Tokenizer, text: str, length: int, labe
 
 def complete_attributions(model: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor, label: int,
                           baseline: torch.Tensor) -> tuple[torch.Tensor, float, int]:
-    """E1 where the logit moves: (attributions (W, L), the total change z_a(e) - z_a(e'), the points used), each window's
-    attributions adding up to its change within TOLERANCE (unless MAX_POINTS come first). See `refine_pieces`."""
+    """E1 where the logit moves: (attributions (W, L), the total change z_a(e) - z_a(e'), the points used), each
+    window's attributions adding up to its change within TOLERANCE (unless MAX_POINTS come first). See
+    `refine_pieces`."""
     with torch.no_grad():
         change = (model(x, mask)[:, label] - model(baseline, mask)[:, label]).double()  # (W,): z_a(e) - z_a(e')
     pieces = refine_pieces(lambda alphas: path_terms(model, x, mask, label, baseline, alphas), change)
@@ -246,7 +247,7 @@ def complete_attributions(model: torch.nn.Module, x: torch.Tensor, mask: torch.T
 
 @dataclass
 class Piece:
-    """A piece [a, b] of the path with its Clenshaw-Curtis points: their summands (n + 1, W, L) and logits (n + 1, W)."""
+    """A piece [a, b] of the path with its Clenshaw-Curtis points: summands (n + 1, W, L) and logits (n + 1, W)."""
 
     a: float
     b: float

@@ -177,7 +177,8 @@ def test_the_pieces_refine_where_the_logit_moves_until_the_path_is_complete():
     assert [(p.a, p.b) for p in path] == [(0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1)]
     assert max(path, key=lambda p: p.intervals).a == 0.25 and path[0].intervals == path[-1].intervals == 2
     assert abs(float(sum(p.attributions() for p in path).sum()) - change) <= TOLERANCE
-    assert torch.allclose(sum(p.attributions() for p in path)[0], change * torch.tensor([0.25, 0.75]).double(), atol=1e-3)
+    shares = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    assert torch.allclose(sum(p.attributions() for p in path)[0], change * shares, atol=1e-3)
     points = sum(asked)  # every point computed once: a refined piece keeps its points
     assert points == 1 + sum(p.intervals for p in path)
     n = 2
