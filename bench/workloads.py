@@ -20,8 +20,10 @@ import transformers
 from model.bert import Bert, BertClassifier
 from model.decoder import Decoder, load_decoder
 from model.half import Precision, cast_half, parameter_bytes
+from model.llama import Llama
 from model.sampler import Sampling, generate
 from plumbing.compiling import compiled_twin
+from plumbing.kernels import choose_attention_kernel
 from train.optim import make_optimizer
 
 
@@ -59,9 +61,14 @@ class HFClassifier(nn.Module):
         return self.head(self.drop(pooled))
 
 
+def row_precision(dtype: str, device: str) -> Precision:
+    """The programs' Precision (plumbing/precision.py) for a row's dtype."""
+    return Precision(torch.device(device), dtype, torch.bfloat16, None, "a bench row")
+
+
 def autocast(dtype: str, device: str):
-    """The programs' own autocast (plumbing/precision.py) for a row's dtype: bfloat16 for "bf16", nothing for "fp32"."""
-    return Precision(torch.device(device), dtype, torch.bfloat16, None, "a bench row").autocast()
+    """The programs' own autocast for a row's dtype: bfloat16 for "bf16", nothing for "fp32"."""
+    return row_precision(dtype, device).autocast()
 
 
 def judge_flops(cfg, batch: int, length: int) -> float:
@@ -145,9 +152,10 @@ def generation_flops(model: Decoder, rows: int, prompt: int, new: int) -> float:
 
 
 def generation(folder: Path, rows: int, new_tokens: int, bad_ids: list[int], device: str,
-               with_hf: bool = True) -> Pair:
+               with_hf: bool = True, dtype: str = "fp32") -> Pair:
     """B8-B10: sample new_tokens after one start token per row; repetition penalty 1.3 (library rule in both),
-    the bad-token mask, top-k 50, temperature 1."""
+    the bad-token mask, top-k 50, temperature 1. dtype "bf16": both under bfloat16 autocast, as the programs
+    sample where it measured faster (plumbing/precision.py:choose_sampling)."""
     ours = load_decoder(folder).to(device).eval()
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(folder)).to(device).eval() if with_hf else None
     V = ours.config.vocab_size
@@ -157,17 +165,19 @@ def generation(folder: Path, rows: int, new_tokens: int, bad_ids: list[int], dev
 
     def run_ours():
         gen = torch.Generator(device=device).manual_seed(0)
-        generate(ours, start, new_tokens, Sampling(top_k=50, repetition_penalty=1.3, penalty_mode="hf",
-                                                   bad_mask=bad_mask.to(device)), gen)
+        with autocast(dtype, device):
+            generate(ours, start, new_tokens, Sampling(top_k=50, repetition_penalty=1.3, penalty_mode="hf",
+                                                       bad_mask=bad_mask.to(device)), gen)
 
     @torch.no_grad()
     def run_hf():
         torch.manual_seed(0)
-        hf.generate(start, attention_mask=torch.ones_like(start), do_sample=True, top_k=50,
-                    repetition_penalty=1.3, bad_words_ids=[[i] for i in bad_ids],
-                    max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0)
+        with autocast(dtype, device):
+            hf.generate(start, attention_mask=torch.ones_like(start), do_sample=True, top_k=50,
+                        repetition_penalty=1.3, bad_words_ids=[[i] for i in bad_ids],
+                        max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0)
 
-    return Pair(f"generate {rows}x{new_tokens}", "fp32", run_ours, run_hf if with_hf else None,
+    return Pair(f"generate {rows}x{new_tokens}", dtype, run_ours, run_hf if with_hf else None,
                 generation_flops(ours, rows, 1, new_tokens), rows * new_tokens)
 
 
@@ -181,6 +191,7 @@ def lm_train_step(folder: Path, batch: int, length: int, dtype: str, device: str
     """One training step of a decoder (forward, B2 loss, backward, AdamW), ours against transformers' class for it
     (GPTNeoForCausalLM, LlamaForCausalLM) on the same weights and ids; compiled: ours through torch.compile."""
     ours = load_decoder(folder).to(device).train()
+    kernel, _ = choose_attention_kernel([ours], batch, length, row_precision(dtype, device))  # as the programs do
     hf = transformers.AutoModelForCausalLM.from_pretrained(str(folder)).to(device).train()
     ids = torch.randint(0, ours.config.vocab_size, (batch, length), device=device)
 
@@ -197,4 +208,5 @@ def lm_train_step(folder: Path, batch: int, length: int, dtype: str, device: str
                 step(compiled_twin(ours) if compiled else ours, make_optimizer(ours, "adamw", 1e-4),
                      lambda out: out),  # what our programs train with
                 step(hf, torch.optim.AdamW(hf.parameters(), lr=1e-4, fused=True), lambda out: out.logits),  # the same
-                lm_train_flops(ours, batch, length), batch * length)
+                lm_train_flops(ours, batch, length), batch * length,
+                note=f"our attention: {kernel}" if isinstance(ours, Llama) else "")

@@ -76,13 +76,14 @@ def repeat_kv(kv: torch.Tensor, n_rep: int) -> torch.Tensor:
 def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int) -> torch.Tensor:
     """L3, the plain line: softmax(q k^T / sqrt(d_head) + causal mask) v; queries at positions start.. start+Tq-1.
 
-    q (B, H, Tq, d), k and v (B, H, start + Tq, d) -> (B, H, Tq, d).
+    q (B, H, Tq, d), k and v (B, H, start + Tq, d) -> (B, H, Tq, d). The softmax keeps the scores' dtype:
+    PyTorch's kernel sums in float32 inside, and a float32 copy of 16-bit scores would cost more than the products.
     """
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, H, Tq, Tk)
     i = torch.arange(start, start + q.shape[2], device=q.device)[:, None]
     j = torch.arange(k.shape[2], device=q.device)[None, :]
     scores = scores.masked_fill(j > i, float("-inf"))  # a query sees itself and the keys before it
-    return torch.softmax(scores.float(), dim=-1).to(v.dtype) @ v
+    return torch.softmax(scores, dim=-1) @ v
 
 
 class LlamaAttention(nn.Module):
@@ -96,6 +97,7 @@ class LlamaAttention(nn.Module):
         self.k_proj = nn.Linear(d, self.n_kv * self.head_dim, bias=False)
         self.v_proj = nn.Linear(d, self.n_kv * self.head_dim, bias=False)
         self.o_proj = nn.Linear(self.n_head * self.head_dim, d, bias=False)
+        self.kernel = "fused"  # or "plain": the plain line over whole windows too (set_attention_kernel)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache=None, layer: int = 0) -> torch.Tensor:
         """(B, T, d) -> (B, T, d). With a `cache` (model/gpt_neo.py:KVCache), x holds the T tokens after it."""
@@ -108,7 +110,8 @@ class LlamaAttention(nn.Module):
         if cache is not None:
             start = cache.length
             k, v = cache.append(layer, k, v)  # (B, G, start + T, d_head)
-        if start != 0 and T > 1:  # the plain line: each group repeated for its heads (L3), then the causal softmax
+        if (start != 0 and T > 1) or (cache is None and self.kernel == "plain"):
+            # the plain line: each group repeated for its heads (L3), then the causal softmax
             n_rep = self.n_head // self.n_kv
             y = reference_attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), start)
         else:  # the fast twin: PyTorch's fused kernel reads each group in place for its heads (enable_gqa),
@@ -192,6 +195,21 @@ class Llama(nn.Module):
     def save_pretrained(self, folder: str | Path) -> None:
         """config.json + model.safetensors in the Hugging Face layout (transformers loads it as it is)."""
         save_hf_folder(folder, self.hf_state(), self.hf_config())
+
+
+ATTENTION_KERNELS = ("fused", "plain")
+
+
+def set_attention_kernel(model: nn.Module, kernel: str) -> None:
+    """Which attention every Llama layer of `model` runs over whole windows (training, scoring): PyTorch's fused
+    kernel, or the plain line (`reference_attention`), which is faster on some machines and shapes (its backward is
+    two more products, the fused one's is a loop over blocks); plumbing/kernels.py measures which. Generation with
+    a cache is unchanged."""
+    if kernel not in ATTENTION_KERNELS:
+        raise ValueError(f"attention kernel {kernel!r}: one of {', '.join(ATTENTION_KERNELS)}")
+    for module in model.modules():
+        if isinstance(module, LlamaAttention):
+            module.kernel = kernel
 
 
 def hf_names(cfg: LlamaConfig) -> dict[str, tuple[str, ...]]:

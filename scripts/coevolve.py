@@ -51,6 +51,7 @@ from plumbing.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSetti
                                  judgement_record, load_setup, log_judgement, make_judging, make_rngs, run_summary,
                                  save_generators)
 from plumbing.interrupt import StopRequest
+from plumbing.kernels import choose_attention_kernel
 from plumbing.precision import PRECISIONS, Precision, choose_precision, choose_sampling, grad_scaler
 from plumbing.runs import Run
 from train.judgement import Judgement, Judging, judge_generators
@@ -216,6 +217,9 @@ def coevolve(argv: list[str] | None = None) -> Path:
     sampling_precision = choose_sampling(next(iter(setup.generators.values())), cfg.rows, precision,
                                          saved.get("sampling_precision"))
     print(f"sampling: {sampling_precision.reason}", file=sys.stderr)
+    kernel, why = choose_attention_kernel(list(setup.generators.values()), cfg.batch_size, cfg.length, precision,
+                                          saved.get("attention_kernel"))
+    print(f"attention: {why}", file=sys.stderr)
     optimizers = {a: make_optimizer(m, cfg.optimizer, learning_rate(cfg), cfg.weight_decay)
                   for a, m in setup.generators.items()}
     rngs = make_rngs(cfg.seed, list(setup.generators), device)
@@ -223,7 +227,8 @@ def coevolve(argv: list[str] | None = None) -> Path:
     if resume is None:
         run = Run.create("coevolve", args.runs_dir, {"config": as_dict(cfg), "program": "coevolve", **setup.info,
                                                      **precision.describe(),
-                                                     "sampling_precision": sampling_precision.name})
+                                                     "sampling_precision": sampling_precision.name,
+                                                     "attention_kernel": kernel})
     else:
         run = Run(Path(resume).resolve())
         ckpt = load_checkpoint(run.folder)

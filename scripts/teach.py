@@ -60,6 +60,7 @@ from plumbing.generators import (LECTURE_JUDGEMENT, SAMPLES_FILE, JudgementSetti
                                  save_generators)
 from plumbing.interrupt import StopRequest, stop_was_asked
 from plumbing.judges import load_bert_judge
+from plumbing.kernels import choose_attention_kernel
 from plumbing.precision import PRECISIONS, Precision, choose_precision, choose_sampling, pick_device
 from plumbing.runs import Run
 from tokenizer_bridge.bridge import JudgeBatch, RowSampling, generate_for_judge
@@ -530,8 +531,13 @@ def build_loop(cfg: TeachConfig, beta: float, resume: Path | None, runs_dir, sav
     sampling_precision = choose_sampling(next(iter(setup.generators.values())), cfg.rows, precision,
                                          saved.get("sampling_precision"))
     print(f"sampling: {sampling_precision.reason}", file=sys.stderr)
+    rows, length = ((cfg.batch_size, cfg.length) if cfg.arm == "lm"  # the windows it trains on; else RL's rows (B8)
+                    else (cfg.prompts * cfg.samples, math.ceil(cfg.judge_length * cfg.rl_overgen)))
+    kernel, why = choose_attention_kernel([*setup.generators.values(), *refs.values()], rows, length, precision,
+                                          saved.get("attention_kernel"))
+    print(f"attention: {why}", file=sys.stderr)
     info = {"program": "teach", **setup.info, **precision.describe(), "sampling_precision": sampling_precision.name,
-            "beta_value": beta}
+            "attention_kernel": kernel, "beta_value": beta}
     run = Run.create("teach", runs_dir, {"config": dict(as_dict(cfg), beta=str(beta)), **info}) if resume is None \
         else Run(Path(resume).resolve())
     judging = make_judging(cfg, setup, sampling_precision)

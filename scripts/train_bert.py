@@ -7,6 +7,7 @@ A6, the procedure: tokenize the authors; load the pretrained BERT; add the class
     python -m scripts.train_bert                          # preset "cpu": MiniLM, a few minutes on 2 cores
     python -m scripts.train_bert --preset lecture         # the course's set-up (A5), bert-base-uncased, for a GPU
     python -m scripts.train_bert --authors all --split book   # six authors, the last book of each held out (N1-N3)
+    python -m scripts.train_bert --preset books           # the same, trained longer and averaged: the best six-way judge
     python -m scripts.train_bert --resume                 # continue the latest run from its last checkpoint
     torchrun --nproc_per_node 2 -m scripts.train_bert     # DistributedDataParallel (plumbing/distributed.py)
 
@@ -50,6 +51,7 @@ from plumbing.precision import PRECISIONS, Precision, choose_precision, grad_sca
 from plumbing.runs import Run
 from tokenizer_bridge.load import load_bert_tokenizer
 from tokenizer_bridge.names import with_names_masked
+from train.averaging import WeightAverage
 from train.bert_judge import classifier_step, evaluate_heldout
 from train.metrics import optimizer_state_bytes, peak_memory_mib, reset_peak_memory, snapshot
 from train.optim import OPTIMIZERS, SCHEDULES, lr_at, make_optimizer, set_lr
@@ -77,6 +79,8 @@ class JudgeConfig(LoraSettings):
     grad_clip: float = setting("clip the gradients' joint L2 norm to this (0: no clipping)", min=0)
     dropout: float = setting("dropout before the head (A2); BERT keeps its own", min=0, max=0.9)
     seed: int = setting("random seed: head, dropout, batches", min=0)
+    average_from: int = setting("average the judge's weights over every step from this one on (train/averaging.py): "
+                                "the evaluations and the saved judge are the mean; 0: the last step's own", min=0)
     eval_every: int = setting("held-out evaluation every N steps, and at step 0 and the last (0: those two only)", min=0)
     eval_per_author: int = setting("held-out windows per author in those evaluations", min=1)
     save_every: int = setting("checkpoint every N steps, and at the last step and on Ctrl-C (0: those only)", min=0)
@@ -90,11 +94,17 @@ class JudgeConfig(LoraSettings):
 PRESETS = {
     "cpu": JudgeConfig(model="minilm", authors=DEFAULT_AUTHORS, split="tail", mask_names=False, per_author=8, length=64,
                        eval_length=256, steps=60, optimizer="adamw", lr=1e-4, schedule="linear", weight_decay=0.01,
-                       grad_clip=0.0, dropout=0.1, seed=1234, eval_every=20, eval_per_author=16, save_every=30,
-                       precision="auto", compile="auto", device="auto", **lora_off(2e-3)),
+                       grad_clip=0.0, dropout=0.1, seed=1234, average_from=0, eval_every=20, eval_per_author=16,
+                       save_every=30, precision="auto", compile="auto", device="auto", **lora_off(2e-3)),
+    # N1-N3: six authors, each one's last book held out; 300 steps of 8 x 128 tokens per author, and the judge the
+    # mean of its weights from step 40 on, where one book's judge peaks and then learns its books (train/averaging.py)
+    "books": JudgeConfig(model="minilm", authors="all", split="book", mask_names=False, per_author=8, length=128,
+                         eval_length=256, steps=300, optimizer="adamw", lr=2e-4, schedule="linear", weight_decay=0.01,
+                         grad_clip=0.0, dropout=0.1, seed=1234, average_from=40, eval_every=20, eval_per_author=16,
+                         save_every=50, precision="auto", compile="auto", device="auto", **lora_off(2e-3)),
     "lecture": JudgeConfig(model="bert-base-uncased", authors=DEFAULT_AUTHORS, split="tail", mask_names=False, per_author=32,
                            length=256, eval_length=256, steps=150, optimizer="adamw", lr=5e-7, schedule="constant",
-                           weight_decay=0.01, grad_clip=0.0, dropout=0.1, seed=1234, eval_every=10,
+                           weight_decay=0.01, grad_clip=0.0, dropout=0.1, seed=1234, average_from=0, eval_every=10,
                            eval_per_author=31, save_every=50, precision="auto", compile="auto", device="auto",
                            **lora_off(5e-4)),
 }
@@ -170,6 +180,7 @@ class JudgeLoop:
     dist: distributed.Dist
     state: dict  # the latest metrics and the elapsed time, saved with every checkpoint
     compiling: CompileChoice  # which of the eager model and its compiled twin the step runs
+    average: WeightAverage  # the mean of the weights from --average-from on: what is evaluated and saved
     run: Run | None = None  # set by open_run
 
 
@@ -182,7 +193,7 @@ def open_run(loop: JudgeLoop, resume: Path | None, runs_dir, info: dict) -> int:
     ckpt = load_checkpoint(loop.run.folder)
     if loop.cfg.steps < ckpt.step:
         raise ConfigError(f"{loop.run.folder} is already at step {ckpt.step}; give --steps N with N > {ckpt.step}")
-    ckpt.restore({"judge": loop.model}, {"judge": loop.optimizer}, {"data": loop.rng})
+    ckpt.restore({"judge": loop.model, "average": loop.average}, {"judge": loop.optimizer}, {"data": loop.rng})
     loop.run.keep_records_until(ckpt.step)
     loop.state = {"windows_per_book": {}, **ckpt.state}  # a checkpoint from before the count starts it at 0
     print(f"resuming {loop.run.folder} at step {ckpt.step} of {loop.cfg.steps}", file=sys.stderr)
@@ -196,16 +207,17 @@ def save_step(loop: JudgeLoop, step: int) -> None:
     """Checkpoint (for --resume), the judge as a Hugging Face folder, and the `latest` link: rank 0 only."""
     if not loop.dist.main:
         return
-    save_checkpoint(loop.run.folder, step, {"judge": loop.model}, {"judge": loop.optimizer}, {"data": loop.rng},
-                    loop.state)
+    save_checkpoint(loop.run.folder, step, {"judge": loop.model, "average": loop.average}, {"judge": loop.optimizer},
+                    {"data": loop.rng}, loop.state)
     info = {"eval_length": loop.cfg.eval_length, "split": loop.cfg.split, "authors": authors_spec(loop.data.labels),
             "step": step, "run": str(loop.run.folder),
             "base_model": loop.run.config()["base_model"], "heldout_acc": loop.state["metrics"].get("heldout_acc")}
-    write_model_folder(loop.run.folder / HF_FOLDER, loop.model, loop.data.tok,  # merged (P3) for a LoRA judge
-                       extra={"training.json": {"config": as_dict(loop.cfg), **info}}, config_extra={INFO_KEY: info},
-                       card=judge_card(loop, info))
-    if has_lora(loop.model):
-        write_adapter_folder(loop.run.folder / "adapter", loop.model, info["base_model"])
+    with loop.average.swapped_in(loop.model):  # the judge saved is the mean, where there is one
+        write_model_folder(loop.run.folder / HF_FOLDER, loop.model, loop.data.tok,  # merged (P3) for a LoRA judge
+                           extra={"training.json": {"config": as_dict(loop.cfg), **info}}, config_extra={INFO_KEY: info},
+                           card=judge_card(loop, info))
+        if has_lora(loop.model):
+            write_adapter_folder(loop.run.folder / "adapter", loop.model, info["base_model"])
     loop.run.point_latest()
 
 
@@ -219,6 +231,8 @@ def judge_card(loop: JudgeLoop, info: dict) -> ModelCard:
                                                        for a, books in loop.state["windows_per_book"].items()),
             "held-out text": "the last 10 % of every book" if cfg.split == "tail" else "each author's last book (N3)",
             "steps": f"{info['step']} of {cfg.steps}, {cfg.per_author} windows of {cfg.length} tokens per author",
+            "weights": (f"the mean of steps {cfg.average_from}-{info['step']} (train/averaging.py)"
+                        if loop.average.mean else "the last step's"),
             "run folder": info["run"], "trained": f"LoRA rank {cfg.lora_rank} + head" if cfg.lora_rank else "every weight",
             "names": "masked by its tokenizer (tokenizer_bridge/names.py)" if cfg.mask_names else "as written"}
     results = {f"A11 held-out accuracy ({cfg.eval_length}-token windows)": m.get("heldout_acc"),
@@ -234,7 +248,9 @@ def judge_card(loop: JudgeLoop, info: dict) -> ModelCard:
 
 def heldout_eval(loop: JudgeLoop, step: int) -> dict:
     """Held-out A3, A11, per-author accuracy and confusion (N4) on the fixed windows; logged."""
-    record = {"kind": "eval", "step": step, **evaluate_heldout(loop.model, loop.data.heldout, loop.data.labels, loop.precision)}
+    with loop.average.swapped_in(loop.model):
+        record = {"kind": "eval", "step": step,
+                  **evaluate_heldout(loop.model, loop.data.heldout, loop.data.labels, loop.precision)}
     loop.run.log(record)
     loop.state["metrics"].update(record)
     return record
@@ -264,6 +280,8 @@ def train_loop(loop: JudgeLoop, start: int) -> int:
             out = classifier_step(loop.compiling.model(loop.ddp), loop.optimizer, batch, loop.precision, cfg.grad_clip,
                                   before, scaler)
             decided = loop.compiling.record(time.time() - t_train)
+            if cfg.average_from:
+                loop.average.update(loop.model, step)
             if decided and loop.dist.main:
                 bar.write(decided)
             out["loss"], out["acc"] = distributed.mean(out["loss"], loop.dist), distributed.mean(out["acc"], loop.dist)
@@ -317,7 +335,8 @@ def train_judge(argv: list[str] | None = None) -> Path:
     info = {"program": "judge", "base_model": str(base), "labels": data.labels, **precision.describe(),
             "world_size": dist_.world}
     loop = JudgeLoop(cfg, model, distributed.wrap(model, dist_), optimizer, data, rng, precision, dist_,
-                     {"metrics": {}, "time": 0.0, "windows_per_book": {}}, compile_choice(cfg, base, precision))
+                     {"metrics": {}, "time": 0.0, "windows_per_book": {}}, compile_choice(cfg, base, precision),
+                     WeightAverage(cfg.average_from))
     start = open_run(loop, resume, args.runs_dir, info)
     loop.compiling.steps = cfg.steps - start
     if dist_.main:

@@ -164,7 +164,9 @@ def test_lecture_preset_is_a5() -> None:
     assert (program.batch_size(lec), lec.per_author, lec.length, lec.steps, lec.lr, lec.model, lec.schedule) == \
         (64, 32, 256, 150, 5e-7, "bert-base-uncased", "constant")
     assert program.tokens_seen(64, 256, 150) == 64 * 150 * 256  # M = N x L
-    assert list(program.PRESETS) == ["cpu", "lecture"]
+    assert list(program.PRESETS) == ["cpu", "books", "lecture"]
+    books = program.PRESETS["books"]  # the six-way judge of the README: every author, book split, averaged
+    assert (books.authors, books.split, books.steps, books.average_from) == ("all", "book", 300, 40)
 
 
 def test_help_shows_every_flag_with_its_real_default(capsys) -> None:
@@ -292,3 +294,23 @@ def test_judge_plot_draws_the_loss_left_and_the_accuracies_right_with_their_smoo
     acc_raw, acc_smooth, heldout = ([float(v) for v in line.get_ydata()] for line in right.lines)
     assert acc_raw == [0.5, 0.5, 0.75, 1.0, 1.0] and acc_smooth == pytest.approx(mean_smooth(acc_raw, k=3))
     assert heldout == [0.5, 0.875] and list(right.lines[2].get_xdata()) == [0, 5]
+
+
+def test_averaged_judge_is_the_mean_of_its_steps_and_a_resume_keeps_it(tiny_folder, small_mirror, tmp_path) -> None:
+    """--average-from 2 over 4 steps saves the mean of the weights after steps 2, 3 and 4 (each the judge of a run of
+    that many steps), evaluates it, and a run stopped at step 3 and resumed saves the same mean."""
+    own = [load_file(program.train_judge(_argv(tiny_folder, tmp_path / f"s{n}", "--steps", str(n), "--eval-every", "0"))
+                     / "hf" / "model.safetensors") for n in (2, 3, 4)]
+    averaged = program.train_judge(_argv(tiny_folder, tmp_path / "avg", "--steps", "4", "--eval-every", "0",
+                                         "--average-from", "2"))
+    mean = load_file(averaged / "hf" / "model.safetensors")
+    for name in mean:
+        torch.testing.assert_close(mean[name], (own[0][name] + own[1][name] + own[2][name]) / 3, atol=1e-6, rtol=1e-5)
+    assert not torch.equal(mean["classifier.weight"], own[2]["classifier.weight"])
+    assert _lines(averaged)[-1]["heldout_loss"] != _lines(tmp_path / "s4" / "judge" / "latest")[-1]["heldout_loss"]
+    assert "the mean of steps 2-4" in (averaged / "hf" / "README.md").read_text()
+    part = program.train_judge(_argv(tiny_folder, tmp_path / "part", "--steps", "3", "--eval-every", "0",
+                                     "--average-from", "2"))
+    program.train_judge(["--resume", str(part), "--steps", "4", "--runs-dir", str(tmp_path / "part")])
+    resumed = load_file(part / "hf" / "model.safetensors")
+    assert all(torch.equal(resumed[k], mean[k]) for k in mean)
