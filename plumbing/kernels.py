@@ -5,9 +5,10 @@ the keys block by block; the plain line of L3 (model/llama.py:reference_attentio
 and a softmax, and on a CPU whose matrix units run bfloat16 (AMX) it can be the faster one for the short
 windows these programs train on: measured on a 2-core Xeon with AMX, one SmolLM2 layer (projections
 included) at 8 x 128 tokens in bfloat16 took 22 ms forward and backward the plain way against 40 ms fused;
-at 512 tokens, or in float32 at any length, the fused kernel was faster (README: the table). That is a fact about the machine, the shape and the precision, so a program measures it, as it
-measures its precision: one layer of the model, the run's rows and length, forward and backward both ways,
-alternating, the best of each; the plain line is chosen only where it is KERNEL_MARGIN faster.
+at 512 tokens, or in float32 at any length, the fused kernel was faster (README: the table). That is a fact
+about the machine, the shape and the precision, so a program measures it, as it measures its precision: one
+layer of the model, the run's rows and length, forward and backward both ways, alternating, the best of each;
+the plain line is chosen only where it is KERNEL_MARGIN faster.
 """
 
 from __future__ import annotations
