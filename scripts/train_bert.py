@@ -97,7 +97,7 @@ PRESETS = {
                        grad_clip=0.0, dropout=0.1, seed=1234, average_from=0, eval_every=20, eval_per_author=16,
                        save_every=30, precision="auto", compile="auto", device="auto", **lora_off(2e-3)),
     # N1-N3: six authors, each one's last book held out; 300 steps of 8 x 128 tokens per author, and the judge the
-    # mean of its weights from step 40 on, where one book's judge peaks and then learns its books (train/averaging.py)
+    # mean of its weights from step 40 on, where its held-out accuracy peaks before it learns its books (averaging.py)
     "books": JudgeConfig(model="minilm", authors="all", split="book", mask_names=False, per_author=8, length=128,
                          eval_length=256, steps=300, optimizer="adamw", lr=2e-4, schedule="linear", weight_decay=0.01,
                          grad_clip=0.0, dropout=0.1, seed=1234, average_from=40, eval_every=20, eval_per_author=16,
