@@ -60,8 +60,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     pair is (j, j + d_head/2), the two halves; a GGUF file pairs (2j, 2j+1) instead, with the query
     and key rows permuted to match (model/gguf.py undoes that). x (B, nh, T, d_head).
     """
-    half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)  # (-x_b, x_a) in each pair's slots
+    x_a, x_b = x.chunk(2, dim=-1)  # the two halves (a chunk's backward is one cat; a slice's fills zeros first)
+    rotated = torch.cat([-x_b, x_a], dim=-1)  # (-x_b, x_a) in each pair's slots
     return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
 
 
@@ -74,16 +74,17 @@ def repeat_kv(kv: torch.Tensor, n_rep: int) -> torch.Tensor:
 
 
 def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int) -> torch.Tensor:
-    """L3, the plain line: softmax(q k^T / sqrt(d_head) + causal mask) v; queries at positions start.. start+Tq-1.
+    """L3, the plain line: softmax(q k^T / sqrt(d_head) + M) v, M_ij = -inf where key j comes after query i, else 0;
+    queries at positions start.. start+Tq-1.
 
-    q (B, H, Tq, d), k and v (B, H, start + Tq, d) -> (B, H, Tq, d). The softmax keeps the scores' dtype:
-    PyTorch's kernel sums in float32 inside, and a float32 copy of 16-bit scores would cost more than the products.
+    q (B, H, Tq, d), k and v (B, H, start + Tq, d) -> (B, H, Tq, d). Three choices for speed, none for the math:
+    q is scaled rather than the scores (fewer numbers); the mask is added rather than filled in (an addition's
+    backward is free); the softmax keeps the scores' dtype (PyTorch's kernel sums in float32 inside, and a
+    float32 copy of 16-bit scores would cost more than the products).
     """
-    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])  # (B, H, Tq, Tk)
-    i = torch.arange(start, start + q.shape[2], device=q.device)[:, None]
-    j = torch.arange(k.shape[2], device=q.device)[None, :]
-    scores = scores.masked_fill(j > i, float("-inf"))  # a query sees itself and the keys before it
-    return torch.softmax(scores, dim=-1) @ v
+    scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(-2, -1)  # (B, H, Tq, Tk)
+    future = torch.full(scores.shape[-2:], float("-inf"), dtype=scores.dtype, device=q.device).triu(start + 1)
+    return torch.softmax(scores + future, dim=-1) @ v  # a query sees itself and the keys before it
 
 
 class LlamaAttention(nn.Module):
