@@ -77,7 +77,7 @@ def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start
     """L3, the plain line: softmax(q k^T / sqrt(d_head) + M) v, M_ij = -inf where key j comes after query i, else 0;
     queries at positions start.. start+Tq-1.
 
-    q (B, H, Tq, d), k and v (B, H, start + Tq, d) -> (B, H, Tq, d). Three choices for speed, none for the math:
+    q (B, H, Tq, d), k and v (B, H, start + Tq, d) -> (B, H, Tq, d). Three choices for speed that leave the equation as it is:
     q is scaled rather than the scores (fewer numbers); the mask is added rather than filled in (an addition's
     backward is free); the softmax keeps the scores' dtype (PyTorch's kernel sums in float32 inside, and a
     float32 copy of 16-bit scores would cost more than the products).
