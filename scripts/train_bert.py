@@ -55,6 +55,7 @@ from train.averaging import WeightAverage
 from train.bert_judge import classifier_step, evaluate_heldout
 from train.metrics import optimizer_state_bytes, peak_memory_mib, reset_peak_memory, snapshot
 from train.optim import OPTIMIZERS, SCHEDULES, lr_at, make_optimizer, set_lr
+from train.probe import start_with_probe
 from weights.store import resolve
 
 
@@ -78,6 +79,9 @@ class JudgeConfig(LoraSettings):
     weight_decay: float = setting("AdamW weight decay of matrices and embeddings (train/optim.py)", min=0, max=1)
     grad_clip: float = setting("clip the gradients' joint L2 norm to this (0: no clipping)", min=0)
     dropout: float = setting("dropout before the head (A2); BERT keeps its own", min=0, max=0.9)
+    probe: int = setting("windows per author on which the head is first fitted to the frozen pretrained features, "
+                         "before every weight trains (LP-FT, train/probe.py); 0: a random head, as the course code",
+                         min=0)
     seed: int = setting("random seed: head, dropout, batches", min=0)
     average_from: int = setting("average the judge's weights over every step from this one on (train/averaging.py): "
                                 "the evaluations and the saved judge are the mean; 0: the last step's own", min=0)
@@ -94,18 +98,20 @@ class JudgeConfig(LoraSettings):
 PRESETS = {
     "cpu": JudgeConfig(model="minilm", authors=DEFAULT_AUTHORS, split="tail", mask_names=False, per_author=8, length=64,
                        eval_length=256, steps=60, optimizer="adamw", lr=1e-4, schedule="linear", weight_decay=0.01,
-                       grad_clip=0.0, dropout=0.1, seed=1234, average_from=0, eval_every=20, eval_per_author=16,
-                       save_every=30, precision="auto", compile="auto", device="auto", **lora_off(2e-3)),
-    # N1-N3: six authors, each one's last book held out; 300 steps of 8 x 128 tokens per author, and the judge the
-    # mean of its weights from step 40 on, where its held-out accuracy peaks before it learns its books (averaging.py)
+                       grad_clip=0.0, dropout=0.1, probe=0, seed=1234, average_from=0, eval_every=20,
+                       eval_per_author=16, save_every=30, precision="auto", compile="auto", device="auto",
+                       **lora_off(2e-3)),
+    # N1-N3: six authors, each one's last book held out; the head first a probe of 64 windows per author (probe.py);
+    # 300 steps of 8 x 128 tokens per author, and the judge the mean of its weights from step 40 on, where its
+    # held-out accuracy peaks before it learns its books (averaging.py)
     "books": JudgeConfig(model="minilm", authors="all", split="book", mask_names=False, per_author=8, length=128,
                          eval_length=256, steps=300, optimizer="adamw", lr=2e-4, schedule="linear", weight_decay=0.01,
-                         grad_clip=0.0, dropout=0.1, seed=1234, average_from=40, eval_every=20, eval_per_author=16,
-                         save_every=50, precision="auto", compile="auto", device="auto", **lora_off(2e-3)),
+                         grad_clip=0.0, dropout=0.1, probe=64, seed=1234, average_from=40, eval_every=20,
+                         eval_per_author=16, save_every=50, precision="auto", compile="auto", device="auto", **lora_off(2e-3)),
     "lecture": JudgeConfig(model="bert-base-uncased", authors=DEFAULT_AUTHORS, split="tail", mask_names=False, per_author=32,
                            length=256, eval_length=256, steps=150, optimizer="adamw", lr=5e-7, schedule="constant",
-                           weight_decay=0.01, grad_clip=0.0, dropout=0.1, seed=1234, average_from=0, eval_every=10,
-                           eval_per_author=31, save_every=50, precision="auto", compile="auto", device="auto",
+                           weight_decay=0.01, grad_clip=0.0, dropout=0.1, probe=0, seed=1234, average_from=0,
+                           eval_every=10, eval_per_author=31, save_every=50, precision="auto", compile="auto", device="auto",
                            **lora_off(5e-4)),
 }
 RESUME_MAY_CHANGE = {"steps", "device", "precision", "compile"}
@@ -164,6 +170,19 @@ def build_model(cfg: JudgeConfig, base: Path, labels: list[str], precision: Prec
         add_lora(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets, cfg.lora_dropout)
         model.head.requires_grad_(True)
     return model.to(precision.device)
+
+
+def probe_head(cfg: JudgeConfig, model: BertClassifier, data: Data, precision: Precision, main: bool) -> dict:
+    """--probe n: the head first fitted to the frozen features of n training windows per author (LP-FT,
+    train/probe.py), before the first step. Returns what the run records: windows, the probe's accuracy, seconds."""
+    t0 = time.time()
+    probed = start_with_probe(model, data.train_ids, cfg.per_author, cfg.probe, cfg.length, Specials.of(data.tok),
+                              cfg.seed, precision)
+    probed["seconds"] = round(time.time() - t0, 1)
+    if main:
+        print(f"head: a probe fitted to the pretrained features of {probed['windows']} training windows "
+              f"(its accuracy on them {probed['accuracy']:.3f}, {probed['seconds']} s)", file=sys.stderr)
+    return probed
 
 
 @dataclass
@@ -234,6 +253,8 @@ def judge_card(loop: JudgeLoop, info: dict) -> ModelCard:
             "weights": (f"the mean of steps {cfg.average_from}-{info['step']} (train/averaging.py)"
                         if loop.average.mean else "the last step's"),
             "run folder": info["run"], "trained": f"LoRA rank {cfg.lora_rank} + head" if cfg.lora_rank else "every weight",
+            "head": (f"first fitted to the frozen pretrained features of {cfg.probe} windows per author (LP-FT)"
+                     if cfg.probe else "random at the start"),
             "names": "masked by its tokenizer (tokenizer_bridge/names.py)" if cfg.mask_names else "as written"}
     results = {f"A11 held-out accuracy ({cfg.eval_length}-token windows)": m.get("heldout_acc"),
                "N4 held-out macro accuracy": m.get("heldout_macro_acc"),
@@ -265,7 +286,7 @@ def train_loop(loop: JudgeLoop, start: int) -> int:
     scaler, n_authors = grad_scaler(loop.precision), len(loop.data.labels)
     t0, done = time.time() - loop.state["time"], start  # a resumed run continues the clock
     if start == 0:
-        heldout_eval(loop, 0)  # the untrained judge: about 1/N
+        heldout_eval(loop, 0)  # the judge before any step: about 1/N with a random head, more with a probe
     reset_peak_memory(loop.precision.device)  # the peak of the training steps (P2's comparison)
     steps = range(start + 1, cfg.steps + 1)
     with StopRequest() as stop, tqdm(steps, desc="train judge", initial=start, total=cfg.steps,
@@ -330,10 +351,11 @@ def train_judge(argv: list[str] | None = None) -> Path:
         print("tokenizing the corpus ...", file=sys.stderr)
     data = load_data(cfg, base)
     model = build_model(cfg, base, data.labels, precision)
+    probed = probe_head(cfg, model, data, precision, dist_.main) if cfg.probe and resume is None else None
     optimizer = make_optimizer(model, cfg.optimizer, learning_rate(cfg), cfg.weight_decay)
     rng = torch.Generator().manual_seed(cfg.seed)
     info = {"program": "judge", "base_model": str(base), "labels": data.labels, **precision.describe(),
-            "world_size": dist_.world}
+            "world_size": dist_.world, **({"probe": probed} if probed else {})}
     loop = JudgeLoop(cfg, model, distributed.wrap(model, dist_), optimizer, data, rng, precision, dist_,
                      {"metrics": {}, "time": 0.0, "windows_per_book": {}}, compile_choice(cfg, base, precision),
                      WeightAverage(cfg.average_from))

@@ -314,3 +314,17 @@ def test_averaged_judge_is_the_mean_of_its_steps_and_a_resume_keeps_it(tiny_fold
     program.train_judge(["--resume", str(part), "--steps", "4", "--runs-dir", str(tmp_path / "part")])
     resumed = load_file(part / "hf" / "model.safetensors")
     assert all(torch.equal(resumed[k], mean[k]) for k in mean)
+
+
+def test_a_probe_fits_the_head_before_the_first_step_and_the_run_says_so(tiny_folder, small_mirror, tmp_path) -> None:
+    """--probe 2: the head is fitted on 2 windows per author before step 0's evaluation (which so differs from a run
+    with a random head and the same seed), the run records it, the card says it; the training batches are the same."""
+    plain = program.train_judge(_argv(tiny_folder, tmp_path / "plain", "--steps", "1", "--eval-every", "0"))
+    probed = program.train_judge(_argv(tiny_folder, tmp_path / "probed", "--steps", "1", "--eval-every", "0",
+                                       "--probe", "2"))
+    recorded = json.loads((probed / "config.json").read_text())["probe"]
+    assert recorded["windows"] == 4 and 0 <= recorded["accuracy"] <= 1
+    assert _lines(probed)[0]["heldout_loss"] != _lines(plain)[0]["heldout_loss"]
+    assert json.loads((probed / "summary.json").read_text())["windows_per_book"] == \
+        json.loads((plain / "summary.json").read_text())["windows_per_book"]
+    assert "(LP-FT)" in (probed / "hf" / "README.md").read_text()
