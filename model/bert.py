@@ -2,6 +2,7 @@
 
 A1: h_i = f(x_1, ..., x_n; theta) -- every hidden state sees the whole sequence.
 A2: z = W h_CLS + b, y_hat = softmax(z)  -- the classification head (`BertClassifier`).
+    or, with pooling="mean", h = sum_i m_i h_i / sum_i m_i  -- the pooling MiniLM was trained with (`mean_pool`).
 
 Read top to bottom: embeddings -> N post-LayerNorm encoder blocks -> tanh pooler.
 `Bert.from_pretrained(folder)` loads a Hugging Face BERT folder through the
@@ -122,9 +123,11 @@ class Bert(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
+        word_vectors: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A1: h_i = f(x_1, ..., x_n; theta). input_ids (B, T) -> (hidden (B, T, d), pooled (B, d))."""
-        x, mask = self.embed(input_ids, attention_mask, token_type_ids)
+        """A1: h_i = f(x_1, ..., x_n; theta). input_ids (B, T) -> (hidden (B, T, d), pooled (B, d)).
+        word_vectors: see `embed`."""
+        x, mask = self.embed(input_ids, attention_mask, token_type_ids, word_vectors)
         for block in self.blocks:
             x = block(x, mask)
         return x, self.pool(x)
@@ -178,6 +181,28 @@ class Bert(nn.Module):
         return model.eval()
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """N1, mean-pooled: h = sum_i m_i h_i / sum_i m_i, the mean of the last hidden states over the real tokens
+    (m_i = 1; padding m_i = 0). (B, T, d) -> (B, d).
+
+    The sentence vector all-MiniLM-L6-v2 was trained to produce (sentence-transformers' pooling: its folder's
+    1_Pooling/config.json): its [CLS] row and pooler were never trained to summarise a text, its mean was.
+    """
+    if attention_mask is None:
+        return hidden.mean(dim=1)
+    m = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    return (hidden * m).sum(dim=1) / m.sum(dim=1)
+
+
+POOLINGS = ("cls", "mean")  # what the head reads: A2's pooled [CLS] (the course code) or mean_pool
+
+
+def is_judge_config(hf: dict) -> bool:
+    """Is this config.json a judge's (an encoder with a head): transformers' classifier, or our mean-pooled one?"""
+    return ("BertForSequenceClassification" in hf.get("architectures", [])
+            or hf.get("classifier_pooling") in POOLINGS)
+
+
 def head_rows(path: Path) -> int | None:
     """The number of classes of a saved classification head (rows of classifier.weight), read from the header."""
     try:
@@ -190,32 +215,48 @@ def head_rows(path: Path) -> int | None:
 class BertClassifier(nn.Module):
     """A2/N1: z = W h + b with h = tanh(W_p h_CLS + b_p), BERT's pooler on [CLS], as the course code (and
     BertForSequenceClassification) reads it; dropout before W. softmax(z) gives P(author) per label.
+    pooling="mean": h = `mean_pool` of the last hidden states instead (the pooler is then unused and frozen).
 
     `labels` names the classes in label order (("alice", "edgar") in the lectures). Saved and loaded
     as a Hugging Face BertForSequenceClassification folder: the pooler and the head under the names
-    transformers expects, the author names as id2label, so `transformers.pipeline` reads it too.
+    transformers expects, the author names as id2label, so `transformers.pipeline` reads it too. No class
+    of transformers reads a BERT through a mean, so a mean-pooled judge is saved as a BertModel folder (the same
+    weights under the same names, `classifier.*` beside them, "classifier_pooling": "mean"); its card says how.
     """
 
-    def __init__(self, bert: Bert, labels: Sequence[str] = ("alice", "edgar"), dropout: float = 0.1) -> None:
+    def __init__(self, bert: Bert, labels: Sequence[str] = ("alice", "edgar"), dropout: float = 0.1,
+                 pooling: str = "cls") -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.bert = bert
         self.labels = list(labels)
+        self.pooling = pooling
         self.drop = Dropout(dropout)
         self.head = nn.Linear(bert.config.hidden_size, len(self.labels))
         nn.init.xavier_uniform_(self.head.weight)  # as the course code does
         nn.init.zeros_(self.head.bias)
+        if pooling == "mean":
+            bert.pooler.requires_grad_(False)  # read by nothing: no gradient, and DDP would wait for one
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 word_vectors: torch.Tensor | None = None) -> torch.Tensor:
+        """h, the vector the head reads (B, d): A2's pooled [CLS], or the mean of the last hidden states."""
+        if self.pooling == "mean":
+            return mean_pool(self.bert(input_ids, attention_mask, word_vectors=word_vectors)[0], attention_mask)
+        return self.bert.pooled(input_ids, attention_mask, word_vectors)  # = self.bert(...)[1], faster
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 word_vectors: torch.Tensor | None = None) -> torch.Tensor:
-        """A2: z = W h_CLS + b. input_ids (B, T) -> logits z (B, n_classes). word_vectors: see `Bert.embed`."""
-        pooled = self.bert.pooled(input_ids, attention_mask, word_vectors)  # = self.bert(...)[1], faster
-        return self.head(self.drop(pooled))
+        """A2: z = W h + b. input_ids (B, T) -> logits z (B, n_classes). word_vectors: see `Bert.embed`."""
+        return self.head(self.drop(self.features(input_ids, attention_mask, word_vectors)))
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> "BertClassifier":
-        """Load a BertForSequenceClassification folder (ours or transformers'); strict; in eval mode."""
+        """Load a BertForSequenceClassification folder (ours or transformers') or our mean-pooled judge; strict;
+        in eval mode."""
         hf = read_config_json(folder)
-        if "BertForSequenceClassification" not in hf.get("architectures", []):
+        if not is_judge_config(hf):
             raise ConfigError(f"{Path(folder) / 'config.json'} is not a judge (BertForSequenceClassification): "
                               f"architectures={hf.get('architectures')}. Train one with `make train-bert`.")
         cfg = BertConfig.from_hf(hf)
@@ -225,16 +266,20 @@ class BertClassifier(nn.Module):
         n = len(id2label) or hf.get("num_labels") or head_rows(Path(folder) / WEIGHTS_FILE) or 2
         labels = [id2label.get(str(i), id2label.get(i, f"LABEL_{i}")) for i in range(n)]
         with torch.device("meta"):
-            model = cls(Bert(cfg), labels, dropout=hf.get("classifier_dropout") or cfg.hidden_dropout_prob)
+            model = cls(Bert(cfg), labels, dropout=hf.get("classifier_dropout") or cfg.hidden_dropout_prob,
+                        pooling=hf.get("classifier_pooling", "cls"))
         ignored = tuple(f"bert.{name}" for name in HF_IGNORED)
         load_with_table(model, folder, classifier_names(cfg), prefix="", ignored=ignored)
         return model.eval()
 
     def hf_config(self) -> dict:
-        """config.json of a Hugging Face BertForSequenceClassification with our author names."""
-        return dict(self.bert.config.to_hf(), architectures=["BertForSequenceClassification"],
+        """config.json of a Hugging Face BertForSequenceClassification with our author names (a BertModel where
+        the judge is mean-pooled: see the class)."""
+        architecture = "BertForSequenceClassification" if self.pooling == "cls" else "BertModel"
+        return dict(self.bert.config.to_hf(), architectures=[architecture],
                     id2label={str(i): name for i, name in enumerate(self.labels)},
-                    label2id={name: i for i, name in enumerate(self.labels)}, classifier_dropout=self.drop.p)
+                    label2id={name: i for i, name in enumerate(self.labels)}, classifier_dropout=self.drop.p,
+                    classifier_pooling=self.pooling)
 
     def hf_state(self) -> dict[str, torch.Tensor]:
         """Our weights under the Hugging Face names (q, k, v split again)."""

@@ -33,9 +33,11 @@ from plumbing.runs import CONFIG_FILE, PROGRAM, Run, check_writable, latest_run
 
 
 # Settings added after runs were saved without them, with what those runs did: they ran eager, names unmasked,
-# RL without real text, raw advantages, a fixed beta (the adversary's settings are unused by their arms).
+# RL without real text, raw advantages, a fixed beta (the adversary's settings are unused by their arms); judges had
+# no weight averaging, a random head and read the pooled [CLS].
 ADDED_LATER = {"compile": "auto", "mask_names": False, "lm_coef": 0.0, "advantage_norm": False, "kl_target": 0.0,
-               "kl_gain": 0.1, "adversary_every": 1, "adversary_steps": 2, "adversary_replay": 16, "adversary_lr": 5e-5}
+               "kl_gain": 0.1, "adversary_every": 1, "adversary_steps": 2, "adversary_replay": 16, "adversary_lr": 5e-5,
+               "average_from": 0, "probe": 0, "pooling": "cls"}
 
 
 class ConfigError(ValueError):

@@ -85,5 +85,10 @@ def hf_use(kind: str) -> str:
     if kind == "judge":
         return ("`transformers.pipeline(\"text-classification\", model=FOLDER, top_k=None)`; here: "
                 "`python -m scripts.classify --judge FOLDER \"some text\"`")
+    if kind == "mean-pooled judge":  # no transformers class pools by the mean: the encoder, then three lines
+        return ("`transformers.AutoModel.from_pretrained(FOLDER)` is the encoder; with `h` the mean of its "
+                "`last_hidden_state` over the attention mask, P(author) = softmax(h Wᵀ + b), W and b the "
+                "`classifier.weight` and `classifier.bias` of model.safetensors (labels: config.json's id2label); "
+                "here: `python -m scripts.classify --judge FOLDER \"some text\"`")
     return ("`transformers.AutoModelForCausalLM.from_pretrained(FOLDER)` and `AutoTokenizer.from_pretrained(FOLDER)`; "
             "here: `python -m scripts.generate FOLDER`")

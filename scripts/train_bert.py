@@ -34,7 +34,7 @@ from tqdm import tqdm
 from data.authors import DEFAULT_AUTHORS, authors_spec, select_authors
 from data.corpus import SPLITS, check_long_enough
 from data.windows import AuthorIds, Specials, balanced_batch, heldout_set, load_author_ids, text_tokens_per_window
-from model.bert import Bert, BertClassifier
+from model.bert import POOLINGS, Bert, BertClassifier, is_judge_config
 from model.config import BertConfig, read_config_json
 from model.lora import add_lora, has_lora, trainable_parameters
 from plumbing import distributed
@@ -79,6 +79,9 @@ class JudgeConfig(LoraSettings):
     weight_decay: float = setting("AdamW weight decay of matrices and embeddings (train/optim.py)", min=0, max=1)
     grad_clip: float = setting("clip the gradients' joint L2 norm to this (0: no clipping)", min=0)
     dropout: float = setting("dropout before the head (A2); BERT keeps its own", min=0, max=0.9)
+    pooling: str = setting("what the head reads: cls = BERT's pooled [CLS] (A2, the course code); mean = the mean of "
+                           "the last hidden states, the pooling MiniLM was trained with (model/bert.py:mean_pool)",
+                           choices=POOLINGS)
     probe: int = setting("windows per author on which the head is first fitted to the frozen pretrained features, "
                          "before every weight trains (LP-FT, train/probe.py); 0: a random head, as the course code",
                          min=0)
@@ -98,19 +101,20 @@ class JudgeConfig(LoraSettings):
 PRESETS = {
     "cpu": JudgeConfig(model="minilm", authors=DEFAULT_AUTHORS, split="tail", mask_names=False, per_author=8, length=64,
                        eval_length=256, steps=60, optimizer="adamw", lr=1e-4, schedule="linear", weight_decay=0.01,
-                       grad_clip=0.0, dropout=0.1, probe=0, seed=1234, average_from=0, eval_every=20,
-                       eval_per_author=16, save_every=30, precision="auto", compile="auto", device="auto",
+                       grad_clip=0.0, dropout=0.1, pooling="cls", probe=0, seed=1234, average_from=0,
+                       eval_every=20, eval_per_author=16, save_every=30, precision="auto", compile="auto", device="auto",
                        **lora_off(2e-3)),
-    # N1-N3: six authors, each one's last book held out; the head first a probe of 64 windows per author (probe.py);
-    # 300 steps of 8 x 128 tokens per author, and the judge the mean of its weights from step 40 on, where its
-    # held-out accuracy peaks before it learns its books (averaging.py)
+    # N1-N3: six authors, each one's last book held out; the head reads the mean of the last hidden states (MiniLM's
+    # own pooling) and is first a probe of 64 windows per author (probe.py); 300 steps of 8 x 128 tokens per author,
+    # and the judge the mean of its weights from step 40 on, where its held-out accuracy peaks before it learns its
+    # books (averaging.py)
     "books": JudgeConfig(model="minilm", authors="all", split="book", mask_names=False, per_author=8, length=128,
                          eval_length=256, steps=300, optimizer="adamw", lr=2e-4, schedule="linear", weight_decay=0.01,
-                         grad_clip=0.0, dropout=0.1, probe=64, seed=1234, average_from=40, eval_every=20,
+                         grad_clip=0.0, dropout=0.1, pooling="mean", probe=64, seed=1234, average_from=40, eval_every=20,
                          eval_per_author=16, save_every=50, precision="auto", compile="auto", device="auto", **lora_off(2e-3)),
     "lecture": JudgeConfig(model="bert-base-uncased", authors=DEFAULT_AUTHORS, split="tail", mask_names=False, per_author=32,
                            length=256, eval_length=256, steps=150, optimizer="adamw", lr=5e-7, schedule="constant",
-                           weight_decay=0.01, grad_clip=0.0, dropout=0.1, probe=0, seed=1234, average_from=0,
+                           weight_decay=0.01, grad_clip=0.0, dropout=0.1, pooling="cls", probe=0, seed=1234, average_from=0,
                            eval_every=10, eval_per_author=31, save_every=50, precision="auto", compile="auto", device="auto",
                            **lora_off(5e-4)),
 }
@@ -165,7 +169,7 @@ def build_model(cfg: JudgeConfig, base: Path, labels: list[str], precision: Prec
     With --lora-rank r, BERT is frozen and gets adapters (P1); the new head stays fully trained.
     """
     torch.manual_seed(cfg.seed)
-    model = BertClassifier(Bert.from_pretrained(base), labels, dropout=cfg.dropout)
+    model = BertClassifier(Bert.from_pretrained(base), labels, dropout=cfg.dropout, pooling=cfg.pooling)
     if cfg.lora_rank:
         add_lora(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets, cfg.lora_dropout)
         model.head.requires_grad_(True)
@@ -253,6 +257,8 @@ def judge_card(loop: JudgeLoop, info: dict) -> ModelCard:
             "weights": (f"the mean of steps {cfg.average_from}-{info['step']} (train/averaging.py)"
                         if loop.average.mean else "the last step's"),
             "run folder": info["run"], "trained": f"LoRA rank {cfg.lora_rank} + head" if cfg.lora_rank else "every weight",
+            "pooling": ("the mean of the last hidden states (model/bert.py:mean_pool)" if cfg.pooling == "mean"
+                        else "BERT's pooled [CLS] (A2)"),
             "head": (f"first fitted to the frozen pretrained features of {cfg.probe} windows per author (LP-FT)"
                      if cfg.probe else "random at the start"),
             "names": "masked by its tokenizer (tokenizer_bridge/names.py)" if cfg.mask_names else "as written"}
@@ -264,7 +270,7 @@ def judge_card(loop: JudgeLoop, info: dict) -> ModelCard:
                               f"gives P(author) for {len(authors)} authors; the judge of lecture B."),
                      made_from=made, results={k: v for k, v in results.items() if v is not None},
                      licence=f"the base's: {base_licence(resolve(info['base_model']))}; {TEXTS_LICENCE}",
-                     use=hf_use("judge"))
+                     use=hf_use("judge" if cfg.pooling == "cls" else "mean-pooled judge"))
 
 
 def heldout_eval(loop: JudgeLoop, step: int) -> dict:
@@ -331,7 +337,7 @@ def compile_choice(cfg: JudgeConfig, base: Path, precision: Precision) -> Compil
 
 def check_encoder(folder: Path) -> None:
     """--model is the pretrained encoder a new head goes on, not a judge that has one already (said before set-up)."""
-    if "BertForSequenceClassification" in read_config_json(folder).get("architectures", []):
+    if is_judge_config(read_config_json(folder)):
         raise ConfigError(f"--model {folder} is a trained judge (it has its own head): --model takes a BERT encoder "
                           "(minilm, bert-base-uncased, or a BertModel folder). To train a judge further, use "
                           "--resume RUN with its run folder")
@@ -340,6 +346,9 @@ def check_encoder(folder: Path) -> None:
 def train_judge(argv: list[str] | None = None) -> Path:
     """A6: tokenize, load the pretrained BERT, add the head, train, save. Returns the run folder."""
     cfg, resume, saved, args = parse_args(argv)
+    if cfg.lora_rank and cfg.pooling == "mean":  # said before any set-up
+        raise ConfigError("--pooling mean with --lora-rank: the adapters are saved for peft on transformers' "
+                          "BertForSequenceClassification, which reads [CLS], not the mean; add --pooling cls")
     dist_ = distributed.setup(cfg.device)
     base = resolve(saved.get("base_model", cfg.model))
     check_encoder(base)

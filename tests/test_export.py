@@ -31,6 +31,15 @@ def judge_folder(minilm_folder, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def mean_judge_folder(minilm_folder, tmp_path_factory):
+    """The same with the head reading the mean of the last hidden states (--pooling mean)."""
+    torch.manual_seed(0)
+    model = BertClassifier(Bert.from_pretrained(minilm_folder), ("alice", "edgar", "doyle"), pooling="mean")
+    return write_model_folder(tmp_path_factory.mktemp("mean-judge") / "hf", model, load_bert_tokenizer(minilm_folder),
+                              config_extra={INFO_KEY: {"eval_length": 256}})
+
+
+@pytest.fixture(scope="module")
 def neo_folder(tiny_neo_base):
     return tiny_neo_base  # conftest: a tiny random GPT-Neo (window 16 < the 40 tokens below) with its BPE
 
@@ -46,6 +55,27 @@ def test_judge_folder_in_a_transformers_pipeline_gives_our_probabilities(judge_f
         assert abs(got[author] - p) <= 1e-5, (author, got[author], p)
     hf = transformers.AutoModelForSequenceClassification.from_pretrained(str(judge_folder))
     assert hf.config.id2label == {0: "alice", 1: "edgar", 2: "doyle"}
+
+
+def test_a_mean_pooled_judge_folder_is_a_transformers_encoder_and_its_mean_gives_our_probabilities(mean_judge_folder):
+    """transformers has no class that pools by the mean: the folder loads as a BertModel (the model card's recipe),
+    and the mean of its last hidden states through classifier.* gives our probabilities; ours loads it back mean-pooled."""
+    from safetensors.torch import load_file
+
+    ours, tok, _ = load_bert_judge(mean_judge_folder)
+    assert ours.pooling == "mean"
+    expected = classify(ours, tok, TEXT, 256, ours.labels)["probs"]
+    encoder = transformers.AutoModel.from_pretrained(str(mean_judge_folder)).eval()
+    assert type(encoder).__name__ == "BertModel"
+    hf_tok = transformers.AutoTokenizer.from_pretrained(str(mean_judge_folder))
+    inputs = hf_tok([TEXT], return_tensors="pt")
+    weights = load_file(str(mean_judge_folder / "model.safetensors"))
+    with torch.no_grad():
+        hidden = encoder(**inputs).last_hidden_state  # (1, T, d)
+        h = hidden.mean(dim=1)  # one text, no padding
+        probs = (h @ weights["classifier.weight"].T + weights["classifier.bias"]).softmax(-1)[0]
+    for i, author in enumerate(encoder.config.id2label.values()):
+        assert abs(probs[i].item() - expected[author]) <= 1e-5, (author, probs[i].item(), expected[author])
 
 
 def test_generator_folder_loads_in_transformers_with_our_logits(neo_folder):

@@ -328,3 +328,24 @@ def test_a_probe_fits_the_head_before_the_first_step_and_the_run_says_so(tiny_fo
     assert json.loads((probed / "summary.json").read_text())["windows_per_book"] == \
         json.loads((plain / "summary.json").read_text())["windows_per_book"]
     assert "(LP-FT)" in (probed / "hf" / "README.md").read_text()
+
+
+def test_a_mean_pooled_judge_trains_saves_itself_as_an_encoder_and_loads_back(tiny_folder, small_mirror, tmp_path) -> None:
+    """--pooling mean: the pooler is read by nothing, so it leaves the run as it came; the folder is a BertModel
+    marked mean-pooled, loads back so, is refused as --model and its card says how to read it; LoRA is refused."""
+    run = program.train_judge(_argv(tiny_folder, tmp_path, "--steps", "2", "--eval-every", "0", "--pooling", "mean",
+                                    "--probe", "2"))
+    start, saved = load_file(tiny_folder / "model.safetensors"), load_file(run / "hf" / "model.safetensors")
+    pooler = [name for name in saved if "pooler" in name]
+    assert pooler and all(torch.equal(saved[name], start[name]) for name in pooler)
+    layer = "bert.encoder.layer.0.output.dense.weight"
+    assert not torch.equal(saved[layer], start[layer])
+    config = json.loads((run / "hf" / "config.json").read_text())
+    assert config["architectures"] == ["BertModel"] and config["classifier_pooling"] == "mean"
+    assert BertClassifier.from_pretrained(run / "hf").pooling == "mean"
+    card = (run / "hf" / "README.md").read_text()
+    assert "the mean of the last hidden states" in card and "last_hidden_state" in card
+    with pytest.raises(ConfigError, match="is a trained judge"):
+        program.train_judge(_argv(run / "hf", tmp_path / "again", "--steps", "1"))
+    with pytest.raises(ConfigError, match="add --pooling cls"):
+        program.train_judge(_argv(tiny_folder, tmp_path / "lora", "--steps", "1", "--pooling", "mean", "--lora-rank", "2"))

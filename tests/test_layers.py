@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.bert import Bert, BertClassifier, attention_with_dropout
+from model.bert import Bert, BertClassifier, attention_with_dropout, mean_pool
 from model.config import BertConfig
 from model.layers import DROPOUT_BITS, Dropout, dropout_mask, plain_dropout
 
@@ -157,6 +157,32 @@ def test_classifier_gradients_equal_with_the_fast_pooled_vector_and_the_plain_on
         assert (full[name] - short[name]).abs().max() < 1e-6, name
     with torch.no_grad():
         assert torch.allclose(clf(ids), clf.head(clf.bert(ids)[1]), atol=1e-6)
+
+
+def test_mean_pool_averages_the_real_tokens_only():
+    """N1, mean-pooled: h = sum_i m_i h_i / sum_i m_i; padded positions (m_i = 0) count for nothing."""
+    hidden = torch.randn(2, 4, 3)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    pooled = mean_pool(hidden, mask)
+    assert torch.allclose(pooled[0], (hidden[0, 0] + hidden[0, 1] + hidden[0, 2] + hidden[0, 3]) / 4)
+    assert torch.allclose(pooled[1], (hidden[1, 0] + hidden[1, 1]) / 2)
+    assert torch.equal(mean_pool(hidden, None), hidden.mean(dim=1))
+
+
+def test_a_mean_pooled_classifier_reads_the_mean_and_not_the_padding():
+    """pooling="mean": z = W mean(h) + b, the pooler unused and frozen; padding added behind a text changes nothing."""
+    clf = BertClassifier(tiny_bert(), pooling="mean").eval()
+    assert not any(p.requires_grad for p in clf.bert.pooler.parameters())
+    ids = torch.randint(1, 100, (2, 10))
+    padded = torch.cat([ids, torch.zeros(2, 5, dtype=ids.dtype)], dim=1)
+    mask = torch.cat([torch.ones_like(ids), torch.zeros(2, 5, dtype=ids.dtype)], dim=1)
+    with torch.no_grad():
+        logits = clf(ids)
+        assert torch.allclose(logits, clf.head(clf.bert(ids)[0].mean(dim=1)), atol=1e-6)
+        assert torch.allclose(clf(padded, mask), logits, atol=1e-5)
+        assert not torch.allclose(logits, clf.head(clf.bert(ids)[1]), atol=1e-3)  # not the [CLS] vector
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        BertClassifier(tiny_bert(), pooling="max")
 
 
 # ------------------------------------------------------------------ GPT-Neo attention: fast branches = the plain one

@@ -36,14 +36,14 @@ PROBE_SEED_OFFSET = 10_000  # the probe's windows come from a generator of their
 
 @torch.no_grad()
 def probe_features(model: BertClassifier, batches, precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:
-    """The vector the head reads (BERT's pooled [CLS], `BertClassifier.forward`) for each window of `batches`
+    """The vector the head reads (`BertClassifier.features`: the pooled [CLS] or the mean) for each window of `batches`
     ((x, mask, y) each), in eval mode (no dropout): features (n, d) in float32 and labels (n,)."""
     was_training = model.training
     model.eval()
     features, labels = [], []
     for x, mask, y in batches:
         with precision.autocast():
-            features.append(model.bert.pooled(x.to(precision.device), mask.to(precision.device)).float())
+            features.append(model.features(x.to(precision.device), mask.to(precision.device)).float())
         labels.append(y.to(precision.device))
     model.train(was_training)
     return torch.cat(features), torch.cat(labels)
