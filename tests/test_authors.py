@@ -129,8 +129,8 @@ def test_an_author_from_a_folder_trains_a_judge_end_to_end(make_tiny_bert, corpu
     on how often, and a program reading the judge later finds the folder's books by that name."""
     folder = make_folder_author(corpus_mirror, tmp_path / "poe2", books=(2147, 2148, 2149))
     tiny = make_tiny_bert(tmp_path / "tiny-bert")
-    run = program.train_judge(["--model", str(tiny), "--runs-dir", str(tmp_path / "runs"), "--authors", f"alice,{folder}",
-                               "--split", "book", "--per-author", "4", "--length", "32", "--eval-length", "64",
+    run = program.train_judge(["--model", str(tiny), "--runs-dir", str(tmp_path / "runs"), "--preset", "cpu",
+                               "--authors", f"alice,{folder}", "--split", "book", "--per-author", "4", "--length", "32", "--eval-length", "64",
                                "--eval-per-author", "2", "--steps", "5", "--eval-every", "0", "--device", "cpu",
                                "--precision", "fp32", "--compile", "off"])
     summary = json.loads((run / "summary.json").read_text())

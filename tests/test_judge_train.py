@@ -169,6 +169,15 @@ def test_lecture_preset_is_a5() -> None:
     assert (books.authors, books.split, books.steps, books.average_from) == ("all", "book", 300, 40)
 
 
+def test_a_book_split_without_a_preset_starts_from_the_books_preset() -> None:
+    assert program.parse_args(["--authors", "all", "--split", "book"])[0] == program.PRESETS["books"]
+    two = program.parse_args(["--authors", "alice,edgar", "--split=book"])[0]
+    assert (two.authors, two.steps, two.pooling) == ("alice,edgar", 300, "mean")
+    quick = program.parse_args(["--preset", "cpu", "--authors", "all", "--split", "book"])[0]
+    assert (quick.split, quick.steps, quick.length) == ("book", 60, 64)  # the cpu preset, asked for by name
+    assert program.parse_args(["--split", "tail"])[0] == program.PRESETS["cpu"]
+
+
 def test_help_shows_every_flag_with_its_real_default(capsys) -> None:
     with pytest.raises(SystemExit):
         parse_config(program.JudgeConfig, program.PRESETS, ["--help"], "judge", "")

@@ -92,7 +92,7 @@ def test_a_tiny_three_author_run_of_the_judge_and_the_generators(make_tiny_bert,
 
     authors = "alice,edgar,austen"
     run = judge.train_judge(["--model", str(make_tiny_bert(tmp_path / "tiny")), "--runs-dir", str(tmp_path),
-                             "--authors", authors, "--split", "book", "--per-author", "2", "--length", "32",
+                             "--preset", "cpu", "--authors", authors, "--split", "book", "--per-author", "2", "--length", "32",
                              "--eval-length", "64", "--eval-per-author", "2", "--steps", "2", "--device", "cpu"])
     last = [r for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "eval"][-1]
     assert len(last["confusion"]) == 3 and set(last["heldout_acc_per_author"]) == set(authors.split(","))
