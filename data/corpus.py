@@ -462,6 +462,25 @@ def author_books(author: str, split: str, tokenizer: Tokenizer, fraction: float 
     return AuthorTexts(train, BOOK_SEPARATOR.join(validation), BOOK_SEPARATOR.join(heldout))
 
 
+# A chapter heading: "CHAPTER IX.", "Chapter 12", "BOOK II", "STAVE I", "Adventure IV", or a capital roman numeral, a
+# dot and a short title ("IV. The Stockbroker's Clerk"); of the one-letter numerals only I, V and X, or "C. Auguste
+# Dupin" would be a heading.
+CHAPTER_HEADING = re.compile(r"^\s*(?:(?i:chapter|book|part|stave|adventure)\s+(?i:[ivxlcdm]+|\d+)\b"
+                             r"|(?:[IVX]|[IVXLC]{2,})\.\s+\S.{0,60}$)")
+
+
+def chapters(text: str) -> list[str]:
+    """`text` cut before every chapter heading line (CHAPTER_HEADING), in order, headings kept; the text before the
+    first heading is the first piece, and a book with no heading is one piece. Contents lists give short pieces: a
+    reader of chapters drops those by length."""
+    starts, pos = [0], 0
+    for line in text.splitlines(keepends=True):
+        if pos and CHAPTER_HEADING.match(line):
+            starts.append(pos)
+        pos += len(line)
+    return [piece for a, b in zip(starts, starts[1:] + [len(text)]) if (piece := text[a:b].strip())]
+
+
 def author_texts(author: str, split: str, tokenizer: Tokenizer,
                  fraction: float = HELDOUT_FRACTION) -> tuple[str, str]:
     """(train_text, heldout_text) of `author`, its training books joined with BOOK_SEPARATOR (see `author_books`)."""

@@ -1,9 +1,11 @@
 """Who wrote it? The BERT judge and the n-gram baseline on exactly the same held-out passages (N3, N4, N5).
 
-For each window length (64, 128 and 256 tokens) and each author, the same evenly spaced passages of
-the author's held-out text go to both judges: BERT reads their token ids, the naive Bayes their
-characters. Each judge gets a confusion matrix (N4), accuracy per author with its Wilson 95 %
-interval, and the macro accuracy (chance = 1/N).
+For each window length (64, 128 and 256 tokens, and 1,024 read as four windows) and each author, the
+same evenly spaced passages of the author's held-out text go to both judges: BERT reads their token
+ids, the naive Bayes their characters. Under the book split each whole chapter of the held-out book is
+one passage too (`chapter_log_probs`): BERT reads every 256-token window of it and gives one answer.
+Each judge gets a confusion matrix (N4), accuracy per author with its Wilson 95 % interval, and the
+macro accuracy (chance = 1/N).
 
 The two judges together, a log-linear mix:
 
@@ -20,9 +22,9 @@ from __future__ import annotations
 import torch
 from tokenizers import Tokenizer
 
-from data.corpus import author_books, count_tokens
-from data.windows import Specials, heldout_passages, text_tokens_per_window, wrap_window
-from eval.pages import with_interval
+from data.corpus import author_books, chapters, count_tokens
+from data.windows import Specials, heldout_passages, text_ids, text_tokens_per_window, text_windows, wrap_window
+from eval.pages import CHAPTER, passages_name, with_interval
 from eval.scoring import passage_log_probs
 from model.ngram import NgramJudge
 from eval.calibration import golden_section
@@ -31,6 +33,7 @@ from train.metrics import confusion_matrix, macro_accuracy, wilson_interval
 
 LENGTHS = (64, 128, 256, 1024)
 WINDOW = 256  # a passage longer than this is read by BERT as consecutive windows of it, one answer for all
+CHAPTER_WINDOWS = 4  # a piece of a book shorter than four windows (a contents line, a title page) is not a chapter
 
 
 def judge_side(probs: torch.Tensor, labels: torch.Tensor, authors: list[str]) -> dict:
@@ -84,12 +87,38 @@ def both_log_probs(judge: torch.nn.Module, tok: Tokenizer, ngram: NgramJudge, te
     return bert.double(), torch.from_numpy(ngram.log_probs(raw)).double(), y
 
 
+def chapter_log_probs(judge: torch.nn.Module, tok: Tokenizer, ngram: NgramJudge, heldout: dict[str, str]
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """(BERT log P (n, N), n-gram log P (n, N), labels (n,)) of every chapter of each author's held-out text
+    (data/corpus.py:chapters) of at least CHAPTER_WINDOWS windows: BERT reads all its consecutive WINDOW-token windows
+    and averages their log-probabilities (eval/scoring.py:passage_log_probs), the n-gram judge reads it whole.
+    None where an author's held-out text has no such chapter."""
+    sp, shortest = Specials.of(tok), CHAPTER_WINDOWS * text_tokens_per_window(WINDOW)
+    xs, masks, sizes, raw, ys = [], [], [], [], []
+    for label, text in enumerate(heldout.values()):
+        for chapter in chapters(text):
+            ids = text_ids(tok, chapter)
+            if len(ids) >= shortest:
+                x, mask = text_windows(ids, WINDOW, sp)  # (W, WINDOW) each: a chapter of 4 windows or more
+                xs.append(x)
+                masks.append(mask)
+                sizes.append(len(x))
+                raw.append(chapter)
+                ys.append(label)
+    if set(ys) != set(range(len(heldout))):
+        return None
+    windows = predict_logits(judge, torch.cat(xs), torch.cat(masks), desc=f"judge, {len(ys)} whole chapters")
+    bert = torch.stack([passage_log_probs(w) for w in windows.log_softmax(-1).split(sizes)])  # one answer a chapter
+    return bert.double(), torch.from_numpy(ngram.log_probs(raw)).double(), torch.tensor(ys)
+
+
 def authorship(judge: torch.nn.Module, tok: Tokenizer, authors: list[str], split: str, ngram: NgramJudge,
                lengths=LENGTHS, per_author: int = 64) -> dict:
     """Both judges and their mix on the same held-out passages, for each window length.
 
     {length: {"passages", "bert", "ngram", "mix", "mix_weight"}}; the mix's weight is fitted on as many passages of
-    the validation text (at most per_author per author)."""
+    the validation text (at most per_author per author). Under the book split, also {"chapter": ...}: every whole
+    chapter of the held-out books (`chapter_log_probs`)."""
     texts = {a: author_books(a, split, tok) for a in authors}
     heldout, validation = {a: t.heldout for a, t in texts.items()}, {a: t.validation for a, t in texts.items()}
     shortest = {part: min(count_tokens(t, tok) for t in texts.values()) for part, texts in
@@ -106,7 +135,19 @@ def authorship(judge: torch.nn.Module, tok: Tokenizer, authors: list[str], split
             continue  # an author's validation text holds no passage of this length: no mix
         weight = fit_mix_weight(*both_log_probs(judge, tok, ngram, validation, length, per_author, "validation"))
         out[str(length)].update(mix_weight=weight, mix=judge_side(mixed_log_probs(bert, nb, weight).exp(), y, authors))
+    chapter = chapter_log_probs(judge, tok, ngram, heldout) if split == "book" else None  # a held-out book is whole
+    if chapter is not None:
+        out[CHAPTER] = chapter_side(*chapter, authors, out.get(str(max(lengths)), {}).get("mix_weight"))
     return out
+
+
+def chapter_side(bert: torch.Tensor, nb: torch.Tensor, y: torch.Tensor, authors: list[str], weight: float | None) -> dict:
+    """Both judges on whole chapters, and their mix with the longest passages' lambda (the validation text is cut
+    into passages, not chapters, so no lambda is fitted on chapters)."""
+    side = {"passages": len(y), "bert": judge_side(bert.exp(), y, authors), "ngram": judge_side(nb.exp(), y, authors)}
+    if weight is not None:
+        side.update(mix_weight=weight, mix=judge_side(mixed_log_probs(bert, nb, weight).exp(), y, authors))
+    return side
 
 
 def table_lines(result: dict, authors: list[str]) -> list[str]:
@@ -115,7 +156,7 @@ def table_lines(result: dict, authors: list[str]) -> list[str]:
     for length, r in result.items():
         b, n, m = r["bert"], r["ngram"], r.get("mix")
         mix = f", mix {m['macro_acc']:.3f} (lambda {r['mix_weight']:.3g})" if m else ""
-        lines.append(f"{length}-token passages ({r['passages']}): macro accuracy BERT {b['macro_acc']:.3f}, "
+        lines.append(f"{passages_name(length)} ({r['passages']}): macro accuracy BERT {b['macro_acc']:.3f}, "
                      f"n-gram {n['macro_acc']:.3f}{mix} (chance {1 / len(authors):.3f})")
         for a in authors:
             pb, pn = b["per_author"][a], n["per_author"][a]

@@ -250,8 +250,16 @@ def calibration_numbers(c: dict) -> dict:
             c["temperature"], "N7 ECE after temperature scaling": c["after"]["ece"]}
 
 
+CHAPTER = "chapter"  # the authorship table's key for whole chapters (eval/authorship.py), beside the lengths
+
+
+def passages_name(key: str) -> str:
+    """How a row of the authorship table names its passages: "256-token passages" or "whole chapters"."""
+    return "whole chapters" if key == CHAPTER else f"{key}-token passages"
+
+
 def authorship_tables(result: dict, authors: list[str]) -> list[tuple]:
-    """One table per window length: each author's accuracy [Wilson 95 %] under BERT, the n-gram baseline and their mix
+    """One table per window length (and whole chapters): each author's accuracy [Wilson 95 %] under BERT, the n-gram baseline and their mix
     (where the report has it)."""
     tables = []
     for length, r in result.items():
@@ -260,6 +268,6 @@ def authorship_tables(result: dict, authors: list[str]) -> list[tuple]:
                 for a in authors]
         rows.append(("macro accuracy (N4)", *(f"{r[j]['macro_acc']:.3f}" for j in judges)))
         mix = (f"both, log-linear (lambda {r['mix_weight']:.3g}, fitted on validation)",) if "mix" in r else ()
-        tables.append((f"N3-N5: {length}-token held-out passages ({r['passages']}), chance {1 / len(authors):.3f}",
+        tables.append((f"N3-N5: held-out {passages_name(length)} ({r['passages']}), chance {1 / len(authors):.3f}",
                        rows, ("author", "BERT judge", "n-gram naive Bayes (N5)", *mix)))
     return tables

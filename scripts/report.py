@@ -62,7 +62,7 @@ def judge_section(run: Run) -> tuple[dict, list[str]]:
             plots["N7: reliability of the held-out windows"] = reliability_plot(
                 r["calibration"], f"held-out windows, T fitted on {r['calibration']['validation_windows']} validation "
                 "windows", run.folder / "reliability.png")
-        longest = max(r["authorship"], key=int)
+        longest = max((k for k in r["authorship"] if k != pages.CHAPTER), key=int)
         for judge in ("bert", "ngram"):
             plots[f"N4: {judge} on {longest}-token held-out passages"] = confusion_plot(
                 r["authorship"][longest][judge]["confusion"], r["labels"], f"{judge}, {longest}-token held-out passages",

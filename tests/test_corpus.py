@@ -23,8 +23,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 
 import data.corpus as corpus
 from data.authors import AUTHORS, Author, book_ids, select_authors
-from data.corpus import (CORPUS_ENV, VALIDATION_FRACTION, author_books, author_texts, check_long_enough, clean_gutenberg, count_tokens, load_book,
-                         read_raw_book, split_heldout, unify_transcription)
+from data.corpus import (CORPUS_ENV, VALIDATION_FRACTION, author_books, author_texts, chapters, check_long_enough, clean_gutenberg,
+                         count_tokens, load_book, read_raw_book, split_heldout, unify_transcription)
 
 ALL_IDS = [b for a in ("alice", "edgar") for b in AUTHORS[a].books]  # the lectures' five books
 MINILM_TOKENIZER = (
@@ -496,6 +496,24 @@ def _paragraphs(n: int, words_per_paragraph: int = 20) -> str:
     return "\n\n".join(
         " ".join(f"p{p}w{w}" for w in range(words_per_paragraph)) + "." for p in range(n)
     )
+
+
+def test_chapters_are_cut_before_each_heading_line_and_nothing_is_lost() -> None:
+    text = ("TITLE PAGE\n\nCHAPTER I. Down the Hole\n\nAlice was tired.\nC. Auguste Dupin is not a heading.\n\n"
+            "Chapter 2\n\nThe second.\n\n  IV. The Stockbroker's Clerk\n\nA clerk.\nXII.\t The Final Problem\nEnd.\n"
+            "I. is a heading only with a title, and this line is far too long to be a chapter's title line anyway.")
+    pieces = chapters(text)
+    assert [p.split("\n")[0] for p in pieces] == ["TITLE PAGE", "CHAPTER I. Down the Hole", "Chapter 2",
+                                                  "IV. The Stockbroker's Clerk", "XII.\t The Final Problem"]
+    assert "".join(pieces).replace("\n", "").replace(" ", "") == text.replace("\n", "").replace(" ", "")
+    assert chapters("no heading at all\n\nin this book") == ["no heading at all\n\nin this book"]
+
+
+@needs_mirror
+def test_the_held_out_wonderland_has_its_twelve_chapters(books: dict[int, str]) -> None:
+    pieces = chapters(books[11])
+    assert len(pieces) == 13 and pieces[1].startswith("CHAPTER I. Down the Rabbit-Hole")  # the title page first
+    assert pieces[-1].startswith("CHAPTER XII. Alice’s Evidence")
 
 
 def test_split_partitions_at_a_paragraph_start(words_tokenizer: Tokenizer) -> None:

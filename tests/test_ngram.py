@@ -126,3 +126,30 @@ def test_a_1024_token_passage_is_four_windows_of_256_with_one_answer(corpus_ids,
     bert, _, _ = both_log_probs(judge, jtok, nb, heldout, 1024, 3, "held-out")
     windows = predict_logits(judge, x, torch.ones_like(x)).log_softmax(-1).view(6, 4, -1)
     assert torch.allclose(bert, passage_log_probs(windows).double(), atol=1e-6)
+
+
+def test_a_whole_chapter_is_one_passage_read_in_every_window(corpus_ids, make_tiny_judge, tmp_path):
+    """Chapters of at least four 256-token windows, each judged by BERT from all its consecutive windows (one answer,
+    the passage rule) and by the n-gram judge whole; a chapter heading and too short a piece are not chapters."""
+    from data.windows import Specials, text_ids, text_windows
+    from eval.authorship import CHAPTER_WINDOWS, chapter_log_probs
+    from eval.scoring import passage_log_probs
+    from plumbing.judges import load_bert_judge
+    from train.bert_judge import predict_logits
+
+    tok, authors = corpus_ids
+    words = {a: tok.decode(authors[a].heldout[:5000].tolist()).strip() for a in ("alice", "edgar")}
+    expected = [f"CHAPTER I.\n\n{words['alice'][:9000]}", f"CHAPTER II.\n\n{words['alice'][9000:]}",
+                f"CHAPTER 1\n\n{words['edgar']}"]
+    heldout = {"alice": f"{expected[0]}\n\n{expected[1]}\n\nCHAPTER III.\n\nToo short.",
+               "edgar": f"Words before any heading.\n\n{expected[2]}"}
+    judge, jtok, _ = load_bert_judge(make_tiny_judge(tmp_path) / "hf")
+    nb = train_ngram_judge(words, n_max=2)
+    bert, ngram, y = chapter_log_probs(judge, jtok, nb, heldout)
+    assert y.tolist() == [0, 0, 1]
+    for row, text in zip(bert, expected):
+        x, mask = text_windows(text_ids(jtok, text), 256, Specials.of(jtok))
+        assert len(x) >= CHAPTER_WINDOWS
+        assert torch.allclose(row, passage_log_probs(predict_logits(judge, x, mask).log_softmax(-1)).double(), atol=1e-5)
+    assert ngram.shape == (3, 2)
+    assert chapter_log_probs(judge, jtok, nb, {**heldout, "edgar": "CHAPTER 1\n\nToo short."}) is None
