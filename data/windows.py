@@ -209,7 +209,8 @@ def heldout_passages(tok: Tokenizer, text: str, length: int, sp: Specials, count
     check_long_enough(len(enc.ids), n, "held-out text")
     starts = evenly_spaced_starts(len(enc.ids), n, count)
     ids = windows_at(torch.tensor(enc.ids, dtype=torch.long), starts, length, sp)
-    return ids, [text[enc.offsets[s][0] : enc.offsets[s + n - 1][1]] for s in starts]
+    offsets = enc.offsets  # read once: each read of enc.offsets builds the whole list again (0.04 s for a novel)
+    return ids, [text[offsets[s][0] : offsets[s + n - 1][1]] for s in starts]
 
 
 def max_balanced_windows(authors: dict[str, AuthorIds], length: int) -> int:
