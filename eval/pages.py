@@ -259,8 +259,8 @@ def passages_name(key: str) -> str:
 
 
 def authorship_tables(result: dict, authors: list[str]) -> list[tuple]:
-    """One table per window length (and whole chapters): each author's accuracy [Wilson 95 %] under BERT, the n-gram baseline and their mix
-    (where the report has it)."""
+    """One table per window length, and one of whole chapters: each author's accuracy [Wilson 95 %] under BERT, the
+    n-gram baseline and their mix (where the report has it)."""
     tables = []
     for length, r in result.items():
         judges = ("bert", "ngram", "mix") if "mix" in r else ("bert", "ngram")
