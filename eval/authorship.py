@@ -9,12 +9,14 @@ macro accuracy (chance = 1/N).
 
 The two judges together, a log-linear mix:
 
-    log P_mix(a | x) = log P_bert(a | x) + lambda log P_ngram(a | x) - log Z(x)
+    log P_mix(a | x) = alpha log P_bert(a | x) + lambda log P_ngram(a | x) - log Z(x)
 
-with lambda >= 0 fitted on passages of the validation text of the training books (never the held-out
-book) by minimising the mix's cross-entropy (convex in lambda: a golden-section search). The naive
-Bayes sums thousands of n-gram log-probabilities, so its log P spans hundreds of nats where BERT's
-spans a few: lambda is small, and it is the weight that puts the two on one scale.
+with alpha, lambda >= 0 fitted on passages of the validation text of the training books (never the
+held-out book) by minimising the mix's cross-entropy (convex in both: nested golden-section searches).
+The naive Bayes sums thousands of n-gram log-probabilities, so its log P spans hundreds of nats where
+BERT's spans a few: lambda is small, and it is the weight that puts the two on one scale. alpha is
+BERT's own weight (1 / a temperature, N7): BERT is over-confident, and with alpha fixed at 1 the
+least cross-entropy gave the n-gram judge no weight at all at 256 tokens and beyond (README).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from tokenizers import Tokenizer
 
 from data.corpus import author_books, chapters, count_tokens
 from data.windows import Specials, heldout_passages, text_ids, text_tokens_per_window, text_windows, wrap_window
-from eval.pages import CHAPTER, passages_name, with_interval
+from eval.pages import CHAPTER, mix_weights_text, passages_name, with_interval
 from eval.scoring import passage_log_probs
 from model.ngram import NgramJudge
 from eval.calibration import golden_section
@@ -66,16 +68,25 @@ def passages(tok: Tokenizer, heldout: dict[str, str], length: int, per_author: i
     return torch.cat(xs), texts, torch.cat(ys)
 
 
-def mixed_log_probs(bert: torch.Tensor, ngram: torch.Tensor, weight: float) -> torch.Tensor:
-    """log P_mix(a | x) = log P_bert(a | x) + lambda log P_ngram(a | x) - log Z(x), from the two judges' log P (n, N)."""
-    return torch.log_softmax(bert + weight * ngram, dim=-1)
+def mixed_log_probs(bert: torch.Tensor, ngram: torch.Tensor, weights: tuple[float, float]) -> torch.Tensor:
+    """log P_mix(a | x) = alpha log P_bert(a | x) + lambda log P_ngram(a | x) - log Z(x), from the two judges' log P
+    (n, N); weights = (alpha, lambda)."""
+    alpha, weight = weights
+    return torch.log_softmax(alpha * bert + weight * ngram, dim=-1)
 
 
-def fit_mix_weight(bert: torch.Tensor, ngram: torch.Tensor, labels: torch.Tensor, high: float = 1.0) -> float:
-    """lambda = argmin -(1/n) sum_i log P_mix(y_i | x_i) over [0, high], on validation passages."""
-    def loss(weight: float) -> float:
-        return -mixed_log_probs(bert, ngram, weight)[torch.arange(len(labels)), labels].mean().item()
-    return golden_section(loss, 0.0, high)
+def fit_mix_weights(bert: torch.Tensor, ngram: torch.Tensor, labels: torch.Tensor, high: tuple[float, float] = (10.0, 1.0)
+                    ) -> tuple[float, float]:
+    """(alpha, lambda) = argmin -(1/n) sum_i log P_mix(y_i | x_i) over [0, high[0]] x [0, high[1]], on validation
+    passages. The cross-entropy is convex in (alpha, lambda), so its least over lambda is convex in alpha: a
+    golden-section search over alpha, each of its steps one over lambda."""
+    def loss(alpha: float, weight: float) -> float:
+        return -mixed_log_probs(bert, ngram, (alpha, weight))[torch.arange(len(labels)), labels].mean().item()
+
+    def best_weight(alpha: float) -> float:
+        return golden_section(lambda weight: loss(alpha, weight), 0.0, high[1], rounds=30)
+    alpha = golden_section(lambda a: loss(a, best_weight(a)), 0.0, high[0], rounds=30)
+    return alpha, best_weight(alpha)
 
 
 def both_log_probs(judge: torch.nn.Module, tok: Tokenizer, ngram: NgramJudge, texts: dict[str, str], length: int,
@@ -116,7 +127,7 @@ def authorship(judge: torch.nn.Module, tok: Tokenizer, authors: list[str], split
                lengths=LENGTHS, per_author: int = 64) -> dict:
     """Both judges and their mix on the same held-out passages, for each window length.
 
-    {length: {"passages", "bert", "ngram", "mix", "mix_weight"}}; the mix's weight is fitted on as many passages of
+    {length: {"passages", "bert", "ngram", "mix", "mix_weights"}}; the mix's (alpha, lambda) are fitted on as many passages of
     the validation text (at most per_author per author). Under the book split, also {"chapter": ...}: every whole
     chapter of the held-out books (`chapter_log_probs`)."""
     texts = {a: author_books(a, split, tok) for a in authors}
@@ -133,20 +144,21 @@ def authorship(judge: torch.nn.Module, tok: Tokenizer, authors: list[str], split
                             "ngram": judge_side(nb.exp(), y, authors)}
         if shortest["validation"] < need:
             continue  # an author's validation text holds no passage of this length: no mix
-        weight = fit_mix_weight(*both_log_probs(judge, tok, ngram, validation, length, per_author, "validation"))
-        out[str(length)].update(mix_weight=weight, mix=judge_side(mixed_log_probs(bert, nb, weight).exp(), y, authors))
+        weights = fit_mix_weights(*both_log_probs(judge, tok, ngram, validation, length, per_author, "validation"))
+        out[str(length)].update(mix_weights=list(weights), mix=judge_side(mixed_log_probs(bert, nb, weights).exp(), y, authors))
     chapter = chapter_log_probs(judge, tok, ngram, heldout) if split == "book" else None  # a held-out book is whole
     if chapter is not None:
-        out[CHAPTER] = chapter_side(*chapter, authors, out.get(str(max(lengths)), {}).get("mix_weight"))
+        out[CHAPTER] = chapter_side(*chapter, authors, out.get(str(max(lengths)), {}).get("mix_weights"))
     return out
 
 
-def chapter_side(bert: torch.Tensor, nb: torch.Tensor, y: torch.Tensor, authors: list[str], weight: float | None) -> dict:
-    """Both judges on whole chapters, and their mix with the longest passages' lambda (the validation text is cut
-    into passages, not chapters, so no lambda is fitted on chapters)."""
+def chapter_side(bert: torch.Tensor, nb: torch.Tensor, y: torch.Tensor, authors: list[str],
+                 weights: list[float] | None) -> dict:
+    """Both judges on whole chapters, and their mix with the longest passages' (alpha, lambda) (the validation text is
+    cut into passages, not chapters, so no weights are fitted on chapters)."""
     side = {"passages": len(y), "bert": judge_side(bert.exp(), y, authors), "ngram": judge_side(nb.exp(), y, authors)}
-    if weight is not None:
-        side.update(mix_weight=weight, mix=judge_side(mixed_log_probs(bert, nb, weight).exp(), y, authors))
+    if weights is not None:
+        side.update(mix_weights=weights, mix=judge_side(mixed_log_probs(bert, nb, weights).exp(), y, authors))
     return side
 
 
@@ -155,7 +167,7 @@ def table_lines(result: dict, authors: list[str]) -> list[str]:
     lines = []
     for length, r in result.items():
         b, n, m = r["bert"], r["ngram"], r.get("mix")
-        mix = f", mix {m['macro_acc']:.3f} (lambda {r['mix_weight']:.3g})" if m else ""
+        mix = f", mix {m['macro_acc']:.3f} ({mix_weights_text(r)})" if m else ""
         lines.append(f"{passages_name(length)} ({r['passages']}): macro accuracy BERT {b['macro_acc']:.3f}, "
                      f"n-gram {n['macro_acc']:.3f}{mix} (chance {1 / len(authors):.3f})")
         for a in authors:

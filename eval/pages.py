@@ -258,6 +258,13 @@ def passages_name(key: str) -> str:
     return "whole chapters" if key == CHAPTER else f"{key}-token passages"
 
 
+def mix_weights_text(r: dict) -> str:
+    """The mix's fitted weights of one row: "alpha 0.67, lambda 0.0008" (a report written before alpha was fitted
+    has lambda alone, and alpha 1)."""
+    alpha, weight = r.get("mix_weights") or (1.0, r["mix_weight"])
+    return f"alpha {alpha:.3g}, lambda {weight:.3g}"
+
+
 def authorship_tables(result: dict, authors: list[str]) -> list[tuple]:
     """One table per window length, and one of whole chapters: each author's accuracy [Wilson 95 %] under BERT, the
     n-gram baseline and their mix (where the report has it)."""
@@ -267,7 +274,7 @@ def authorship_tables(result: dict, authors: list[str]) -> list[tuple]:
         rows = [(a, *(with_interval(r[j]["per_author"][a]["acc"], r[j]["per_author"][a]["ci95"]) for j in judges))
                 for a in authors]
         rows.append(("macro accuracy (N4)", *(f"{r[j]['macro_acc']:.3f}" for j in judges)))
-        mix = (f"both, log-linear (lambda {r['mix_weight']:.3g}, fitted on validation)",) if "mix" in r else ()
+        mix = (f"both, log-linear ({mix_weights_text(r)}, fitted on validation)",) if "mix" in r else ()
         tables.append((f"N3-N5: held-out {passages_name(length)} ({r['passages']}), chance {1 / len(authors):.3f}",
                        rows, ("author", "BERT judge", "n-gram naive Bayes (N5)", *mix)))
     return tables

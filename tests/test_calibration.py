@@ -45,28 +45,32 @@ def test_the_fitted_temperature_minimises_the_cross_entropy():
     assert math.isfinite(t) and t > 0
 
 
-def test_the_mix_is_log_linear_and_its_weight_minimises_the_validation_cross_entropy():
-    """log P_mix = log P_bert + lambda log P_ngram - log Z, by hand; lambda fitted where the cross-entropy is least,
-    and it puts a judge whose log P spans 100x more on BERT's scale (lambda near 1/100)."""
-    from eval.authorship import fit_mix_weight, mixed_log_probs
+def test_the_mix_is_log_linear_and_its_weights_minimise_the_validation_cross_entropy():
+    """log P_mix = alpha log P_bert + lambda log P_ngram - log Z, by hand; (alpha, lambda) fitted where the
+    cross-entropy is least: lambda puts a judge whose log P spans 100x more on BERT's scale (near 1/100), alpha
+    softens an over-confident BERT (below 1), and the mix beats either judge alone."""
+    from eval.authorship import fit_mix_weights, mixed_log_probs
 
     bert, ngram = torch.tensor([[-0.1, -2.4]]).double(), torch.tensor([[-50.0, 0.0]]).double()
-    by_hand = torch.tensor([-0.1 - 0.02 * 50, -2.4]).double()
-    assert torch.allclose(mixed_log_probs(bert, ngram, 0.02), by_hand - torch.logsumexp(by_hand, 0))
+    by_hand = torch.tensor([-0.5 * 0.1 - 0.02 * 50, -0.5 * 2.4]).double()
+    assert torch.allclose(mixed_log_probs(bert, ngram, (0.5, 0.02)), by_hand - torch.logsumexp(by_hand, 0))
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 3, (3000,), generator=g)
     truth = torch.nn.functional.one_hot(labels, 3).double()
-    bert = torch.log_softmax(1.5 * truth + torch.randn(3000, 3, generator=g).double(), -1)
+    bert = torch.log_softmax(3 * (1.5 * truth + torch.randn(3000, 3, generator=g).double()), -1)  # over-confident 3x
     ngram = torch.log_softmax(100 * (1.5 * truth + torch.randn(3000, 3, generator=g).double()), -1)
-    weight = fit_mix_weight(bert, ngram, labels)
+    alpha, weight = fit_mix_weights(bert, ngram, labels)
 
-    def ce(w):
-        return -mixed_log_probs(bert, ngram, w)[torch.arange(3000), labels].mean().item()
-    assert all(ce(weight) <= ce(weight * f) + 1e-9 for f in (0.9, 1.1)) and 0.001 < weight < 0.05
+    def ce(a, w):
+        return -mixed_log_probs(bert, ngram, (a, w))[torch.arange(3000), labels].mean().item()
+    best = ce(alpha, weight)
+    assert all(best <= ce(alpha * f, weight * h) + 1e-9 for f in (0.9, 1, 1.1) for h in (0.9, 1, 1.1))
+    assert 0.001 < weight < 0.05 and 0.1 < alpha < 0.9
+    assert best < min(ce(1, 0), ce(alpha, 0))  # the n-gram judge's weight is not zero: BERT alone is worse
 
     def acc(logp):
         return (logp.argmax(-1) == labels).double().mean().item()
-    assert acc(mixed_log_probs(bert, ngram, weight)) > max(acc(bert), acc(ngram))  # two views of the truth beat one
+    assert acc(mixed_log_probs(bert, ngram, (alpha, weight))) > max(acc(bert), acc(ngram))  # two views beat one
 
 
 def test_a_validation_set_the_judge_gets_all_right_drives_t_to_its_bound_and_says_so():
