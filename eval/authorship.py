@@ -75,8 +75,8 @@ def mixed_log_probs(bert: torch.Tensor, ngram: torch.Tensor, weights: tuple[floa
     return torch.log_softmax(alpha * bert + weight * ngram, dim=-1)
 
 
-def fit_mix_weights(bert: torch.Tensor, ngram: torch.Tensor, labels: torch.Tensor, high: tuple[float, float] = (10.0, 1.0)
-                    ) -> tuple[float, float]:
+def fit_mix_weights(bert: torch.Tensor, ngram: torch.Tensor, labels: torch.Tensor,
+                    high: tuple[float, float] = (10.0, 1.0)) -> tuple[float, float]:
     """(alpha, lambda) = argmin -(1/n) sum_i log P_mix(y_i | x_i) over [0, high[0]] x [0, high[1]], on validation
     passages. The cross-entropy is convex in (alpha, lambda), so its least over lambda is convex in alpha: a
     golden-section search over alpha, each of its steps one over lambda."""
@@ -127,9 +127,9 @@ def authorship(judge: torch.nn.Module, tok: Tokenizer, authors: list[str], split
                lengths=LENGTHS, per_author: int = 64) -> dict:
     """Both judges and their mix on the same held-out passages, for each window length.
 
-    {length: {"passages", "bert", "ngram", "mix", "mix_weights"}}; the mix's (alpha, lambda) are fitted on as many passages of
-    the validation text (at most per_author per author). Under the book split, also {"chapter": ...}: every whole
-    chapter of the held-out books (`chapter_log_probs`)."""
+    {length: {"passages", "bert", "ngram", "mix", "mix_weights"}}; the mix's (alpha, lambda) are fitted on as many
+    passages of the validation text (at most per_author per author). Under the book split, also {"chapter": ...}:
+    every whole chapter of the held-out books (`chapter_log_probs`)."""
     texts = {a: author_books(a, split, tok) for a in authors}
     heldout, validation = {a: t.heldout for a, t in texts.items()}, {a: t.validation for a, t in texts.items()}
     shortest = {part: min(count_tokens(t, tok) for t in texts.values()) for part, texts in
@@ -145,7 +145,8 @@ def authorship(judge: torch.nn.Module, tok: Tokenizer, authors: list[str], split
         if shortest["validation"] < need:
             continue  # an author's validation text holds no passage of this length: no mix
         weights = fit_mix_weights(*both_log_probs(judge, tok, ngram, validation, length, per_author, "validation"))
-        out[str(length)].update(mix_weights=list(weights), mix=judge_side(mixed_log_probs(bert, nb, weights).exp(), y, authors))
+        mix = judge_side(mixed_log_probs(bert, nb, weights).exp(), y, authors)
+        out[str(length)].update(mix_weights=list(weights), mix=mix)
     chapter = chapter_log_probs(judge, tok, ngram, heldout) if split == "book" else None  # a held-out book is whole
     if chapter is not None:
         out[CHAPTER] = chapter_side(*chapter, authors, out.get(str(max(lengths)), {}).get("mix_weights"))
