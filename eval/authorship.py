@@ -26,7 +26,7 @@ from tokenizers import Tokenizer
 
 from data.corpus import author_books, chapters, count_tokens
 from data.windows import Specials, heldout_passages, text_ids, text_tokens_per_window, text_windows, wrap_window
-from eval.pages import CHAPTER, mix_weights_text, passages_name, with_interval
+from eval.pages import CHAPTER, mix_weights_of, mix_weights_text, passages_name, with_interval
 from eval.scoring import passage_log_probs
 from model.ngram import NgramJudge
 from eval.calibration import golden_section
@@ -87,6 +87,17 @@ def fit_mix_weights(bert: torch.Tensor, ngram: torch.Tensor, labels: torch.Tenso
         return golden_section(lambda weight: loss(alpha, weight), 0.0, high[1], rounds=30)
     alpha = golden_section(lambda a: loss(a, best_weight(a)), 0.0, high[0], rounds=30)
     return alpha, best_weight(alpha)
+
+
+def mix_weights_for(result: dict, tokens: int) -> tuple[int, tuple[float, float]]:
+    """(length, (alpha, lambda)) of the mix fitted for passages nearest a text of `tokens` tokens, from a report's
+    authorship table (`authorship`): the longest length fitted that is not longer than the text, else the shortest.
+    ValueError where no length has a mix."""
+    fitted = sorted(int(length) for length, r in result.items() if length.isdigit() and "mix" in r)
+    if not fitted:
+        raise ValueError("the judge's report has no mix of the two judges (its validation text held no passage)")
+    length = max([n for n in fitted if n <= tokens], default=fitted[0])
+    return length, mix_weights_of(result[str(length)])
 
 
 def both_log_probs(judge: torch.nn.Module, tok: Tokenizer, ngram: NgramJudge, texts: dict[str, str], length: int,

@@ -258,10 +258,16 @@ def passages_name(key: str) -> str:
     return "whole chapters" if key == CHAPTER else f"{key}-token passages"
 
 
-def mix_weights_text(r: dict) -> str:
-    """The mix's fitted weights of one row: "alpha 0.67, lambda 0.0008" (a report written before alpha was fitted
-    has lambda alone, and alpha 1)."""
+def mix_weights_of(r: dict) -> tuple[float, float]:
+    """(alpha, lambda) of one row of a report's authorship table (a report written before alpha was fitted has
+    lambda alone, and alpha 1)."""
     alpha, weight = r.get("mix_weights") or (1.0, r["mix_weight"])
+    return alpha, weight
+
+
+def mix_weights_text(r: dict) -> str:
+    """The mix's fitted weights of one row: "alpha 0.67, lambda 0.0008"."""
+    alpha, weight = mix_weights_of(r)
     return f"alpha {alpha:.3g}, lambda {weight:.3g}"
 
 

@@ -37,6 +37,7 @@ from tokenizer_bridge.load import load_bert_tokenizer
 
 HF_FOLDER = "hf"  # inside a judge run folder
 INFO_KEY = "alice_edgar"  # our own facts inside the judge's config.json
+REPORT_FILE = "report.json"  # beside hf/: the judge's evaluation, written by scripts/judge_report.py
 
 # ----------------------------------------------------------------------------- the BERT judge
 
@@ -56,6 +57,16 @@ def judge_folder(path: str | Path | None = None, runs_dir: str | Path | None = N
         raise FileNotFoundError(f"{folder} holds no judge (no config.json): give a judge run folder, its hf/ folder, "
                                 "or train one with `make train-bert`")
     return folder.resolve()
+
+
+def judge_report(folder: str | Path) -> dict:
+    """The report.json of the judge whose Hugging Face folder is `folder` (`judge_folder`); FileNotFoundError saying
+    what to run when it has none."""
+    path = Path(folder).parent / REPORT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: evaluate the judge first with `python -m scripts.judge_report "
+                                f"--run {Path(folder).parent}`")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def load_bert_judge(path: str | Path | None = None, runs_dir: str | Path | None = None,

@@ -36,11 +36,10 @@ from eval.scoring import prompt_sensitivity
 from model.half import cast_half
 from plumbing.atomic import atomic_write_json
 from plumbing.cli import run_program
-from plumbing.judges import judge_folder, load_bert_judge, load_ngram_judge
+from plumbing.judges import REPORT_FILE, judge_folder, load_bert_judge, load_ngram_judge
 from plumbing.precision import pick_device
 from train.bert_judge import heldout_metrics, predict_logits
 
-REPORT_FILE = "report.json"
 SENSITIVITY_PASSAGES = 8  # held-out passages per author for A14's prompt sensitivity
 VALIDATION_WINDOWS = 64  # at most this many validation windows per author fit the temperature (N7)
 

@@ -32,7 +32,7 @@ from eval.plots import (LECTURE_LOSS, adversary_plot, coevolve_plot, confusion_p
                         reliability_plot, teach_plot)
 from plumbing.cli import run_program
 from plumbing.generators import SAMPLES_FILE
-from plumbing.judges import HF_FOLDER, load_bert_judge
+from plumbing.judges import HF_FOLDER, REPORT_FILE, load_bert_judge
 from plumbing.runs import Run, latest_run
 
 KINDS = ("judge", "pretrain_neo", "coevolve", "teach")
@@ -53,7 +53,7 @@ def judge_section(run: Run) -> tuple[dict, list[str]]:
                                                                 "held-out windows, last evaluation", run.folder / "confusion.png")
     results, tables = judge_results(train, evals), []
     numbers = pages.judge_numbers(results)
-    report = run.folder / "report.json"
+    report = run.folder / REPORT_FILE
     if report.is_file():
         r = json.loads(report.read_text(encoding="utf-8"))
         numbers.update(pages.judge_report_numbers(r))

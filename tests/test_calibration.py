@@ -73,6 +73,18 @@ def test_the_mix_is_log_linear_and_its_weights_minimise_the_validation_cross_ent
     assert acc(mixed_log_probs(bert, ngram, (alpha, weight))) > max(acc(bert), acc(ngram))  # two views beat one
 
 
+def test_a_text_is_mixed_with_the_weights_of_the_longest_passages_not_longer_than_it():
+    from eval.authorship import mix_weights_for
+
+    report = {"64": {"mix": {}, "mix_weights": [0.4, 0.01]}, "256": {"mix": {}, "mix_weights": [0.7, 0.001]},
+              "1024": {}, "chapter": {"mix": {}, "mix_weights": [0.9, 0.0]}}  # 1,024: validation too short, no mix
+    assert [mix_weights_for(report, n) for n in (20, 64, 255, 256, 5000)] == [
+        (64, (0.4, 0.01)), (64, (0.4, 0.01)), (64, (0.4, 0.01)), (256, (0.7, 0.001)), (256, (0.7, 0.001))]
+    assert mix_weights_for({"128": {"mix": {}, "mix_weight": 0.02}}, 500) == (128, (1.0, 0.02))  # a report before alpha
+    with pytest.raises(ValueError, match="no mix"):
+        mix_weights_for({"64": {}}, 100)
+
+
 def test_a_validation_set_the_judge_gets_all_right_drives_t_to_its_bound_and_says_so():
     logits = torch.tensor([[3.0, -1.0], [-2.0, 2.0], [4.0, 0.0]])
     c = calibration(logits, torch.tensor([0, 1, 0]), logits, torch.tensor([0, 1, 1]))

@@ -105,6 +105,11 @@ def test_empty_text_is_a_clear_error(runs: Path, capsys) -> None:
     assert code == 2 and "text 2 of 2 is empty" in err
 
 
+def test_mix_with_explain_is_a_clear_error(runs: Path, capsys) -> None:
+    code, out, err = _cli(capsys, "--runs-dir", str(runs), "--mix", "--explain", TEXT)
+    assert code == 2 and out == "" and "does not go with --mix" in err
+
+
 def test_no_judge_yet_is_a_clear_error(tmp_path: Path, capsys) -> None:
     code, out, err = _cli(capsys, "--runs-dir", str(tmp_path), TEXT)
     assert code == 2 and out == ""

@@ -276,10 +276,23 @@ def test_make_train_bert_end_to_end_with_ctrl_c_and_resume(tiny_folder, small_mi
     done = subprocess.run([sys.executable, "-m", "scripts.train_bert", "--resume", "--steps", str(step + 2)], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and f"resuming {run}" in done.stderr, done.stderr[-2000:]
+    text = "Alice was beginning to get very tired of sitting by her sister on the bank."
+    mix = [sys.executable, "-m", "scripts.classify", "--mix", "--json", text]
+    done = subprocess.run(mix, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "report.json does not exist" in done.stderr  # one line, and what to run:
+    assert "python -m scripts.judge_report --run" in done.stderr
     for cmd in (["scripts.judge_report", "--per-author", "3"], ["scripts.report"]):
         done = subprocess.run([sys.executable, "-m", *cmd], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
     r = json.loads((run / "report.json").read_text())
+    done = subprocess.run(mix, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    both = json.loads(done.stdout)  # N5 + A2 by hand from each judge's P(author) and the report's fitted weights
+    alpha, weight = r["authorship"][str(both["mix_length"])]["mix_weights"]
+    assert both["mix_weights"] == [alpha, weight] and both["mix_length"] == 64  # the shortest length: a short text
+    score = {a: alpha * math.log(both["bert"][a]) + weight * math.log(both["ngram"][a]) for a in both["bert"]}
+    z = sum(math.exp(v) for v in score.values())
+    assert both["probs"] == pytest.approx({a: math.exp(v) / z for a, v in score.items()}, rel=1e-6)
     assert r["heldout"] == {"windows": 6, "per_author": 3, "length": 64} and r["memory"]["ratio"] == pytest.approx(0.5, abs=0.02)
     assert (run / "judge_plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (run / "report.html").is_file()
     page = (run / "report.html").read_text(encoding="utf-8")  # E1 on a held-out passage of each author
