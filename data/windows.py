@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from tokenizers import Tokenizer
 
-from data.corpus import BOOK_SEPARATOR, author_books, check_long_enough
+from data.corpus import BOOK_SEPARATOR, AuthorTexts, author_books, check_long_enough
 from tokenizer_bridge.load import special_id
 
 N_SPECIAL = 2  # [CLS] and [SEP] around every judge window
@@ -82,9 +82,13 @@ def load_author_ids(tok: Tokenizer, authors: Sequence[str], split: str = "tail",
     `split_tokenizer` decides where the "tail" split cuts (default: `tok`); the generators pass
     the judge's tokenizer, so that judge and generators hold out exactly the same text.
     """
+    return author_ids(tok, {name: author_books(name, split, split_tokenizer or tok) for name in authors})
+
+
+def author_ids(tok: Tokenizer, books: dict[str, AuthorTexts]) -> dict[str, AuthorIds]:
+    """`load_author_ids` for authors whose books are already split (author -> data/corpus.py:AuthorTexts)."""
     out = {}
-    for label, name in enumerate(authors):
-        texts = author_books(name, split, split_tokenizer or tok)
+    for label, (name, texts) in enumerate(books.items()):
         train, spans = joined_ids(tok, texts.train)
         out[name] = AuthorIds(name, label, train, text_ids(tok, texts.heldout), spans, text_ids(tok, texts.validation))
     return out

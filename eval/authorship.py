@@ -24,10 +24,11 @@ from __future__ import annotations
 import torch
 from tokenizers import Tokenizer
 
-from data.corpus import author_books, chapters, count_tokens
+from data.corpus import AuthorTexts, chapters, count_tokens
 from data.windows import Specials, heldout_passages, text_ids, text_tokens_per_window, text_windows, wrap_window
 from eval.pages import CHAPTER, mix_weights_of, mix_weights_text, passages_name, with_interval
 from eval.scoring import passage_log_probs
+from model.half import Precision
 from model.ngram import NgramJudge
 from eval.calibration import golden_section
 from train.bert_judge import predict_logits
@@ -101,16 +102,18 @@ def mix_weights_for(result: dict, tokens: int) -> tuple[int, tuple[float, float]
 
 
 def both_log_probs(judge: torch.nn.Module, tok: Tokenizer, ngram: NgramJudge, texts: dict[str, str], length: int,
-                   per_author: int, what: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   per_author: int, what: str, precision: Precision | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(BERT log P (n, N), n-gram log P (n, N), labels (n,)) of the same passages of `texts` (author -> text)."""
     x, raw, y = passages(tok, texts, length, per_author)
-    windows = predict_logits(judge, x, torch.ones_like(x), desc=f"judge, {length}-token {what} passages").log_softmax(-1)
+    windows = predict_logits(judge, x, torch.ones_like(x), precision=precision,
+                             desc=f"judge, {length}-token {what} passages").log_softmax(-1)
     bert = passage_log_probs(windows.view(len(y), windows_per_passage(length), -1))  # one answer per passage
     return bert.double(), torch.from_numpy(ngram.log_probs(raw)).double(), y
 
 
-def chapter_log_probs(judge: torch.nn.Module, tok: Tokenizer, ngram: NgramJudge, heldout: dict[str, str]
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+def chapter_log_probs(judge: torch.nn.Module, tok: Tokenizer, ngram: NgramJudge, heldout: dict[str, str],
+                      precision: Precision | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """(BERT log P (n, N), n-gram log P (n, N), labels (n,)) of every chapter of each author's held-out text
     (data/corpus.py:chapters) of at least CHAPTER_WINDOWS windows: BERT reads all its consecutive WINDOW-token windows
     and averages their log-probabilities (eval/scoring.py:passage_log_probs), the n-gram judge reads it whole.
@@ -129,20 +132,22 @@ def chapter_log_probs(judge: torch.nn.Module, tok: Tokenizer, ngram: NgramJudge,
                 ys.append(label)
     if set(ys) != set(range(len(heldout))):
         return None
-    windows = predict_logits(judge, torch.cat(xs), torch.cat(masks), desc=f"judge, {len(ys)} whole chapters")
+    windows = predict_logits(judge, torch.cat(xs), torch.cat(masks), precision=precision,
+                             desc=f"judge, {len(ys)} whole chapters")
     bert = torch.stack([passage_log_probs(w) for w in windows.log_softmax(-1).split(sizes)])  # one answer a chapter
     return bert.double(), torch.from_numpy(ngram.log_probs(raw)).double(), torch.tensor(ys)
 
 
-def authorship(judge: torch.nn.Module, tok: Tokenizer, authors: list[str], split: str, ngram: NgramJudge,
-               lengths=LENGTHS, per_author: int = 64) -> dict:
+def authorship(judge: torch.nn.Module, tok: Tokenizer, books: dict[str, AuthorTexts], split: str, ngram: NgramJudge,
+               lengths=LENGTHS, per_author: int = 64, precision: Precision | None = None) -> dict:
     """Both judges and their mix on the same held-out passages, for each window length.
 
+    books: author -> its books split by `split` (data/corpus.py:author_books), in label order.
     {length: {"passages", "bert", "ngram", "mix", "mix_weights"}}; the mix's (alpha, lambda) are fitted on as many
     passages of the validation text (at most per_author per author). Under the book split, also {"chapter": ...}:
-    every whole chapter of the held-out books (`chapter_log_probs`)."""
-    texts = {a: author_books(a, split, tok) for a in authors}
-    heldout, validation = {a: t.heldout for a, t in texts.items()}, {a: t.validation for a, t in texts.items()}
+    every whole chapter of the held-out books (`chapter_log_probs`). precision: what BERT reads in (None: float32)."""
+    authors = list(books)
+    heldout, validation = {a: t.heldout for a, t in books.items()}, {a: t.validation for a, t in books.items()}
     shortest = {part: min(count_tokens(t, tok) for t in texts.values()) for part, texts in
                 (("held-out", heldout), ("validation", validation))}
     out = {}
@@ -150,15 +155,16 @@ def authorship(judge: torch.nn.Module, tok: Tokenizer, authors: list[str], split
         need = windows_per_passage(length) * text_tokens_per_window(min(length, WINDOW))  # text tokens per passage
         if shortest["held-out"] < need:
             continue  # an author's held-out text holds no passage this long
-        bert, nb, y = both_log_probs(judge, tok, ngram, heldout, length, per_author, "held-out")
+        bert, nb, y = both_log_probs(judge, tok, ngram, heldout, length, per_author, "held-out", precision)
         out[str(length)] = {"passages": len(y), "bert": judge_side(bert.exp(), y, authors),
                             "ngram": judge_side(nb.exp(), y, authors)}
         if shortest["validation"] < need:
             continue  # an author's validation text holds no passage of this length: no mix
-        weights = fit_mix_weights(*both_log_probs(judge, tok, ngram, validation, length, per_author, "validation"))
+        weights = fit_mix_weights(*both_log_probs(judge, tok, ngram, validation, length, per_author, "validation",
+                                                  precision))
         mix = judge_side(mixed_log_probs(bert, nb, weights).exp(), y, authors)
         out[str(length)].update(mix_weights=list(weights), mix=mix)
-    chapter = chapter_log_probs(judge, tok, ngram, heldout) if split == "book" else None  # a held-out book is whole
+    chapter = chapter_log_probs(judge, tok, ngram, heldout, precision) if split == "book" else None  # a held-out book is whole
     if chapter is not None:
         out[CHAPTER] = chapter_side(*chapter, authors, out.get(str(max(lengths)), {}).get("mix_weights"))
     return out

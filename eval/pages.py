@@ -271,9 +271,9 @@ def mix_weights_text(r: dict) -> str:
     return f"alpha {alpha:.3g}, lambda {weight:.3g}"
 
 
-def authorship_tables(result: dict, authors: list[str]) -> list[tuple]:
-    """One table per window length, and one of whole chapters: each author's accuracy [Wilson 95 %] under BERT, the
-    n-gram baseline and their mix (where the report has it)."""
+def authorship_tables(result: dict, authors: list[str], precision: str = "fp32") -> list[tuple]:
+    """One table per window length, and one of whole chapters: each author's accuracy [Wilson 95 %] under BERT (read
+    in `precision`), the n-gram baseline and their mix (where the report has it)."""
     tables = []
     for length, r in result.items():
         judges = ("bert", "ngram", "mix") if "mix" in r else ("bert", "ngram")
@@ -282,5 +282,5 @@ def authorship_tables(result: dict, authors: list[str]) -> list[tuple]:
         rows.append(("macro accuracy (N4)", *(f"{r[j]['macro_acc']:.3f}" for j in judges)))
         mix = (f"both, log-linear ({mix_weights_text(r)}, fitted on validation)",) if "mix" in r else ()
         tables.append((f"N3-N5: held-out {passages_name(length)} ({r['passages']}), chance {1 / len(authors):.3f}",
-                       rows, ("author", "BERT judge", "n-gram naive Bayes (N5)", *mix)))
+                       rows, ("author", f"BERT judge ({precision})", "n-gram naive Bayes (N5)", *mix)))
     return tables

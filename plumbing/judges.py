@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from tokenizers import Tokenizer
 
 from data.authors import register_folders
-from data.corpus import author_texts
+from data.corpus import BOOK_SEPARATOR, AuthorTexts, author_texts
 from model.bert import BertClassifier
 from model.config import ConfigError
 from model.ngram import FILES, NgramJudge, train_ngram_judge
@@ -99,10 +99,13 @@ def ngram_folder(authors: list[str], split: str, runs_dir: str | Path | None = N
 
 
 def load_ngram_judge(authors: list[str], split: str, split_tokenizer: Tokenizer,
-                      runs_dir: str | Path | None = None) -> tuple[NgramJudge, Path]:
-    """The n-gram judge of these authors and this split: loaded if it was trained before, else trained and saved."""
+                      runs_dir: str | Path | None = None, books: dict[str, AuthorTexts] | None = None
+                      ) -> tuple[NgramJudge, Path]:
+    """The n-gram judge of these authors and this split: loaded if it was trained before, else trained and saved.
+    books: the authors' books already split by `split_tokenizer` (data/corpus.py:author_books), if the caller has them."""
     folder = ngram_folder(list(authors), split, runs_dir)
-    texts = {a: author_texts(a, split, split_tokenizer)[0] for a in authors}  # the TRAINING text only
+    texts = {a: (BOOK_SEPARATOR.join(books[a].train.values()) if books else author_texts(a, split, split_tokenizer)[0])
+             for a in authors}  # the TRAINING text only
     source = texts_digest(texts)
     cached = load_cached(folder)
     if cached is not None and cached.source == source:

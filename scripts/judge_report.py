@@ -7,8 +7,10 @@ For the latest judge run (or --run RUN) it
 2. measures A14's prompt sensitivity on held-out passages: how P(author) moves when a passage is
    cut, shifted by a few words, or prefixed with a neutral sentence (eval/scoring.py);
 3. puts the judge beside the independent n-gram baseline (N5) on the same held-out passages of
-   64, 128 and 256 tokens: confusion matrices, macro accuracy, accuracy per author with its
-   Wilson interval (N3, N4; eval/authorship.py);
+   64, 128, 256 and 1,024 tokens and whole chapters: confusion matrices, macro accuracy, accuracy per
+   author with its Wilson interval (N3, N4; eval/authorship.py), BERT under bfloat16 autocast where the
+   machine measures it faster (`--precision`; on a CPU with AMX half the report's time, the same answers to within
+   a passage or two);
 4. measures calibration (N7): the expected calibration error on the held-out windows, before and
    after temperature scaling fitted on the validation text of the training books (eval/calibration.py);
 5. writes everything to <run>/report.json; `python -m scripts.report` shows it.
@@ -29,7 +31,8 @@ from pathlib import Path
 
 import torch
 
-from data.windows import Specials, heldout_set, load_author_ids, max_balanced_windows, text_tokens_per_window
+from data.corpus import author_books
+from data.windows import Specials, author_ids, heldout_set, max_balanced_windows, text_tokens_per_window
 from eval.authorship import authorship, table_lines
 from eval.calibration import calibration
 from eval.scoring import prompt_sensitivity
@@ -37,7 +40,7 @@ from model.half import cast_half
 from plumbing.atomic import atomic_write_json
 from plumbing.cli import run_program
 from plumbing.judges import REPORT_FILE, judge_folder, load_bert_judge, load_ngram_judge
-from plumbing.precision import pick_device
+from plumbing.precision import choose_precision, pick_device
 from train.bert_judge import heldout_metrics, predict_logits
 
 SENSITIVITY_PASSAGES = 8  # held-out passages per author for A14's prompt sensitivity
@@ -92,23 +95,29 @@ def calibrate(model: torch.nn.Module, tok, authors: dict, length: int, heldout: 
     return calibration(predict_logits(model, *validation[:2], desc="validation"), validation[2], logits, heldout[2])
 
 
-def report(run: str | None, runs_dir: str | None, per_author: int | None, device: str) -> dict:
+def report(run: str | None, runs_dir: str | None, per_author: int | None, device: str, precision: str = "auto") -> dict:
     """The whole evaluation of one judge; writes <run>/report.json and returns it."""
     folder = judge_folder(run, runs_dir)
     model, tok, info = load_bert_judge(folder, device=pick_device(device))
     labels, length = info["labels"], info.get("eval_length", 256)
     split = info.get("split", "tail")
-    authors = load_author_ids(tok, labels, split)
+    books = {a: author_books(a, split, tok) for a in labels}  # loaded, cleaned and split once, read by all below
+    authors = author_ids(tok, books)
     n = per_author or max_balanced_windows(authors, length)
     heldout = heldout_set(authors, length, Specials.of(tok), n)
-    ngram, ngram_folder = load_ngram_judge(labels, split, tok, runs_dir)
+    ngram, ngram_folder = load_ngram_judge(labels, split, tok, runs_dir, books)
+    table_precision = choose_precision(next(model.parameters()).device, precision)
+    print(f"the judges' table: BERT reads its passages in {table_precision.name} ({table_precision.reason})",
+          file=sys.stderr)
     float32 = timed_logits(model, heldout, "held-out float32")  # read by B5's comparison and by N7
     result = {"judge": str(folder), "labels": labels, "split": split,
               "heldout": {"windows": len(heldout[0]), "per_author": n, "length": length},
               **half_comparison(model, heldout, labels, float32),
               "prompt_sensitivity": sensitivity(model, tok, authors, length),
               "calibration": calibrate(model, tok, authors, length, heldout, float32[0]),
-              "authorship": authorship(model, tok, labels, split, ngram, **({"per_author": per_author} if per_author else {})),
+              "authorship": authorship(model, tok, books, split, ngram, precision=table_precision,
+                                       **({"per_author": per_author} if per_author else {})),
+              "authorship_precision": table_precision.describe(),
               "ngram": str(ngram_folder)}
     atomic_write_json(folder.parent / REPORT_FILE, result)
     return result
@@ -137,7 +146,8 @@ def print_summary(r: dict) -> None:
               f"temperature T = {c['temperature']:.2f}{' (at its bound: every validation window was right)' if c.get('at_bound') else ''} "
               f"fitted on {c['validation_windows']} validation windows "
               f"(cross-entropy {c['before']['cross_entropy']:.3f} -> {c['after']['cross_entropy']:.3f})")
-    print("both judges on the same held-out passages (N3-N5):")
+    precision = r.get("authorship_precision", {}).get("precision", "fp32")  # a report written before: float32
+    print(f"both judges on the same held-out passages (N3-N5; BERT in {precision}):")
     for line in table_lines(r["authorship"], r["labels"]):
         print("  " + line)
 
@@ -156,8 +166,11 @@ def run(argv: list[str] | None = None) -> None:
                    "and length of both judges' table (default: as many windows as the shortest held-out split holds, "
                    "non-overlapping; 64 passages)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="what BERT reads the judges' table in (step 3; steps 1, 2 and 4 are float32 whatever this "
+                        "says): auto = bfloat16 autocast where this machine measures it faster (plumbing/precision.py)")
     args = p.parse_args(argv)
-    r = report(args.run, args.runs_dir, args.per_author, args.device)
+    r = report(args.run, args.runs_dir, args.per_author, args.device, args.precision)
     print_summary(r)
     print(f"report: {Path(r['judge']).parent / REPORT_FILE}")
 

@@ -57,7 +57,8 @@ def judge_section(run: Run) -> tuple[dict, list[str]]:
     if report.is_file():
         r = json.loads(report.read_text(encoding="utf-8"))
         numbers.update(pages.judge_report_numbers(r))
-        tables = pages.authorship_tables(r["authorship"], r["labels"])
+        tables = pages.authorship_tables(r["authorship"], r["labels"],
+                                         r.get("authorship_precision", {}).get("precision", "fp32"))  # older: float32
         if "before" in r.get("calibration", {}):
             plots["N7: reliability of the held-out windows"] = reliability_plot(
                 r["calibration"], f"held-out windows, T fitted on {r['calibration']['validation_windows']} validation "

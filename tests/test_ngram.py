@@ -9,7 +9,9 @@ import math
 import pytest
 import torch
 
-from eval.authorship import authorship, passages
+from data.corpus import author_books
+from eval.authorship import authorship, both_log_probs, passages
+from model.half import Precision
 from model.ngram import NgramJudge, train_ngram_judge
 from train.metrics import confusion_matrix, macro_accuracy
 
@@ -76,12 +78,29 @@ def test_both_judges_on_the_same_passages(corpus_ids, make_tiny_judge, tmp_path,
         # inside a word, whose first piece then encodes differently on its own)
     judge, jtok, _ = load_bert_judge(make_tiny_judge(tmp_path) / "hf")
     nb = train_ngram_judge({a: heldout[a] for a in ("alice", "edgar")}, n_max=2)
-    r = authorship(judge, jtok, ["alice", "edgar"], "tail", nb, lengths=(64,), per_author=4)
+    books = {a: author_books(a, "tail", jtok) for a in ("alice", "edgar")}
+    r = authorship(judge, jtok, books, "tail", nb, lengths=(64,), per_author=4)
     for side in ("bert", "ngram"):
         assert [sum(row) for row in r["64"][side]["confusion"]] == [4, 4]
         per_author = r["64"][side]["per_author"]
         assert per_author["alice"]["n"] == per_author["edgar"]["n"] == 4
         assert r["64"][side]["macro_acc"] == pytest.approx((per_author["alice"]["acc"] + per_author["edgar"]["acc"]) / 2)
+
+
+def test_the_table_read_under_bfloat16_autocast_gives_the_float32_probabilities(corpus_ids, make_tiny_judge, tmp_path):
+    """The report's fast path (BERT under autocast where the machine measures it faster) against the plain float32 one."""
+    from plumbing.judges import load_bert_judge
+
+    tok, authors = corpus_ids
+    heldout = {a: tok.decode(authors[a].heldout[:3000].tolist()) for a in ("alice", "edgar")}
+    judge, jtok, _ = load_bert_judge(make_tiny_judge(tmp_path) / "hf")
+    nb = train_ngram_judge(heldout, n_max=2)
+    bf16 = Precision(torch.device("cpu"), "bf16", torch.bfloat16, None, "the test asks for it")
+    plain = both_log_probs(judge, jtok, nb, heldout, 64, 4, "held-out")
+    fast = both_log_probs(judge, jtok, nb, heldout, 64, 4, "held-out", bf16)
+    gap = (plain[0] - fast[0]).abs().max().item()
+    assert 0 < gap < 0.05  # computed in 16 bits (not the float32 numbers), to within bfloat16's rounding
+    assert torch.equal(plain[1], fast[1]) and torch.equal(plain[2], fast[2])  # the n-gram judge and the labels: as they were
 
 
 def test_a_tiny_three_author_run_of_the_judge_and_the_generators(make_tiny_bert, small_mirror, tmp_path,
