@@ -222,8 +222,9 @@ def test_rl_run_logs_t8_numbers_saves_generators_and_leaves_the_judge_alone(tiny
 
 def test_t9_adds_gamma_times_the_lm_loss_on_real_windows_to_the_rl_step(tiny_neo_base, judge_runs, small_mirror):
     """The same seed gives the same rows and RL loss; --lm-coef adds gamma x the LM loss of a real batch, logged.
-    Both runs in float32: with `auto` each would measure its precision, and a busy machine can flip that choice
-    between the two (a CI run beside two busy loops saw the rewards differ in the 7th digit)."""
+    Both runs in float32: with `auto` each measures its precision (and, in bfloat16, its sampling precision on a few
+    tokens), which a busy machine can tip either way; a CI run beside two busy loops saw the rewards differ in the
+    7th digit."""
     first = lambda run: [r for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "train"][0]  # noqa: E731
     [plain] = program.teach(argv(tiny_neo_base, judge_runs, "--steps", "1", "--precision", "fp32"))
     [mixed] = program.teach(argv(tiny_neo_base, judge_runs, "--steps", "1", "--precision", "fp32", "--lm-coef", "0.5"))
