@@ -434,6 +434,11 @@ class AuthorTexts:
     validation: str  # the last VALIDATION_FRACTION of every training book, joined: fitting T (N7) and the mix
     heldout: str  # the evaluation text: each book's tail ("tail") or the last book ("book", N3)
 
+    @property
+    def train_text(self) -> str:
+        """The training books joined with BOOK_SEPARATOR, in order."""
+        return BOOK_SEPARATOR.join(self.train.values())
+
 
 def author_books(author: str, split: str, tokenizer: Tokenizer, fraction: float = HELDOUT_FRACTION) -> AuthorTexts:
     """`author`'s training books, validation text and held-out text under `split`.
@@ -485,7 +490,7 @@ def author_texts(author: str, split: str, tokenizer: Tokenizer,
                  fraction: float = HELDOUT_FRACTION) -> tuple[str, str]:
     """(train_text, heldout_text) of `author`, its training books joined with BOOK_SEPARATOR (see `author_books`)."""
     texts = author_books(author, split, tokenizer, fraction)
-    return BOOK_SEPARATOR.join(texts.train.values()), texts.heldout
+    return texts.train_text, texts.heldout
 
 
 def check_long_enough(n_tokens: int, length: int, what: str) -> None:

@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from tokenizers import Tokenizer
 
 from data.authors import register_folders
-from data.corpus import BOOK_SEPARATOR, AuthorTexts, author_texts
+from data.corpus import AuthorTexts, author_texts
 from model.bert import BertClassifier
 from model.config import ConfigError
 from model.ngram import FILES, NgramJudge, train_ngram_judge
@@ -104,7 +104,7 @@ def load_ngram_judge(authors: list[str], split: str, split_tokenizer: Tokenizer,
     """The n-gram judge of these authors and this split: loaded if it was trained before, else trained and saved.
     books: the authors' books already split by `split_tokenizer` (data/corpus.py:author_books), if the caller has them."""
     folder = ngram_folder(list(authors), split, runs_dir)
-    texts = {a: (BOOK_SEPARATOR.join(books[a].train.values()) if books else author_texts(a, split, split_tokenizer)[0])
+    texts = {a: books[a].train_text if books else author_texts(a, split, split_tokenizer)[0]
              for a in authors}  # the TRAINING text only
     source = texts_digest(texts)
     cached = load_cached(folder)
