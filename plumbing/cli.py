@@ -13,13 +13,18 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+from plumbing.allocator import keep_freed_memory
 from plumbing.atomic import is_disk_full
 from plumbing.interrupt import ProgramSignals, stop_was_asked
 from train.optim import Diverged
 
 
 def run_program(program: Callable[[list[str] | None], object], argv: list[str] | None = None) -> int:
-    """Run `program(argv)` and turn its expected failures into a message and an exit code."""
+    """Run `program(argv)` and turn its expected failures into a message and an exit code.
+
+    Before it runs, freed memory is kept for the next tensor (plumbing/allocator.py: SmolLM2's training
+    step without it spends a fifth of its time on pages the kernel hands out again)."""
+    keep_freed_memory()
     try:
         with ProgramSignals():
             code = _exit_code(program, argv)

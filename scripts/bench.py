@@ -35,6 +35,7 @@ from model.config import GPTNeoConfig, LlamaConfig
 from model.gpt_neo import GPTNeo
 from model.llama import Llama
 from model.sampler import bad_token_mask
+from plumbing.allocator import keep_freed_memory
 from plumbing.compiling import compiler_missing
 from plumbing.precision import FAST_RATIO, choose_precision
 from tokenizer_bridge.load import load_neo_tokenizer
@@ -310,6 +311,7 @@ def print_table(rows: list[dict], header: dict) -> None:
     print(f"\n{header['device']} ({', '.join(header['cpu_flags']) or 'no flags read'}) | torch {header['torch']} | "
           f"{header['threads']} threads | programs choose {header['precision']} ({header['precision_reason']})")
     print(peak_lines(header))
+    print(f"allocator: {header['allocator']}")
     cols = f"{'workload':<36}{'dtype':<10}{'ours s':>9}{'HF s':>9}{'HF/ours':>9}{'ours tok/s':>12}{'ours %pk':>9}{'HF %pk':>8}"
     print(cols + "\n" + "-" * len(cols))
     for r in rows:
@@ -334,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started, out = time.time(), Path(args.runs_dir) / "bench" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
+    allocator = keep_freed_memory()  # as every program does (plumbing/cli.py:run_program), for both sides
     header = machine(args.device, args.quick)
+    header["allocator"] = allocator
     print(peak_lines(header), flush=True)
     b = Bench(args.device, 1 if args.quick else args.repeats, SIZES["quick" if args.quick else args.device],
               header["peaks"], out / "profiles" if args.profile else None, args.compile and compiler_missing() is None)
