@@ -21,6 +21,7 @@ from model.bert import Bert, BertClassifier
 from model.decoder import Decoder, load_decoder
 from model.half import Precision, cast_half, parameter_bytes
 from model.llama import Llama
+from model.packed import packing_pays
 from model.sampler import Sampling, generate
 from plumbing.compiling import compiled_twin
 from plumbing.kernels import choose_attention_kernel
@@ -102,8 +103,8 @@ def judge_train_step(folder: Path, batch: int, length: int, dtype: str, device: 
 
     flops = 3 * judge_flops(ours.bert.config, batch, length)  # forward + backward (twice the forward)
     return Pair(f"judge train step {batch}x{length}" + (" compiled" if compiled else ""), dtype,
-                step(compiled_twin(ours) if compiled else ours, torch.optim.AdamW(ours.parameters(), lr=1e-5)),
-                step(hf, torch.optim.AdamW(hf.parameters(), lr=1e-5)), flops, batch * length)
+                step(compiled_twin(ours) if compiled else ours, make_optimizer(ours, "adamw", 1e-5)),  # as the programs
+                step(hf, torch.optim.AdamW(hf.parameters(), lr=1e-5, fused=True)), flops, batch * length)  # the same update
 
 
 def judge_inference(folder: Path, batch: int, length: int, half: bool, device: str) -> tuple[Pair, dict]:
@@ -177,8 +178,10 @@ def generation(folder: Path, rows: int, new_tokens: int, bad_ids: list[int], dev
                         repetition_penalty=1.3, bad_words_ids=[[i] for i in bad_ids],
                         max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0)
 
+    packing = packing_pays(ours, rows)[1] if dtype == "fp32" else "bf16: not packed"
     return Pair(f"generate {rows}x{new_tokens}", dtype, run_ours, run_hf if with_hf else None,
-                generation_flops(ours, rows, 1, new_tokens), rows * new_tokens)
+                generation_flops(ours, rows, 1, new_tokens), rows * new_tokens,
+                note=f"our weights: {packing}")  # model/packed.py, as the sampler chooses
 
 
 def lm_train_flops(model: Decoder, batch: int, length: int) -> float:

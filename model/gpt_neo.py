@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from model.config import GPTNeoConfig
 from model.layers import MLP, Dropout, LayerNorm, gelu_tanh, init_normal, merge_heads, split_heads
 from model.loading import WEIGHTS_FILE, check_head_is_tied, load_with_table, save_hf_folder, to_hf_state
+from model.packed import head_product
 
 
 class KVCache:
@@ -91,8 +92,12 @@ def last_logits(x: torch.Tensor, wte: torch.Tensor) -> torch.Tensor:
 
     The same products and sums; but with B rows against a V x d matrix, CPU BLAS (MKL) runs the
     tall product W_te x^T ~1.6x faster than the flat x W_te^T (bench/: generation). The result is a
-    transposed view, not copied: the sampler's steps read it as fast as a contiguous (B, V).
+    transposed view, not copied: the sampler's steps read it as fast as a contiguous (B, V). While the sampler
+    holds the weights packed for its rows (model/packed.py), the product reads the packed copy: the same numbers.
     """
+    packed = head_product(x, wte)
+    if packed is not None:
+        return packed
     return (wte @ x.T).T  # (V, B) -> (B, V)
 
 
@@ -182,6 +187,10 @@ class GPTNeo(nn.Module):
         if last_only:  # while generating, only the last position's logits are needed
             return last_logits(self.ln_f(x[:, -1]), self.wte.weight)[:, None]  # (B, 1, V)
         return lm_head(self.ln_f(x), self.wte.weight)  # (B, T, V)
+
+    def head_weight(self) -> torch.Tensor:
+        """The LM head's matrix (V, d): the token embedding, tied."""
+        return self.wte.weight
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> "GPTNeo":

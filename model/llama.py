@@ -176,6 +176,10 @@ class Llama(nn.Module):
             return last_logits(self.norm(x[:, -1]), self.embed_tokens.weight)[:, None]  # (B, 1, V)
         return lm_head(self.norm(x), self.embed_tokens.weight)  # tied: logits = RMSNorm(x) E^T
 
+    def head_weight(self) -> torch.Tensor:
+        """The LM head's matrix (V, d): the token embedding, tied."""
+        return self.embed_tokens.weight
+
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> "Llama":
         """Load a Hugging Face LlamaForCausalLM folder (config.json + model.safetensors); strict; in eval mode."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +37,7 @@ from tqdm import tqdm
 
 from model.decoder import Decoder
 from model.gpt_neo import KVCache
+from model.packed import packed_weights
 
 PENALTY_MODES = ("lecture", "hf")
 
@@ -223,14 +225,16 @@ def generate(model: Decoder, prompt_ids: torch.Tensor, new_tokens: int, s: Sampl
         if torch.is_autocast_enabled(device.type):  # keys and values come out of 16-bit products: keep them so
             dtype = torch.get_autocast_dtype(device.type)
         cache = KVCache(model.config, B, total - 1, device=device, dtype=dtype)
-    for t in tqdm(range(T0, total), desc=desc, disable=desc is None, leave=False, unit="token"):
-        logits = next_logits(model, ids, t, cache)  # (B, V)
-        scores = process_scores(logits, ids[:, :t], s)  # steps 1-3
-        if s.do_sample:
-            nxt = sample_top_k(scores, s.top_k, rng)  # (B, 1), steps 4-5
-        else:
-            nxt = scores.argmax(dim=-1, keepdim=True)  # (B, 1)
-        if watch is not None:
-            watch(logits, scores, nxt)
-        ids[:, t] = nxt[:, 0]
+    # each step after the first multiplies B rows by every weight: packed once for B rows where that pays
+    with packed_weights(model, B) if cache is not None else nullcontext():
+        for t in tqdm(range(T0, total), desc=desc, disable=desc is None, leave=False, unit="token"):
+            logits = next_logits(model, ids, t, cache)  # (B, V)
+            scores = process_scores(logits, ids[:, :t], s)  # steps 1-3
+            if s.do_sample:
+                nxt = sample_top_k(scores, s.top_k, rng)  # (B, 1), steps 4-5
+            else:
+                nxt = scores.argmax(dim=-1, keepdim=True)  # (B, 1)
+            if watch is not None:
+                watch(logits, scores, nxt)
+            ids[:, t] = nxt[:, 0]
     return ids

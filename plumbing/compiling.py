@@ -18,7 +18,7 @@ keeps a cache on disk, so a second compile of the same model is faster). So `--c
 `--compile on` compiles from the first step, `off` never. Without a C++ compiler the program says so
 and runs eager. The eager model is never changed: the compiled one shares its parameters, so the
 optimizer, the checkpoints and the saved folders are the same either way. Dropout masks are drawn by one
-opaque operation (model/layers.py:dropout_mask_like) in both, so with the same seed a compiled step
+opaque operation (model/layers.py:dropout_keep_bits_like) in both, so with the same seed a compiled step
 gives the eager step's numbers (tests/test_compiling.py).
 """
 

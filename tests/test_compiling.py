@@ -31,7 +31,7 @@ def step_numbers(model: torch.nn.Module, eager: BertClassifier, ids, mask, y) ->
 
 @pytest.mark.skipif(compiler_missing() is not None, reason=str(compiler_missing()))
 def test_the_compiled_step_gives_the_eager_numbers_dropout_included():
-    """With the same seed the compiled twin draws the eager model's dropout masks (model/layers.py:dropout_mask_like),
+    """With the same seed the compiled twin draws the eager model's dropout masks (model/layers.py:dropout_keep_bits_like),
     so a training step gives the same logits and gradients, padding and all."""
     judge = tiny_judge(dropout=0.1).train()
     ids = torch.randint(5, 100, (4, 16))

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from model.bert import Bert, BertClassifier, attention_with_dropout, mean_pool
 from model.config import BertConfig
-from model.layers import DROPOUT_BITS, Dropout, dropout_mask, plain_dropout
+from model.layers import DROPOUT_BITS, Dropout, apply_dropout, dropout_keep_bits, dropout_mask, plain_dropout
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
@@ -80,6 +80,28 @@ def test_dropout_gradient_passes_kept_elements_only():
     kept = y.detach() != 0
     assert torch.allclose(x.grad[kept], torch.full_like(x.grad[kept], 2.0))
     assert torch.equal(x.grad[~kept], torch.zeros_like(x.grad[~kept]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+def test_the_bit_mask_clears_what_where_zeroes_from_the_same_draws_forward_and_backward(dtype):
+    """apply_dropout (an integer AND with `dropout_keep_bits`) against the readable rule where(dropout_mask, 0, x):
+    the same draws (the same seed), the same numbers to the last bit, forward and backward, on a transposed
+    (non-contiguous) input with zeros, -0.0, inf and nan of its own and through an expanded gradient."""
+    shape, p = (6, 5, 4, 7), 0.3
+    torch.manual_seed(3)
+    assert torch.equal(dropout_keep_bits(shape, p, dtype) == 0, (torch.manual_seed(3), dropout_mask(shape, p))[1])
+    x = torch.randn(shape).to(dtype).transpose(1, 2)
+    x[0, 0, 0, :4] = torch.tensor([0.0, -0.0, float("inf"), float("nan")], dtype=dtype)
+    x.requires_grad_(True)
+    torch.manual_seed(5)
+    ours = apply_dropout(x, p)
+    (ours * 3).sum().backward()  # the gradient of a sum arrives expanded (stride 0)
+    torch.manual_seed(5)
+    dropped = dropout_mask(x.shape, p)
+    ref = torch.where(dropped, 0.0, x.detach())
+    assert torch.equal(ours.detach().view(torch.uint8), ref.view(torch.uint8))  # bit for bit (nan and +0 included)
+    assert torch.equal(x.grad, torch.where(dropped, 0.0, torch.full_like(x.detach(), 3.0)))
+    assert 0.2 < dropped.float().mean().item() < 0.4
 
 
 def random_qkv(B=2, nh=3, T=7, hs=8, seed=0):
