@@ -41,8 +41,9 @@ def attention_with_dropout(
     q (B, nh, Tq, hs), k and v (B, nh, T, hs) -> (B, nh, Tq, hs). What F.scaled_dot_product_attention
     computes with dropout_p=p; on a CPU its fused kernels have no dropout and its fallback draws
     float32 noise and makes extra passes over the (B, nh, Tq, T) weights. Here the weights are
-    zeroed through a bool mask, and the 1/(1 - p) of inverted dropout is applied to the small
-    (Tq, hs) result instead of the (Tq, T) weights: the same number, since (a W) v = a (W v).
+    zeroed through a bit mask (model/layers.py:apply_dropout), and the 1/(1 - p) of inverted dropout
+    is applied to the small (Tq, hs) result instead of the (Tq, T) weights: the same number, since
+    (a W) v = a (W v).
     Everything runs in the inputs' dtype (16 bits under bfloat16 autocast, which a program only
     chooses where it measured 16-bit products to be fast, plumbing/precision.py); PyTorch's softmax
     kernel sums in float32 inside, so its 16-bit weights are the float32 ones rounded once.
