@@ -10,6 +10,7 @@ import model.packed as packed
 from model.config import LlamaConfig
 from model.gpt_neo import last_logits
 from model.llama import Llama
+from model.lora import add_lora, lora_layers
 from model.sampler import Sampling, generate
 from tests.test_sampler import tiny_model
 
@@ -38,7 +39,26 @@ def test_a_packed_layer_gives_the_layers_numbers_for_its_rows_and_for_any_other(
     assert x.grad is not None
 
 
-@pytest.mark.parametrize("make", [lambda: tiny_model(), lambda: Llama(TINY_LLAMA).eval()], ids=["gpt-neo", "llama"])
+def llama_with_lora() -> Llama:
+    """LoRA on the attention (its frozen layers are nn.Linear inside LoRALinear), B nonzero so the update counts."""
+    model = Llama(TINY_LLAMA).eval()
+    add_lora(model, rank=2, alpha=4.0)
+    for _, layer in lora_layers(model):
+        torch.nn.init.normal_(layer.lora_B, std=0.5)
+    return model
+
+
+def gpt_neo_with_biases():
+    """The tiny GPT-Neo with nonzero biases (they start at zero), so a product that dropped them would show."""
+    model = tiny_model()
+    for layer in packed.linear_layers(model):
+        if layer.bias is not None:
+            torch.nn.init.normal_(layer.bias, std=0.5)
+    return model
+
+
+@pytest.mark.parametrize("make", [gpt_neo_with_biases, lambda: Llama(TINY_LLAMA).eval(), llama_with_lora],
+                         ids=["gpt-neo", "llama", "llama-lora"])
 def test_generation_with_packed_weights_gives_the_plain_logits_and_tokens(make, always_pack, monkeypatch):
     torch.manual_seed(1)
     model = make()
