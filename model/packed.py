@@ -85,8 +85,8 @@ def linear_layers(model: nn.Module) -> list[nn.Linear]:
 
 
 def tied_head(model: nn.Module) -> list[torch.Tensor]:
-    """[the LM head's matrix] where the model has one (`head_weight`: the decoders), else []."""
-    return [model.head_weight().detach()] if hasattr(model, "head_weight") else []
+    """[the LM head's matrix, the parameter itself] where the model has one (`head_weight`: the decoders), else []."""
+    return [model.head_weight()] if hasattr(model, "head_weight") else []
 
 
 _pays: dict[tuple, tuple[bool, str]] = {}  # (the layers' shapes, rows, threads) -> the measured answer
@@ -98,7 +98,7 @@ def packing_pays(model: nn.Module, rows: int) -> tuple[bool, str]:
     more weights than any cache holds, as while writing), plain (F.linear) against packed, alternating, the best
     of ROUNDS each; packed where it is PACKING_MARGIN faster. (One product repeated stays in the cache: on
     SmolLM2's 1536 x 576 it read 0.34-0.46 ms packed against 0.42-0.45 ms plain, and the choice flipped.)"""
-    weights = [m.weight.detach() for m in linear_layers(model)] + tied_head(model)
+    weights = [w.detach() for w in [m.weight for m in linear_layers(model)] + tied_head(model)]
     key = (tuple(tuple(w.shape) for w in weights), rows, torch.get_num_threads())
     if key not in _pays:
         rng = torch.Generator().manual_seed(0)
@@ -133,19 +133,19 @@ def packed_weights(model: nn.Module, rows: int):
     if not pays:
         yield why
         return
-    head = model.head_weight() if hasattr(model, "head_weight") else None  # the parameter itself: its id is the key
     swapped = []  # (parent, name, the layer), to put back
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.Linear:
                 setattr(parent, name, PackedLinear(child, rows))
                 swapped.append((parent, name, child))
-    if head is not None:
+    heads = tied_head(model)  # the parameter itself: `head_product` finds it by its id
+    for head in heads:
         PACKED_HEADS[id(head)] = (head, pack(head, rows), rows)
     try:
         yield why
     finally:
         for parent, name, child in swapped:
             setattr(parent, name, child)
-        if head is not None:
+        for head in heads:
             PACKED_HEADS.pop(id(head), None)
