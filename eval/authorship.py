@@ -7,19 +7,25 @@ one passage too (`chapter_log_probs`): BERT reads every 256-token window of it a
 Each judge gets a confusion matrix (N4), accuracy per author with its Wilson 95 % interval, and the
 macro accuracy (chance = 1/N).
 
-The two judges together, a log-linear mix:
+The judges together, a log-linear mix (a product of calibrated judges):
 
-    log P_mix(a | x) = alpha log P_bert(a | x) + lambda log P_ngram(a | x) - log Z(x)
+    log P_mix(a | x) = alpha log P_bert(a | x) + lambda log P_ngram(a | x) [+ mu log P_probe(a | x)] - log Z(x),
+    alpha = 1 / T_bert, lambda = 1 / T_ngram, mu = 1 / T_probe,
 
-with alpha, lambda >= 0 fitted on passages of the validation text of the training books (never the
-held-out book) by minimising the mix's cross-entropy (convex in both: nested golden-section searches).
-The naive Bayes sums thousands of n-gram log-probabilities, so its log P spans hundreds of nats where
-BERT's spans a few: lambda is small, and it is the weight that puts the two on one scale. alpha is
-BERT's own weight (1 / a temperature, N7): BERT is over-confident, and with alpha fixed at 1 the
-least cross-entropy gave the n-gram judge no weight at all at 256 tokens and beyond (README).
+each T a judge's own N7 temperature, fitted on passages of the validation text of the training books (never
+the held-out book). The naive Bayes sums thousands of n-gram log-probabilities, so its log P spans hundreds of
+nats where BERT's spans a few: its T is large, and lambda puts the two on one scale. The third judge, where
+the report has it, is the probe on a pretrained decoder's features (model/feature_judge.py); it reads the
+passages of every length, not whole chapters (a chapter is thousands of the decoder's tokens), so the
+chapters' mix is the first two. Why each judge's own T and not the weights that make the mix's validation
+cross-entropy least: on validation text of the training books BERT is right more often than it is on a new
+book (it learned those books), so a joint fit gave the other judges almost no weight, and the mix was BERT
+(README, "Six authors": the joint fit and this rule on the same passages).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from tokenizers import Tokenizer
@@ -28,9 +34,10 @@ from data.corpus import AuthorTexts, chapters, count_tokens
 from data.windows import Specials, heldout_passages, text_ids, text_tokens_per_window, text_windows, wrap_window
 from eval.pages import CHAPTER, mix_weights_of, mix_weights_text, passages_name, with_interval
 from eval.scoring import passage_log_probs
+from model.feature_judge import FeatureJudge
 from model.half import Precision
 from model.ngram import NgramJudge
-from eval.calibration import golden_section
+from eval.calibration import fit_temperature
 from train.bert_judge import predict_logits
 from train.metrics import confusion_matrix, macro_accuracy, wilson_interval
 
@@ -69,29 +76,23 @@ def passages(tok: Tokenizer, heldout: dict[str, str], length: int, per_author: i
     return torch.cat(xs), texts, torch.cat(ys)
 
 
-def mixed_log_probs(bert: torch.Tensor, ngram: torch.Tensor, weights: tuple[float, float]) -> torch.Tensor:
-    """log P_mix(a | x) = alpha log P_bert(a | x) + lambda log P_ngram(a | x) - log Z(x), from the two judges' log P
-    (n, N); weights = (alpha, lambda)."""
-    alpha, weight = weights
-    return torch.log_softmax(alpha * bert + weight * ngram, dim=-1)
+MIX_TEMPERATURES = (0.05, 1e4)  # the range of each judge's T: the n-gram judge's log P spans hundreds of nats
 
 
-def fit_mix_weights(bert: torch.Tensor, ngram: torch.Tensor, labels: torch.Tensor,
-                    high: tuple[float, float] = (10.0, 1.0)) -> tuple[float, float]:
-    """(alpha, lambda) = argmin -(1/n) sum_i log P_mix(y_i | x_i) over [0, high[0]] x [0, high[1]], on validation
-    passages. The cross-entropy is convex in (alpha, lambda), so its least over lambda is convex in alpha: a
-    golden-section search over alpha, each of its steps one over lambda."""
-    def loss(alpha: float, weight: float) -> float:
-        return -mixed_log_probs(bert, ngram, (alpha, weight))[torch.arange(len(labels)), labels].mean().item()
-
-    def best_weight(alpha: float) -> float:
-        return golden_section(lambda weight: loss(alpha, weight), 0.0, high[1], rounds=30)
-    alpha = golden_section(lambda a: loss(a, best_weight(a)), 0.0, high[0], rounds=30)
-    return alpha, best_weight(alpha)
+def mixed_log_probs(judges: list[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
+    """log P_mix(a | x) = sum_j w_j log P_j(a | x) - log Z(x), from each judge's log P (n, N) and its weight w_j
+    (alpha for BERT, lambda for the n-gram judge, mu for the probe)."""
+    return torch.log_softmax(sum(w * log_p for w, log_p in zip(weights, judges)), dim=-1)
 
 
-def mix_weights_for(result: dict, tokens: int) -> tuple[int, tuple[float, float]]:
-    """(length, (alpha, lambda)) of the mix fitted for passages nearest a text of `tokens` tokens, from a report's
+def mix_weights(judges: list[torch.Tensor], labels: torch.Tensor) -> tuple[float, ...]:
+    """w_j = 1 / T_j: each judge's own N7 temperature, fitted on validation passages (eval/calibration.py), so each
+    judge's log P is as sure as that judge has earned on text it was not trained on, and the mix adds them."""
+    return tuple(1 / fit_temperature(log_p.float(), labels, *MIX_TEMPERATURES) for log_p in judges)
+
+
+def mix_weights_for(result: dict, tokens: int) -> tuple[int, tuple[float, ...]]:
+    """(length, (alpha, lambda[, mu])) of the mix fitted for passages nearest a text of `tokens` tokens, from a report's
     authorship table (`authorship`): the longest length fitted that is not longer than the text, else the shortest.
     ValueError where no length has a mix."""
     fitted = sorted(int(length) for length, r in result.items() if length.isdigit() and "mix" in r)
@@ -101,15 +102,19 @@ def mix_weights_for(result: dict, tokens: int) -> tuple[int, tuple[float, float]
     return length, mix_weights_of(result[str(length)])
 
 
-def both_log_probs(judge: torch.nn.Module, tok: Tokenizer, ngram: NgramJudge, texts: dict[str, str], length: int,
-                   per_author: int, what: str, precision: Precision | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(BERT log P (n, N), n-gram log P (n, N), labels (n,)) of the same passages of `texts` (author -> text)."""
+def judges_log_probs(judge: torch.nn.Module, tok: Tokenizer, ngram: NgramJudge, texts: dict[str, str], length: int,
+                     per_author: int, what: str, precision: Precision | None = None, probe: FeatureJudge | None = None
+                     ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """([BERT log P (n, N), n-gram log P (n, N), and the probe's where given], labels (n,)) of the same passages of
+    `texts` (author -> text): BERT reads their windows, the other two their raw text."""
     x, raw, y = passages(tok, texts, length, per_author)
     windows = predict_logits(judge, x, torch.ones_like(x), precision=precision,
                              desc=f"judge, {length}-token {what} passages").log_softmax(-1)
     bert = passage_log_probs(windows.view(len(y), windows_per_passage(length), -1))  # one answer per passage
-    return bert.double(), torch.from_numpy(ngram.log_probs(raw)).double(), y
+    judges = [bert.double(), torch.from_numpy(ngram.log_probs(raw)).double()]
+    if probe is not None:
+        judges.append(probe.log_probs(raw, desc=f"probe, {length}-token {what} passages"))
+    return judges, y
 
 
 def chapter_log_probs(judge: torch.nn.Module, tok: Tokenizer, ngram: NgramJudge, heldout: dict[str, str],
@@ -139,58 +144,64 @@ def chapter_log_probs(judge: torch.nn.Module, tok: Tokenizer, ngram: NgramJudge,
 
 
 def authorship(judge: torch.nn.Module, tok: Tokenizer, books: dict[str, AuthorTexts], split: str, ngram: NgramJudge,
-               lengths=LENGTHS, per_author: int = 64, precision: Precision | None = None) -> dict:
-    """Both judges and their mix on the same held-out passages, for each window length.
+               lengths=LENGTHS, per_author: int = 64, precision: Precision | None = None,
+               probe: FeatureJudge | None = None) -> dict:
+    """The judges and their mix on the same held-out passages, for each window length.
 
     books: author -> its books split by `split` (data/corpus.py:author_books), in label order.
-    {length: {"passages", "bert", "ngram", "mix", "mix_weights"}}; the mix's (alpha, lambda) are fitted on as many
-    passages of the validation text (at most per_author per author). Under the book split, also {"chapter": ...}:
-    every whole chapter of the held-out books (`chapter_log_probs`). precision: what BERT reads in (None: float32)."""
-    authors = list(books)
+    {length: {"passages", "bert", "ngram", ("probe",) "mix", "mix_weights"}}; the mix's weights (each judge's 1 / T) are
+    fitted on as many passages of the validation text (at most per_author per author). Under the book split, also {"chapter": ...}:
+    every whole chapter of the held-out books (`chapter_log_probs`), BERT and the n-gram judge. precision: what BERT
+    reads in (None: float32). probe: the third judge (model/feature_judge.py), or None for two."""
+    authors, names = list(books), ["bert", "ngram"] + (["probe"] if probe is not None else [])
     heldout, validation = {a: t.heldout for a, t in books.items()}, {a: t.validation for a, t in books.items()}
     shortest = {part: min(count_tokens(t, tok) for t in texts.values()) for part, texts in
                 (("held-out", heldout), ("validation", validation))}
-    out = {}
+    out, chapter_weights = {}, None
     for length in lengths:
         need = windows_per_passage(length) * text_tokens_per_window(min(length, WINDOW))  # text tokens per passage
         if shortest["held-out"] < need:
             continue  # an author's held-out text holds no passage this long
-        bert, nb, y = both_log_probs(judge, tok, ngram, heldout, length, per_author, "held-out", precision)
-        out[str(length)] = {"passages": len(y), "bert": judge_side(bert.exp(), y, authors),
-                            "ngram": judge_side(nb.exp(), y, authors)}
+        judges, y = judges_log_probs(judge, tok, ngram, heldout, length, per_author, "held-out", precision, probe)
+        out[str(length)] = {"passages": len(y), **{n: judge_side(j.exp(), y, authors) for n, j in zip(names, judges)}}
         if shortest["validation"] < need:
             continue  # an author's validation text holds no passage of this length: no mix
-        weights = fit_mix_weights(*both_log_probs(judge, tok, ngram, validation, length, per_author, "validation",
-                                                  precision))
-        mix = judge_side(mixed_log_probs(bert, nb, weights).exp(), y, authors)
-        out[str(length)].update(mix_weights=list(weights), mix=mix)
+        fitted_on, y_fit = judges_log_probs(judge, tok, ngram, validation, length, per_author, "validation", precision,
+                                            probe)
+        weights = mix_weights(fitted_on, y_fit)
+        out[str(length)].update(mix_weights=list(weights), mix=judge_side(mixed_log_probs(judges, weights).exp(), y,
+                                                                          authors))
+        chapter_weights = weights[:2]  # the chapters' mix (BERT and n-gram): their T on the longest validation passages
     chapter = chapter_log_probs(judge, tok, ngram, heldout, precision) if split == "book" else None  # a held-out book is whole
     if chapter is not None:
-        out[CHAPTER] = chapter_side(*chapter, authors, out.get(str(max(lengths)), {}).get("mix_weights"))
+        out[CHAPTER] = chapter_side(*chapter, authors, chapter_weights)
     return out
 
 
 def chapter_side(bert: torch.Tensor, nb: torch.Tensor, y: torch.Tensor, authors: list[str],
                  weights: list[float] | None) -> dict:
-    """Both judges on whole chapters, and their mix with the longest passages' (alpha, lambda) (the validation text is
-    cut into passages, not chapters, so no weights are fitted on chapters)."""
+    """BERT and the n-gram judge on whole chapters, and their mix with their weights of the longest passages (the
+    validation text is cut into passages, not chapters, so no weights are fitted on chapters)."""
     side = {"passages": len(y), "bert": judge_side(bert.exp(), y, authors), "ngram": judge_side(nb.exp(), y, authors)}
     if weights is not None:
-        side.update(mix_weights=weights, mix=judge_side(mixed_log_probs(bert, nb, weights).exp(), y, authors))
+        side.update(mix_weights=list(weights), mix=judge_side(mixed_log_probs([bert, nb], weights).exp(), y, authors))
     return side
 
 
+JUDGE_NAMES = {"bert": "BERT", "ngram": "n-gram", "probe": "probe", "mix": "mix"}
+
+
 def table_lines(result: dict, authors: list[str]) -> list[str]:
-    """Per length: macro accuracy of both judges, then each author's accuracy [95 % interval]."""
+    """Per length: macro accuracy of each judge and of the mix, then each author's accuracy [95 % interval]."""
     lines = []
     for length, r in result.items():
-        b, n, m = r["bert"], r["ngram"], r.get("mix")
-        mix = f", mix {m['macro_acc']:.3f} ({mix_weights_text(r)})" if m else ""
-        lines.append(f"{passages_name(length)} ({r['passages']}): macro accuracy BERT {b['macro_acc']:.3f}, "
-                     f"n-gram {n['macro_acc']:.3f}{mix} (chance {1 / len(authors):.3f})")
+        judges = [j for j in JUDGE_NAMES if j in r]
+        macro = ", ".join(f"{JUDGE_NAMES[j]} {r[j]['macro_acc']:.3f}" for j in judges)
+        weights = f" ({mix_weights_text(r)})" if "mix" in r else ""
+        lines.append(f"{passages_name(length)} ({r['passages']}): macro accuracy {macro}{weights} "
+                     f"(chance {1 / len(authors):.3f})")
         for a in authors:
-            pb, pn = b["per_author"][a], n["per_author"][a]
-            pm = f"   mix {with_interval(m['per_author'][a]['acc'], m['per_author'][a]['ci95'])}" if m else ""
-            lines.append(f"    {a:<8} BERT {with_interval(pb['acc'], pb['ci95'])}   "
-                         f"n-gram {with_interval(pn['acc'], pn['ci95'])}{pm}")
+            each = "   ".join(f"{JUDGE_NAMES[j]} {with_interval(r[j]['per_author'][a]['acc'], r[j]['per_author'][a]['ci95'])}"
+                               for j in judges)
+            lines.append(f"    {a:<8} {each}")
     return lines

@@ -258,29 +258,30 @@ def passages_name(key: str) -> str:
     return "whole chapters" if key == CHAPTER else f"{key}-token passages"
 
 
-def mix_weights_of(r: dict) -> tuple[float, float]:
-    """(alpha, lambda) of one row of a report's authorship table (a report written before alpha was fitted has
-    lambda alone, and alpha 1)."""
-    alpha, weight = r.get("mix_weights") or (1.0, r["mix_weight"])
-    return alpha, weight
+def mix_weights_of(r: dict) -> tuple[float, ...]:
+    """The mix's weights of one row of a report's authorship table: (alpha, lambda) or (alpha, lambda, mu) (a report
+    written before alpha was fitted has lambda alone, and alpha 1)."""
+    return tuple(r.get("mix_weights") or (1.0, r["mix_weight"]))
 
 
 def mix_weights_text(r: dict) -> str:
-    """The mix's fitted weights of one row: "alpha 0.67, lambda 0.0008"."""
-    alpha, weight = mix_weights_of(r)
-    return f"alpha {alpha:.3g}, lambda {weight:.3g}"
+    """The mix's fitted weights of one row: "alpha 0.67, lambda 0.0008" (", mu 0.9" with the probe)."""
+    return ", ".join(f"{name} {w:.3g}" for name, w in zip(("alpha", "lambda", "mu"), mix_weights_of(r)))
 
 
 def authorship_tables(result: dict, authors: list[str], precision: str = "fp32") -> list[tuple]:
     """One table per window length, and one of whole chapters: each author's accuracy [Wilson 95 %] under BERT (read
-    in `precision`), the n-gram baseline and their mix (where the report has it)."""
+    in `precision`), the n-gram baseline, the probe on the decoder's features and the mix (where the report has them)."""
+    heads = {"bert": f"BERT judge ({precision})", "ngram": "n-gram naive Bayes (N5)",
+             "probe": "probe on SmolLM2's features", "mix": None}
     tables = []
     for length, r in result.items():
-        judges = ("bert", "ngram", "mix") if "mix" in r else ("bert", "ngram")
+        judges = [j for j in heads if j in r]
         rows = [(a, *(with_interval(r[j]["per_author"][a]["acc"], r[j]["per_author"][a]["ci95"]) for j in judges))
                 for a in authors]
         rows.append(("macro accuracy (N4)", *(f"{r[j]['macro_acc']:.3f}" for j in judges)))
-        mix = (f"both, log-linear ({mix_weights_text(r)}, fitted on validation)",) if "mix" in r else ()
+        heads["mix"] = f"{'all three' if 'probe' in r else 'both'}, log-linear ({mix_weights_text(r)}, fitted on validation)" \
+            if "mix" in r else None
         tables.append((f"N3-N5: held-out {passages_name(length)} ({r['passages']}), chance {1 / len(authors):.3f}",
-                       rows, ("author", f"BERT judge ({precision})", "n-gram naive Bayes (N5)", *mix)))
+                       rows, ("author", *(heads[j] for j in judges))))
     return tables

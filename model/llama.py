@@ -176,6 +176,20 @@ class Llama(nn.Module):
             return last_logits(self.norm(x[:, -1]), self.embed_tokens.weight)[:, None]  # (B, 1, V)
         return lm_head(self.norm(x), self.embed_tokens.weight)  # tied: logits = RMSNorm(x) E^T
 
+    def hidden_states(self, input_ids: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
+        """x after block l (1..n) for each l of `layers`, (B, T, d) each: the residual stream as `forward` computes
+        it, read on the way (the blocks after the last one asked for are not run). Features for a probe."""
+        if not all(1 <= layer <= len(self.layers) for layer in layers):
+            raise ValueError(f"blocks {layers} asked for: this decoder has blocks 1 to {len(self.layers)}")
+        T = input_ids.shape[1]
+        cos, sin = rope_angles(torch.arange(T, device=input_ids.device), self.config.head_dim, self.config.rope_theta)
+        x, out = self.embed_tokens(input_ids), []
+        for layer, block in enumerate(self.layers[:max(layers)], start=1):
+            x = block(x, cos, sin)
+            if layer in layers:
+                out.append(x)
+        return out
+
     def head_weight(self) -> torch.Tensor:
         """The LM head's matrix (V, d): the token embedding, tied."""
         return self.embed_tokens.weight

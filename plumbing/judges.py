@@ -1,5 +1,5 @@
-"""Where the two judges come from: the trained BERT judge of lecture A (a run folder, or runs/judge/latest),
-and the n-gram judge (N5).
+"""Where the judges come from: the trained BERT judge of lecture A (a run folder, or runs/judge/latest),
+the n-gram judge (N5), and the probe on a pretrained decoder's features (model/feature_judge.py).
 
 A trained BERT judge is a Hugging Face BertForSequenceClassification folder, `runs/judge/<time>/hf/`
 (written by plumbing/hf_folder.py); its config.json also carries, under "alice_edgar", what our programs
@@ -13,6 +13,9 @@ it: another corpus, another edition or another split point retrains it; so does 
 It learns from the same training split as the BERT judge, takes seconds, and is never optimised
 against: `make coevolve` and `make teach` score every judgement with it too, and `scripts.judge_report`
 puts it beside the BERT judge on the same held-out passages.
+
+The feature judge is kept the same way, in <runs>/feature_judge/<authors>_<split>/, keyed by the training text
+and the decoder it reads (SmolLM2-135M unless told): it fits in about a minute, reads in a few.
 """
 
 from __future__ import annotations
@@ -30,10 +33,17 @@ from data.authors import register_folders
 from data.corpus import AuthorTexts, author_texts
 from model.bert import BertClassifier
 from model.config import ConfigError
+from model.decoder import load_decoder
+from model.feature_judge import FeatureJudge, Reader, feature_block
+from model.feature_judge import FILES as FEATURE_FILES
+from model.half import Precision
+from model.llama import Llama
 from model.ngram import FILES, NgramJudge, train_ngram_judge
 from plumbing.atomic import atomic_folder
 from plumbing.runs import latest_run, runs_root
-from tokenizer_bridge.load import load_bert_tokenizer
+from tokenizer_bridge.load import load_bert_tokenizer, load_neo_tokenizer
+from train.probe import train_feature_judge
+from weights.store import resolve
 
 HF_FOLDER = "hf"  # inside a judge run folder
 INFO_KEY = "alice_edgar"  # our own facts inside the judge's config.json
@@ -128,12 +138,56 @@ def texts_digest(texts: dict[str, str]) -> str:
     return h.hexdigest()
 
 
-def load_cached(folder: Path) -> NgramJudge | None:
-    """The saved n-gram judge of `folder`, or None if there is none or it is broken (said; it is then retrained)."""
-    if not any((folder / f).exists() for f in FILES):
+def load_cached(folder: Path, kind=NgramJudge, files: tuple[str, ...] = FILES, what: str = "n-gram judge"):
+    """The saved judge of `folder` (an NgramJudge, or `kind`), or None if there is none or it is broken (said; it is
+    then retrained)."""
+    if not any((folder / f).exists() for f in files):
         return None
     try:
-        return NgramJudge.load(folder)
+        return kind.load(folder)
     except (OSError, ValueError, KeyError, SafetensorError) as err:
-        print(f"the cached n-gram judge {folder} is broken ({err}): training it again", file=sys.stderr)
+        print(f"the cached {what} {folder} is broken ({err}): training it again", file=sys.stderr)
         return None
+
+
+# ----------------------------------------------------------------------------- the probe on a decoder's features
+
+FEATURE_BASE = "smollm2-135m"  # the decoder whose features the third judge reads (model/feature_judge.py)
+
+
+def load_reader(base: str | Path, precision: Precision) -> Reader:
+    """The frozen decoder `base` (a weights store name or a folder: a Llama) and its tokenizer, reading in `precision`."""
+    folder = resolve(base)
+    decoder = load_decoder(folder)
+    if not isinstance(decoder, Llama):
+        raise ConfigError(f"{folder} holds a {type(decoder).__name__}: the feature judge reads a Llama-family "
+                          f"decoder's blocks (such as {FEATURE_BASE})")
+    return Reader(decoder.to(precision.device).eval(), load_neo_tokenizer(folder), precision, str(base))
+
+
+def load_feature_judge(authors: list[str], split: str, books: dict[str, AuthorTexts], precision: Precision,
+                       runs_dir: str | Path | None = None, base: str | Path = FEATURE_BASE) -> tuple[FeatureJudge, Path]:
+    """The probe on `base`'s features for these authors and this split (model/feature_judge.py): loaded if it was
+    fitted before on the same training text with the same decoder, else fitted and saved; with its reader."""
+    folder = runs_root(runs_dir) / "feature_judge" / f"{'-'.join(authors)}_{split}"
+    reader = load_reader(base, precision)
+    block = feature_block(reader.decoder)
+    source = f"{texts_digest({a: books[a].train_text for a in authors})} block {block} of {base}"
+    judge = load_cached(folder, FeatureJudge, FEATURE_FILES, "feature judge")
+    if judge is None or judge.source != source:
+        print(f"fitting the probe on {base}'s features ({', '.join(authors)}, {split} split) ...", file=sys.stderr)
+        judge = train_feature_judge(reader, {a: books[a].train for a in authors}, block=block)
+        judge.source = source
+        atomic_folder(folder, judge.save)  # whole or not at all
+    judge.reader = reader
+    return judge, folder
+
+
+def saved_feature_judge(folder: str | Path, precision: Precision) -> FeatureJudge:
+    """The feature judge a report fitted (its folder, as report.json names it), with a reader of its decoder."""
+    judge = load_cached(Path(folder), FeatureJudge, FEATURE_FILES, "feature judge")
+    if judge is None:
+        raise FileNotFoundError(f"the judge's report mixed in the probe of {folder}, which is gone or broken: run "
+                                "`python -m scripts.judge_report` again (it fits the probe anew)")
+    judge.reader = load_reader(judge.decoder, precision)
+    return judge

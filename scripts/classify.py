@@ -7,16 +7,17 @@
     python -m scripts.classify --judge runs/judge/<time>/hf "some text"
     python -m scripts.classify --explain "Curiouser and curiouser!"     # E1: the words that push most, each way
     python -m scripts.classify --explain --html why.html --file story.txt  # every word coloured, in a page
-    python -m scripts.classify --mix --file story.txt      # BERT and the n-gram judge together (N5 + A2)
+    python -m scripts.classify --mix --file story.txt      # BERT, the n-gram judge and the probe together
 
 Prints one line per input, `P(Alice)=0.973  P(Edgar)=0.027` (every author of the judge), or with
 --json one JSON object per line, {"author": best, "probs": {author: p, ...}}. A text longer than
 one window is cut into consecutive windows and the probabilities are averaged (eval/scoring.py).
 The judge is runs/judge/latest unless --judge names a judge folder or run folder.
 
---mix reads the text with both judges (N5 + A2): BERT and the character n-gram judge in the log-linear mix of
-eval/authorship.py, with the weights (alpha, lambda) that the judge's report (`python -m scripts.judge_report`)
-fitted on validation passages nearest the text's length; it prints each judge's P(author) too.
+--mix reads the text with the judges of the judge's report (N5 + A2): BERT, the character n-gram judge and, where
+the report mixed it in, the probe on SmolLM2's frozen features (model/feature_judge.py), in the log-linear mix of
+eval/authorship.py, with the weights that the report (`python -m scripts.judge_report`) fitted on validation
+passages nearest the text's length; it prints each judge's P(author) too.
 
 --explain says why (eval/attribution.py): integrated gradients (E1) of the judge's logit of the author it
 picks (--author another), or occlusion (E2, --method occlusion); it prints the words that push most
@@ -40,11 +41,13 @@ import torch
 from data.corpus import count_tokens
 from eval import pages
 from eval.attribution import METHODS, Explanation, explain, strongest
-from eval.authorship import mix_weights_for, mixed_log_probs
+from eval.authorship import JUDGE_NAMES, mix_weights_for, mixed_log_probs
+from eval.pages import mix_weights_text
 from eval.scoring import classify
 from plumbing.cli import run_program
 from plumbing.config import ConfigError
-from plumbing.judges import judge_report, load_bert_judge, load_ngram_judge
+from plumbing.judges import judge_report, load_bert_judge, load_ngram_judge, saved_feature_judge
+from plumbing.precision import choose_precision
 
 
 def check_text(text: str, where: str) -> str:
@@ -95,32 +98,34 @@ def format_line(result: dict) -> str:
     return "  ".join(f"P({name.capitalize()})={p:.3f}" for name, p in result["probs"].items())
 
 
-def with_both_judges(r: dict, text: str, tok, ngram, authorship: dict) -> dict:
-    """--mix: BERT's result `r` with P(author) from the log-linear mix of BERT and the n-gram judge (N5 + A2), with
-    the (alpha, lambda) fitted in the judge's report (its authorship table) for passages nearest this text's length;
-    each judge's own P(author) kept beside it."""
+def with_both_judges(r: dict, text: str, tok, ngram, authorship: dict, probe=None) -> dict:
+    """--mix: BERT's result `r` with P(author) from the log-linear mix of BERT, the n-gram judge (N5 + A2) and, where
+    the report mixed it in, the probe on a decoder's features, with the weights fitted in the judge's report (its
+    authorship table) for passages nearest this text's length; each judge's own P(author) kept beside it."""
     labels = list(r["probs"])
     length, weights = mix_weights_for(authorship, count_tokens(text, tok) + 2)  # a window's length counts [CLS], [SEP]
-    bert = torch.tensor([[r["probs"][a] for a in labels]], dtype=torch.float64).log()  # (1, N)
-    by_ngram = torch.from_numpy(ngram.log_probs([text])).double()  # (1, N)
-    mixed = mixed_log_probs(bert, by_ngram, weights)[0].exp()
+    judges = {"bert": torch.tensor([[r["probs"][a] for a in labels]], dtype=torch.float64).log(),  # (1, N) each
+              "ngram": torch.from_numpy(ngram.log_probs([text])).double()}
+    if len(weights) == 3:
+        judges["probe"] = probe.log_probs([text])
+    mixed = mixed_log_probs(list(judges.values()), weights)[0].exp()
     probs = {a: mixed[i].item() for i, a in enumerate(labels)}
-    return dict(r, author=max(probs, key=probs.get), probs=probs, bert=r["probs"], mix_length=length,
-                ngram={a: by_ngram[0, i].exp().item() for i, a in enumerate(labels)}, mix_weights=list(weights))
+    each = {name: {a: log_p[0, i].exp().item() for i, a in enumerate(labels)} for name, log_p in judges.items()}
+    return dict(r, author=max(probs, key=probs.get), probs=probs, **each, mix_length=length, mix_weights=list(weights))
 
 
 def print_result(r: dict, args: argparse.Namespace) -> None:
     """One input's result: a JSON line, or the text line (+ each judge's with --mix, + the A14 view with --windows)."""
     if args.json:
-        keep = (("author", "probs") + (("bert", "ngram", "mix_weights", "mix_length") if args.mix else ())
+        keep = (("author", "probs") + (("bert", "ngram", "probe", "mix_weights", "mix_length") if args.mix else ())
                 + (("windows", "per_window", "stability") if args.windows else ()))
-        print(json.dumps({k: r[k] for k in keep}, allow_nan=False))
+        print(json.dumps({k: r[k] for k in keep if k in r}, allow_nan=False))
         return
     print(format_line(r))
     if args.mix:
-        alpha, weight = r["mix_weights"]
-        print(f"  both judges, mixed with the weights of {r['mix_length']}-token passages (alpha {alpha:.3g}, lambda "
-              f"{weight:.3g}): BERT {format_line({'probs': r['bert']})}, n-gram {format_line({'probs': r['ngram']})}")
+        each = ", ".join(f"{JUDGE_NAMES[j]} {format_line({'probs': r[j]})}" for j in ("bert", "ngram", "probe") if j in r)
+        print(f"  the judges, mixed with the weights of {r['mix_length']}-token passages "
+              f"({mix_weights_text({'mix_weights': r['mix_weights']})}): {each}")
     if args.windows:
         per = " ".join(f"{v:.2f}" for v in r["per_window"])
         s = r["stability"]
@@ -169,8 +174,9 @@ def run(argv: list[str] | None = None) -> None:
     p.add_argument("--length", type=int, help="tokens per window (default: the judge's held-out window length)")
     p.add_argument("--json", action="store_true", help='one JSON line per input: {"author": ..., "probs": {...}}')
     p.add_argument("--windows", action="store_true", help="A14: also P(author) per window and its spread (BERT's)")
-    p.add_argument("--mix", action="store_true", help="both judges: BERT and the n-gram judge (N5) in the log-linear "
-                   "mix fitted in the judge's report (run scripts.judge_report first)")
+    p.add_argument("--mix", action="store_true", help="the judges together: BERT, the n-gram judge (N5) and the "
+                   "report's probe on SmolLM2's features, in the log-linear mix fitted in the judge's report (run "
+                   "scripts.judge_report first)")
     p.add_argument("--explain", action="store_true", help="E1: the words that push the judge most, each way")
     p.add_argument("--method", choices=METHODS, default="ig", help="--explain by integrated gradients (E1, default) "
                    "or occlusion (E2)")
@@ -194,11 +200,14 @@ def run(argv: list[str] | None = None) -> None:
         explain_all(texts, model, tok, info, args)
         return
     if args.mix:  # the report's fitted weights first: its absence is the likeliest error, and the quickest to find
-        authorship = judge_report(info["folder"])["authorship"]
+        report = judge_report(info["folder"])
+        authorship = report["authorship"]
         ngram, _ = load_ngram_judge(info["labels"], info.get("split", "tail"), tok, args.runs_dir)
+        probe = saved_feature_judge(report["feature_judge"], choose_precision(torch.device("cpu"), "fp32")) \
+            if report.get("feature_judge") else None
     for text in texts:
         r = classify(model, tok, text, args.length or info.get("eval_length", 256), info["labels"])
-        print_result(with_both_judges(r, text, tok, ngram, authorship) if args.mix else r, args)
+        print_result(with_both_judges(r, text, tok, ngram, authorship, probe) if args.mix else r, args)
 
 
 def main(argv: list[str] | None = None) -> int:

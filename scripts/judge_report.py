@@ -6,11 +6,12 @@ For the latest judge run (or --run RUN) it
    matrix (N4), the memory ratio, how often float32 and half agree;
 2. measures A14's prompt sensitivity on held-out passages: how P(author) moves when a passage is
    cut, shifted by a few words, or prefixed with a neutral sentence (eval/scoring.py);
-3. puts the judge beside the independent n-gram baseline (N5) on the same held-out passages of
-   64, 128, 256 and 1,024 tokens and whole chapters: confusion matrices, macro accuracy, accuracy per
-   author with its Wilson interval (N3, N4; eval/authorship.py), BERT under bfloat16 autocast where the
-   machine measures it faster (`--precision`; on a CPU with AMX half the report's time, the same answers to within
-   a passage or two);
+3. puts the judge beside the independent n-gram baseline (N5) and a probe on SmolLM2-135M's frozen features
+   (model/feature_judge.py; `--probe-base`, or `none` for no probe) on the same held-out passages of 64, 128, 256
+   and 1,024 tokens and whole chapters (the probe: passages only), and their log-linear mix fitted on
+   validation text: confusion matrices, macro accuracy, accuracy per author with its Wilson interval (N3, N4;
+   eval/authorship.py), BERT and the decoder under bfloat16 autocast where the machine measures it faster
+   (`--precision`; on a CPU with AMX half the report's time, the same answers to within a passage or two);
 4. measures calibration (N7): the expected calibration error on the held-out windows, before and
    after temperature scaling fitted on the validation text of the training books (eval/calibration.py);
 5. writes everything to <run>/report.json; `python -m scripts.report` shows it.
@@ -39,7 +40,8 @@ from eval.scoring import prompt_sensitivity
 from model.half import cast_half
 from plumbing.atomic import atomic_write_json
 from plumbing.cli import run_program
-from plumbing.judges import REPORT_FILE, judge_folder, load_bert_judge, load_ngram_judge
+from plumbing.judges import (FEATURE_BASE, REPORT_FILE, judge_folder, load_bert_judge, load_feature_judge,
+                             load_ngram_judge)
 from plumbing.precision import choose_precision, pick_device
 from train.bert_judge import heldout_metrics, predict_logits
 
@@ -95,7 +97,8 @@ def calibrate(model: torch.nn.Module, tok, authors: dict, length: int, heldout: 
     return calibration(predict_logits(model, *validation[:2], desc="validation"), validation[2], logits, heldout[2])
 
 
-def report(run: str | None, runs_dir: str | None, per_author: int | None, device: str, precision: str = "auto") -> dict:
+def report(run: str | None, runs_dir: str | None, per_author: int | None, device: str, precision: str = "auto",
+           probe_base: str | None = FEATURE_BASE) -> dict:
     """The whole evaluation of one judge; writes <run>/report.json and returns it."""
     folder = judge_folder(run, runs_dir)
     model, tok, info = load_bert_judge(folder, device=pick_device(device))
@@ -109,16 +112,18 @@ def report(run: str | None, runs_dir: str | None, per_author: int | None, device
     table_precision = choose_precision(next(model.parameters()).device, precision)
     print(f"the judges' table: BERT reads its passages in {table_precision.name} ({table_precision.reason})",
           file=sys.stderr)
+    probe, probe_folder = load_feature_judge(labels, split, books, table_precision, runs_dir, probe_base) \
+        if probe_base else (None, None)
     float32 = timed_logits(model, heldout, "held-out float32")  # read by B5's comparison and by N7
     result = {"judge": str(folder), "labels": labels, "split": split,
               "heldout": {"windows": len(heldout[0]), "per_author": n, "length": length},
               **half_comparison(model, heldout, labels, float32),
               "prompt_sensitivity": sensitivity(model, tok, authors, length),
               "calibration": calibrate(model, tok, authors, length, heldout, float32[0]),
-              "authorship": authorship(model, tok, books, split, ngram, precision=table_precision,
+              "authorship": authorship(model, tok, books, split, ngram, precision=table_precision, probe=probe,
                                        **({"per_author": per_author} if per_author else {})),
               "authorship_precision": table_precision.describe(),
-              "ngram": str(ngram_folder)}
+              "ngram": str(ngram_folder), "feature_judge": str(probe_folder) if probe else None}
     atomic_write_json(folder.parent / REPORT_FILE, result)
     return result
 
@@ -147,7 +152,7 @@ def print_summary(r: dict) -> None:
               f"fitted on {c['validation_windows']} validation windows "
               f"(cross-entropy {c['before']['cross_entropy']:.3f} -> {c['after']['cross_entropy']:.3f})")
     precision = r.get("authorship_precision", {}).get("precision", "fp32")  # a report written before: float32
-    print(f"both judges on the same held-out passages (N3-N5; BERT in {precision}):")
+    print(f"the judges on the same held-out passages (N3-N5; BERT in {precision}):")
     for line in table_lines(r["authorship"], r["labels"]):
         print("  " + line)
 
@@ -169,8 +174,12 @@ def run(argv: list[str] | None = None) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                    help="what BERT reads the judges' table in (step 3; steps 1, 2 and 4 are float32 whatever this "
                         "says): auto = bfloat16 autocast where this machine measures it faster (plumbing/precision.py)")
+    p.add_argument("--probe-base", default=FEATURE_BASE,
+                   help=f"the decoder whose frozen features the third judge reads (default {FEATURE_BASE}; a weights "
+                        "store name or a folder of a Llama-family decoder), or none: BERT and the n-gram judge only")
     args = p.parse_args(argv)
-    r = report(args.run, args.runs_dir, args.per_author, args.device, args.precision)
+    probe_base = None if args.probe_base.lower() == "none" else args.probe_base
+    r = report(args.run, args.runs_dir, args.per_author, args.device, args.precision, probe_base)
     print_summary(r)
     print(f"report: {Path(r['judge']).parent / REPORT_FILE}")
 

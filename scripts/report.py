@@ -64,7 +64,7 @@ def judge_section(run: Run) -> tuple[dict, list[str]]:
                 r["calibration"], f"held-out windows, T fitted on {r['calibration']['validation_windows']} validation "
                 "windows", run.folder / "reliability.png")
         longest = max((k for k in r["authorship"] if k != pages.CHAPTER), key=int)
-        for judge in ("bert", "ngram"):
+        for judge in [j for j in ("bert", "ngram", "probe", "mix") if j in r["authorship"][longest]]:
             plots[f"N4: {judge} on {longest}-token held-out passages"] = confusion_plot(
                 r["authorship"][longest][judge]["confusion"], r["labels"], f"{judge}, {longest}-token held-out passages",
                 run.folder / f"confusion_{judge}_{longest}.png")

@@ -313,11 +313,14 @@ def test_w24_a_runs_folder_that_cannot_be_written_is_said_before_the_set_up(tmp_
 # ----------------------------------------------------------------------------- W26: judge_report --per-author
 
 
-def test_w26_judge_report_per_author_bounds_both_judges_table(judge_run, tmp_path) -> None:
+def test_w26_judge_report_per_author_bounds_both_judges_table(judge_run, tiny_llama_base, tiny_neo_base,
+                                                              tmp_path) -> None:
     done = run_module("scripts.judge_report", "--run", str(judge_run), "--runs-dir", str(tmp_path / "runs"),
-                      "--per-author", "2")
+                      "--per-author", "2", "--probe-base", str(tiny_llama_base))
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((judge_run / "report.json").read_text())
     assert report["heldout"]["per_author"] == 2
     assert {length: r["passages"] for length, r in report["authorship"].items()} == {"64": 4, "128": 4, "256": 4, "1024": 4}
     one_line_error(run_module("scripts.judge_report", "--per-author", "0"), 2, "a whole number >= 1")
+    one_line_error(run_module("scripts.judge_report", "--run", str(judge_run), "--runs-dir", str(tmp_path / "runs"),
+                              "--per-author", "2", "--probe-base", str(tiny_neo_base)), 2, "reads a Llama-family")

@@ -45,32 +45,27 @@ def test_the_fitted_temperature_minimises_the_cross_entropy():
     assert math.isfinite(t) and t > 0
 
 
-def test_the_mix_is_log_linear_and_its_weights_minimise_the_validation_cross_entropy():
-    """log P_mix = alpha log P_bert + lambda log P_ngram - log Z, by hand; (alpha, lambda) fitted where the
-    cross-entropy is least: lambda puts a judge whose log P spans 100x more on BERT's scale (near 1/100), alpha
-    softens an over-confident BERT (below 1), and the mix beats either judge alone."""
-    from eval.authorship import fit_mix_weights, mixed_log_probs
+def test_the_mix_is_log_linear_and_each_judge_weighs_one_over_its_own_temperature():
+    """log P_mix = alpha log P_bert + lambda log P_ngram + mu log P_probe - log Z, by hand; each weight 1 / T of that
+    judge's own N7 fit: a judge whose log P spans 100x more gets a T near 100x larger, and the mix of the calibrated
+    judges beats each alone."""
+    from eval.authorship import MIX_TEMPERATURES, mix_weights, mixed_log_probs
 
-    bert, ngram = torch.tensor([[-0.1, -2.4]]).double(), torch.tensor([[-50.0, 0.0]]).double()
-    by_hand = torch.tensor([-0.5 * 0.1 - 0.02 * 50, -0.5 * 2.4]).double()
-    assert torch.allclose(mixed_log_probs(bert, ngram, (0.5, 0.02)), by_hand - torch.logsumexp(by_hand, 0))
+    a, b, c = (torch.tensor([[-0.1, -2.4]]).double(), torch.tensor([[-50.0, 0.0]]).double(),
+               torch.tensor([[-1.0, -0.5]]).double())
+    by_hand = torch.tensor([-0.5 * 0.1 - 0.02 * 50 - 2 * 1.0, -0.5 * 2.4 - 2 * 0.5]).double()
+    assert torch.allclose(mixed_log_probs([a, b, c], (0.5, 0.02, 2.0)), by_hand - torch.logsumexp(by_hand, 0))
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 3, (3000,), generator=g)
     truth = torch.nn.functional.one_hot(labels, 3).double()
-    bert = torch.log_softmax(3 * (1.5 * truth + torch.randn(3000, 3, generator=g).double()), -1)  # over-confident 3x
-    ngram = torch.log_softmax(100 * (1.5 * truth + torch.randn(3000, 3, generator=g).double()), -1)
-    alpha, weight = fit_mix_weights(bert, ngram, labels)
-
-    def ce(a, w):
-        return -mixed_log_probs(bert, ngram, (a, w))[torch.arange(3000), labels].mean().item()
-    best = ce(alpha, weight)
-    assert all(best <= ce(alpha * f, weight * h) + 1e-9 for f in (0.9, 1, 1.1) for h in (0.9, 1, 1.1))
-    assert 0.001 < weight < 0.05 and 0.1 < alpha < 0.9
-    assert best < min(ce(1, 0), ce(alpha, 0))  # the n-gram judge's weight is not zero: BERT alone is worse
+    judges = [torch.log_softmax(s * (1.5 * truth + torch.randn(3000, 3, generator=g).double()), -1) for s in (3, 100, 0.5)]
+    weights = mix_weights(judges, labels)
+    assert weights == tuple(1 / fit_temperature(j.float(), labels, *MIX_TEMPERATURES) for j in judges)
+    assert 20 < weights[0] / weights[1] < 50 and weights[2] > 1 > weights[0]  # 100 / 3 apart; the softest sharpened
 
     def acc(logp):
         return (logp.argmax(-1) == labels).double().mean().item()
-    assert acc(mixed_log_probs(bert, ngram, (alpha, weight))) > max(acc(bert), acc(ngram))  # two views beat one
+    assert acc(mixed_log_probs(judges, weights)) > max(acc(j) for j in judges)  # three views beat one
 
 
 def test_a_text_is_mixed_with_the_weights_of_the_longest_passages_not_longer_than_it():

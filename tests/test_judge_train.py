@@ -252,7 +252,7 @@ def test_training_changes_the_weights_logs_every_step_and_saves_a_judge(tiny_fol
     assert "Edgar Allan Poe: Gutenberg #2147, #2148, #2149" in card and str(run) in card and "A11 held-out" in card
 
 
-def test_make_train_bert_end_to_end_with_ctrl_c_and_resume(tiny_folder, small_mirror, tmp_path) -> None:
+def test_make_train_bert_end_to_end_with_ctrl_c_and_resume(tiny_folder, small_mirror, tiny_llama_base, tmp_path) -> None:
     """`make train-bert` on a tiny model, interrupted by a real Ctrl-C, resumed, then evaluated and reported."""
     env = dict(os.environ, ALICE_EDGAR_RUNS=str(tmp_path))
     # far more steps than the test lasts: the Ctrl-C always finds it training
@@ -281,16 +281,17 @@ def test_make_train_bert_end_to_end_with_ctrl_c_and_resume(tiny_folder, small_mi
     done = subprocess.run(mix, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "report.json does not exist" in done.stderr  # one line, and what to run:
     assert "python -m scripts.judge_report --run" in done.stderr
-    for cmd in (["scripts.judge_report", "--per-author", "3"], ["scripts.report"]):
+    for cmd in (["scripts.judge_report", "--per-author", "3", "--probe-base", str(tiny_llama_base)], ["scripts.report"]):
         done = subprocess.run([sys.executable, "-m", *cmd], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
     r = json.loads((run / "report.json").read_text())
     done = subprocess.run(mix, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    both = json.loads(done.stdout)  # N5 + A2 by hand from each judge's P(author) and the report's fitted weights
-    alpha, weight = r["authorship"][str(both["mix_length"])]["mix_weights"]
-    assert both["mix_weights"] == [alpha, weight] and both["mix_length"] == 64  # the shortest length: a short text
-    score = {a: alpha * math.log(both["bert"][a]) + weight * math.log(both["ngram"][a]) for a in both["bert"]}
+    both = json.loads(done.stdout)  # the mix by hand from each judge's P(author) and the report's fitted weights
+    alpha, weight, mu = r["authorship"][str(both["mix_length"])]["mix_weights"]
+    assert both["mix_weights"] == [alpha, weight, mu] and both["mix_length"] == 64  # the shortest length: a short text
+    score = {a: alpha * math.log(both["bert"][a]) + weight * math.log(both["ngram"][a]) + mu * math.log(both["probe"][a])
+             for a in both["bert"]}
     z = sum(math.exp(v) for v in score.values())
     assert both["probs"] == pytest.approx({a: math.exp(v) / z for a, v in score.items()}, rel=1e-6)
     assert r["heldout"] == {"windows": 6, "per_author": 3, "length": 64} and r["memory"]["ratio"] == pytest.approx(0.5, abs=0.02)

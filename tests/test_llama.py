@@ -124,3 +124,19 @@ def test_a_config_we_do_not_implement_is_refused():
             LlamaConfig.from_hf(dict(good, **change))
     assert LlamaConfig.from_hf(good) == LlamaConfig()
     assert LlamaConfig.from_hf(dict(good, rope_parameters=None, rope_theta=5.0)).rope_theta == 5.0  # the older place
+
+
+def test_hidden_states_are_the_residual_stream_of_the_full_forward_and_stop_at_the_last_block_asked_for():
+    model = Llama(LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=48, num_hidden_layers=3,
+                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32)).eval()
+    ids = torch.randint(0, 50, (2, 10))
+    seen, calls = {}, []
+    for i, block in enumerate(model.layers, start=1):
+        block.register_forward_hook(lambda _m, _inp, out, i=i: seen.__setitem__(i, out))
+        block.register_forward_pre_hook(lambda _m, _inp, i=i: calls.append(i))
+    with torch.no_grad():
+        model(ids)
+        calls.clear()
+        first, second = model.hidden_states(ids, [1, 2])
+    assert torch.equal(first, seen[1]) and torch.equal(second, seen[2])
+    assert calls == [1, 2]  # the third block is not run

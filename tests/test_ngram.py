@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from data.corpus import author_books
-from eval.authorship import authorship, both_log_probs, passages
+from eval.authorship import authorship, judges_log_probs, passages
 from model.half import Precision
 from model.ngram import NgramJudge, train_ngram_judge
 from train.metrics import confusion_matrix, macro_accuracy
@@ -96,11 +96,11 @@ def test_the_table_read_under_bfloat16_autocast_gives_the_float32_probabilities(
     judge, jtok, _ = load_bert_judge(make_tiny_judge(tmp_path) / "hf")
     nb = train_ngram_judge(heldout, n_max=2)
     bf16 = Precision(torch.device("cpu"), "bf16", torch.bfloat16, None, "the test asks for it")
-    plain = both_log_probs(judge, jtok, nb, heldout, 64, 4, "held-out")
-    fast = both_log_probs(judge, jtok, nb, heldout, 64, 4, "held-out", bf16)
-    gap = (plain[0] - fast[0]).abs().max().item()
+    (bert, ngram), labels = judges_log_probs(judge, jtok, nb, heldout, 64, 4, "held-out")
+    (fast_bert, fast_ngram), fast_labels = judges_log_probs(judge, jtok, nb, heldout, 64, 4, "held-out", bf16)
+    gap = (bert - fast_bert).abs().max().item()
     assert 0 < gap < 0.05  # computed in 16 bits (not the float32 numbers), to within bfloat16's rounding
-    assert torch.equal(plain[1], fast[1]) and torch.equal(plain[2], fast[2])  # the n-gram judge and the labels: as they were
+    assert torch.equal(ngram, fast_ngram) and torch.equal(labels, fast_labels)  # the n-gram judge, the labels: as they were
 
 
 def test_a_tiny_three_author_run_of_the_judge_and_the_generators(make_tiny_bert, small_mirror, tmp_path,
@@ -129,7 +129,7 @@ def test_a_1024_token_passage_is_four_windows_of_256_with_one_answer(corpus_ids,
                                                                      corpus_mirror):
     """The long row of the authorship table: each passage's 1016 text tokens in four 256-token windows (254 each, with
     [CLS] and [SEP]), BERT's answer from all four by the passage rule (eval/scoring.py:passage_log_probs)."""
-    from eval.authorship import both_log_probs
+    from eval.authorship import judges_log_probs
     from eval.scoring import passage_log_probs
     from plumbing.judges import load_bert_judge
     from train.bert_judge import predict_logits
@@ -142,7 +142,7 @@ def test_a_1024_token_passage_is_four_windows_of_256_with_one_answer(corpus_ids,
     assert (x[:, 0] == tok.token_to_id("[CLS]")).all() and (x[:, -1] == tok.token_to_id("[SEP]")).all()
     judge, jtok, _ = load_bert_judge(make_tiny_judge(tmp_path) / "hf")
     nb = train_ngram_judge(heldout, n_max=2)
-    bert, _, _ = both_log_probs(judge, jtok, nb, heldout, 1024, 3, "held-out")
+    (bert, _), _ = judges_log_probs(judge, jtok, nb, heldout, 1024, 3, "held-out")
     windows = predict_logits(judge, x, torch.ones_like(x)).log_softmax(-1).view(6, 4, -1)
     assert torch.allclose(bert, passage_log_probs(windows).double(), atol=1e-6)
 

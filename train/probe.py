@@ -24,9 +24,11 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tokenizers import Tokenizer
 
 from data.windows import Specials, balanced_batch
 from model.bert import BertClassifier
+from model.feature_judge import BLOCK, FeatureJudge, Reader, passage_vectors
 from model.half import Precision
 from train.metrics import accuracy
 
@@ -84,3 +86,39 @@ def start_with_probe(model: BertClassifier, train_ids: dict, per_author: int, wi
                for _ in range(math.ceil(windows / per_author))]
     features, labels = probe_features(model, batches, precision)
     return {"windows": len(labels), "accuracy": fit_probe(model.head, features, labels)}
+
+
+# ----------------------------------------------------------------------------- the same fit for a third judge
+# model/feature_judge.py: a probe on a pretrained decoder's frozen features, never fine-tuned.
+
+PASSAGE_TOKENS = 256  # a training passage of the feature judge, in the decoder's tokens
+PER_AUTHOR = 128  # its training passages of each author
+
+
+def training_passages(tok: Tokenizer, books: dict[str, str], count: int) -> list[str]:
+    """`count` passages of PASSAGE_TOKENS tokens from an author's books (name -> text), as many from each book
+    (the first books get one more where count does not divide), evenly spaced within it."""
+    out = []
+    for k, text in enumerate(books.values()):
+        share = count // len(books) + (k < count % len(books))
+        enc = tok.encode(text)
+        fits = max(1, len(enc.ids) - PASSAGE_TOKENS)
+        for j in range(share):
+            start = j * fits // max(1, share)
+            end = min(start + PASSAGE_TOKENS, len(enc.ids)) - 1
+            out.append(text[enc.offsets[start][0]:enc.offsets[end][1]])
+    return out
+
+
+def train_feature_judge(reader: Reader, books: dict[str, dict[str, str]], per_author: int = PER_AUTHOR,
+                        block: int = BLOCK) -> FeatureJudge:
+    """The probe fitted on `per_author` training passages of each author (books: author -> book name -> text)."""
+    vectors = [passage_vectors(reader, training_passages(reader.tok, b, per_author), (block,), f"probe, {a}'s books")[:, 0]
+               for a, b in books.items()]
+    x = torch.cat(vectors)
+    y = torch.cat([torch.full((len(v),), i) for i, v in enumerate(vectors)])
+    mean, spread = x.mean(0), x.std(0) + 1e-6  # standardised: one L2 penalty suits every feature's scale
+    head = nn.Linear(x.shape[1], len(books))
+    fit_probe(head, (x - mean) / spread, y)
+    return FeatureJudge(list(books), mean, spread, head.weight.detach().clone(), head.bias.detach().clone(), block,
+                        reader.name, reader=reader)
