@@ -77,6 +77,7 @@ def passages(tok: Tokenizer, heldout: dict[str, str], length: int, per_author: i
 
 
 MIX_TEMPERATURES = (0.05, 1e4)  # the range of each judge's T: the n-gram judge's log P spans hundreds of nats
+VALIDATION_PASSAGES = 32  # per author, for the mix: one T per judge needs few, and the probe reads each in ~0.1 s
 
 
 def mixed_log_probs(judges: list[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
@@ -150,7 +151,8 @@ def authorship(judge: torch.nn.Module, tok: Tokenizer, books: dict[str, AuthorTe
 
     books: author -> its books split by `split` (data/corpus.py:author_books), in label order.
     {length: {"passages", "bert", "ngram", ("probe",) "mix", "mix_weights"}}; the mix's weights (each judge's 1 / T) are
-    fitted on as many passages of the validation text (at most per_author per author). Under the book split, also {"chapter": ...}:
+    fitted on passages of the validation text (at most per_author, and VALIDATION_PASSAGES, per author). Under the
+    book split, also {"chapter": ...}:
     every whole chapter of the held-out books (`chapter_log_probs`), BERT and the n-gram judge. precision: what BERT
     reads in (None: float32). probe: the third judge (model/feature_judge.py), or None for two."""
     authors, names = list(books), ["bert", "ngram"] + (["probe"] if probe is not None else [])
@@ -166,8 +168,8 @@ def authorship(judge: torch.nn.Module, tok: Tokenizer, books: dict[str, AuthorTe
         out[str(length)] = {"passages": len(y), **{n: judge_side(j.exp(), y, authors) for n, j in zip(names, judges)}}
         if shortest["validation"] < need:
             continue  # an author's validation text holds no passage of this length: no mix
-        fitted_on, y_fit = judges_log_probs(judge, tok, ngram, validation, length, per_author, "validation", precision,
-                                            probe)
+        fitted_on, y_fit = judges_log_probs(judge, tok, ngram, validation, length, min(per_author, VALIDATION_PASSAGES),
+                                            "validation", precision, probe)
         weights = mix_weights(fitted_on, y_fit)
         out[str(length)].update(mix_weights=list(weights), mix=judge_side(mixed_log_probs(judges, weights).exp(), y,
                                                                           authors))

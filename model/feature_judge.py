@@ -14,7 +14,8 @@ them (train/probe.py:fit_probe, N1 + A3 with an L2 penalty), as many passages pe
 over its training books. A decoder pretrained on trillions of tokens has seen many writers, and its
 middle blocks keep how a text is written as well as what it says. Measured with scripts/probe_books.py
 (README, "Six authors"): alone, about as good as the fine-tuned BERT judge on a book neither has seen;
-with it, 0.921 -> 0.960, 0.881 -> 0.940 and 0.640 -> 0.698 on three folds of held-out books at 256 tokens.
+added to it (log-probabilities summed), 0.921 -> 0.960, 0.881 -> 0.940 and 0.640 -> 0.698 on three folds of
+held-out books at 256 tokens.
 BLOCK 16 was the best of blocks 4-20 with the judge on all three folds, chosen on those books.
 
     judge = train_feature_judge(reader, {"alice": {"#12": text, ...}, ...})    # train/probe.py

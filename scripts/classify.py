@@ -98,7 +98,7 @@ def format_line(result: dict) -> str:
     return "  ".join(f"P({name.capitalize()})={p:.3f}" for name, p in result["probs"].items())
 
 
-def with_both_judges(r: dict, text: str, tok, ngram, authorship: dict, probe=None) -> dict:
+def with_mix(r: dict, text: str, tok, ngram, authorship: dict, probe=None) -> dict:
     """--mix: BERT's result `r` with P(author) from the log-linear mix of BERT, the n-gram judge (N5 + A2) and, where
     the report mixed it in, the probe on a decoder's features, with the weights fitted in the judge's report (its
     authorship table) for passages nearest this text's length; each judge's own P(author) kept beside it."""
@@ -207,7 +207,7 @@ def run(argv: list[str] | None = None) -> None:
             if report.get("feature_judge") else None
     for text in texts:
         r = classify(model, tok, text, args.length or info.get("eval_length", 256), info["labels"])
-        print_result(with_both_judges(r, text, tok, ngram, authorship, probe) if args.mix else r, args)
+        print_result(with_mix(r, text, tok, ngram, authorship, probe) if args.mix else r, args)
 
 
 def main(argv: list[str] | None = None) -> int:

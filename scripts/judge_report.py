@@ -8,8 +8,8 @@ For the latest judge run (or --run RUN) it
    cut, shifted by a few words, or prefixed with a neutral sentence (eval/scoring.py);
 3. puts the judge beside the independent n-gram baseline (N5) and a probe on SmolLM2-135M's frozen features
    (model/feature_judge.py; `--probe-base`, or `none` for no probe) on the same held-out passages of 64, 128, 256
-   and 1,024 tokens and whole chapters (the probe: passages only), and their log-linear mix fitted on
-   validation text: confusion matrices, macro accuracy, accuracy per author with its Wilson interval (N3, N4;
+   and 1,024 tokens and whole chapters (the probe: passages only), and their log-linear mix, each judge weighted by
+   1 / its own temperature fitted on validation text: confusion matrices, macro accuracy, accuracy per author with its Wilson interval (N3, N4;
    eval/authorship.py), BERT and the decoder under bfloat16 autocast where the machine measures it faster
    (`--precision`; on a CPU with AMX half the report's time, the same answers to within a passage or two);
 4. measures calibration (N7): the expected calibration error on the held-out windows, before and

@@ -17,10 +17,11 @@ from its training books), so no author is favoured by having more books.
 
 With --judge K=RUN (a judge trained with fold K's books held out, such as the README's runs with folder
 authors), that judge's log-probabilities on the same held-out passages too, and the judge and the probe
-together: log P(a | x) = log P_judge(a | x) + log P_probe(a | x) - log Z(x) (both weights 1: not fitted).
+together: log P(a | x) = log P_judge(a | x) + log P_probe(a | x) - log Z(x) (both weights 1: not fitted), for the
+probes of the blocks --with-judge names (8 and 16 unless told).
 
 Writes runs/probe_books/<time>/probe_books.json and prints the table. About 5 minutes on 2 cores (SmolLM2's
-forward over 1,520 passages up to its last layer asked for, in bfloat16 where the machine measures it faster).
+forward over 1,760 passages up to its last block asked for, in bfloat16 where the machine measures it faster).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
 from tqdm import tqdm
 
 from data.authors import AUTHORS, BUILT_IN, split_books
@@ -50,7 +50,7 @@ from plumbing.precision import choose_precision
 from plumbing.runs import runs_root
 from tokenizer_bridge.load import load_bert_tokenizer
 from train.bert_judge import predict_logits
-from train.probe import fit_probe
+from train.probe import fit_standardised_probe
 from weights.store import resolve
 
 PER_BOOK = 80  # passages of each book
@@ -102,12 +102,9 @@ def balanced_training_set(features: dict, books: dict[str, tuple[list, object]])
 
 def probe_log_probs(features: dict, books: dict[str, tuple[list, object]]) -> dict[str, torch.Tensor]:
     """author -> log P_probe (n, N) of its held-out book's passages, the probe fitted on the training books."""
-    x, y = balanced_training_set(features, books)
-    mean, std = x.mean(0), x.std(0) + 1e-6  # standardised: one L2 penalty suits every feature's scale
-    head = nn.Linear(x.shape[1], len(books))
-    fit_probe(head, (x - mean) / std, y)
+    mean, spread, head = fit_standardised_probe(*balanced_training_set(features, books), len(books))
     with torch.no_grad():
-        return {a: head((features[heldout] - mean) / std).log_softmax(-1) for a, (_, heldout) in books.items()}
+        return {a: head((features[heldout] - mean) / spread).log_softmax(-1) for a, (_, heldout) in books.items()}
 
 
 def accuracies(log_probs: dict[str, torch.Tensor]) -> dict:
