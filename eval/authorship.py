@@ -77,7 +77,7 @@ def passages(tok: Tokenizer, heldout: dict[str, str], length: int, per_author: i
 
 
 MIX_TEMPERATURES = (0.05, 1e4)  # the range of each judge's T: the n-gram judge's log P spans hundreds of nats
-VALIDATION_PASSAGES = 32  # per author, for the mix: one T per judge needs few, and the probe reads each in ~0.1 s
+VALIDATION_PASSAGES = 32  # per author, for the mix: one T per judge needs few, and the probe reads each in 0.1-0.3 s
 
 
 def mixed_log_probs(judges: list[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
