@@ -50,6 +50,7 @@ from plumbing.precision import choose_precision
 from plumbing.runs import runs_root
 from tokenizer_bridge.load import load_bert_tokenizer
 from train.bert_judge import predict_logits
+from train.metrics import confusion_matrix, macro_accuracy
 from train.probe import fit_standardised_probe
 from weights.store import resolve
 
@@ -108,9 +109,12 @@ def probe_log_probs(features: dict, books: dict[str, tuple[list, object]]) -> di
 
 
 def accuracies(log_probs: dict[str, torch.Tensor]) -> dict:
-    """Macro accuracy (chance 1/N) and each author's accuracy: author i's passages are right where argmax = i."""
-    each = {a: (lp.argmax(-1) == i).float().mean().item() for i, (a, lp) in enumerate(log_probs.items())}
-    return {"macro": sum(each.values()) / len(each), "per_author": each}
+    """N4's macro accuracy (chance 1/N) and each author's accuracy, from the confusion matrix of the passages (author
+    i's passages are right where argmax = i)."""
+    labels = torch.cat([torch.full((len(lp),), i) for i, lp in enumerate(log_probs.values())])
+    confusion = confusion_matrix(torch.cat([lp.argmax(-1) for lp in log_probs.values()]), labels, len(log_probs))
+    return {"macro": macro_accuracy(confusion),
+            "per_author": {a: row[i] / sum(row) for i, (a, row) in enumerate(zip(log_probs, confusion))}}
 
 
 def judge_log_probs(run: str, passages: dict, books: dict, precision) -> dict[str, torch.Tensor]:
