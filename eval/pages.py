@@ -272,16 +272,16 @@ def mix_weights_text(r: dict) -> str:
 def authorship_tables(result: dict, authors: list[str], precision: str = "fp32") -> list[tuple]:
     """One table per window length, and one of whole chapters: each author's accuracy [Wilson 95 %] under BERT (read
     in `precision`), the n-gram baseline, the probe on the decoder's features and the mix (where the report has them)."""
-    heads = {"bert": f"BERT judge ({precision})", "ngram": "n-gram naive Bayes (N5)",
-             "probe": "probe on SmolLM2's features", "mix": None}
     tables = []
     for length, r in result.items():
+        mix = f"{'all three' if 'probe' in r else 'both'}, log-linear ({mix_weights_text(r)}: each 1 / its T on validation)" \
+            if "mix" in r else ""
+        heads = {"bert": f"BERT judge ({precision})", "ngram": "n-gram naive Bayes (N5)",
+                 "probe": "probe on SmolLM2's features", "mix": mix}
         judges = [j for j in heads if j in r]
         rows = [(a, *(with_interval(r[j]["per_author"][a]["acc"], r[j]["per_author"][a]["ci95"]) for j in judges))
                 for a in authors]
         rows.append(("macro accuracy (N4)", *(f"{r[j]['macro_acc']:.3f}" for j in judges)))
-        heads["mix"] = f"{'all three' if 'probe' in r else 'both'}, log-linear ({mix_weights_text(r)}, fitted on validation)" \
-            if "mix" in r else None
         tables.append((f"N3-N5: held-out {passages_name(length)} ({r['passages']}), chance {1 / len(authors):.3f}",
                        rows, ("author", *(heads[j] for j in judges))))
     return tables
