@@ -19,15 +19,16 @@ held-out books at 256 tokens.
 BLOCK 16 was the best of blocks 4-20 with the judge on all three folds, chosen on those books.
 
     judge = train_feature_judge(reader, {"alice": {"#12": text, ...}, ...})    # train/probe.py
-    judge.log_probs(["Curiouser and curiouser!"])    # (1, N), read by judge.reader
+    judge.log_probs(["Curiouser and curiouser!"])    # (1, N), read by judge.reader (each text once: its memo)
     judge.save(folder); FeatureJudge.load(folder)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -48,12 +49,13 @@ FILES = ("feature_judge.json", "feature_judge.safetensors")
 
 @dataclass
 class Reader:
-    """The frozen decoder and its tokenizer, and the precision it reads in."""
+    """The frozen decoder and its tokenizer, the precision it reads in, and what it has read."""
 
     decoder: Llama
     tok: Tokenizer
     precision: Precision
     name: str  # where the decoder came from (a weights store name or a folder), saved with the judge
+    memo: dict[str, torch.Tensor] = field(default_factory=dict)  # memo_key -> (len(blocks), d): read once, kept
 
 
 def feature_block(decoder: Llama) -> int:
@@ -62,11 +64,10 @@ def feature_block(decoder: Llama) -> int:
 
 
 @torch.no_grad()
-def passage_vectors(reader: Reader, texts: list[str], blocks: Sequence[int] = (BLOCK,), desc: str | None = None
-                    ) -> torch.Tensor:
-    """h(x) after each of `blocks` for each text (module docstring): (n, len(blocks), d) float32. Texts of a batch are
-    padded on the right (a causal model's earlier positions never see the padding), and the mean reads each text's own
-    positions SKIP..T-1 (all of them for a text of SKIP tokens or fewer). desc: a progress bar's name."""
+def read_vectors(reader: Reader, texts: list[str], blocks: Sequence[int], desc: str | None = None) -> torch.Tensor:
+    """h(x) after each of `blocks` for each text (module docstring), read by the decoder: (n, len(blocks), d) float32.
+    Texts of a batch are padded on the right (a causal model's earlier positions never see the padding), and the mean
+    reads each text's own positions SKIP..T-1 (all of them for a text of SKIP tokens or fewer). desc: a progress bar's."""
     out, starts = [], range(0, len(texts), BATCH)
     for s in tqdm(starts, desc=desc, leave=False, disable=desc is None or len(starts) < 2):
         ids = [e.ids[:LONGEST] or [0] for e in reader.tok.encode_batch(texts[s:s + BATCH])]
@@ -78,6 +79,24 @@ def passage_vectors(reader: Reader, texts: list[str], blocks: Sequence[int] = (B
             hidden = reader.decoder.hidden_states(x, list(blocks))
         out.append(torch.stack([mean_pool(h.float(), read) for h in hidden], dim=1).cpu())
     return torch.cat(out)
+
+
+def memo_key(text: str, blocks: Sequence[int]) -> str:
+    """What the reader's memo files a text's vectors under: the blocks read and the text's sha256."""
+    return f"{'-'.join(map(str, blocks))}:{hashlib.sha256(text.encode('utf-8')).hexdigest()}"
+
+
+def passage_vectors(reader: Reader, texts: list[str], blocks: Sequence[int] = (BLOCK,), desc: str | None = None
+                    ) -> torch.Tensor:
+    """`read_vectors` of the texts, each text read once: a text the reader has read before (its memo) is not read
+    again. The report reads the same held-out passages for every judge of a split, and the decoder's reading is most
+    of its time (plumbing/judges.py keeps the memo on disk beside the probe). (n, len(blocks), d) float32."""
+    keys = [memo_key(text, blocks) for text in texts]
+    unread = list({key: text for key, text in zip(keys, texts) if key not in reader.memo}.items())
+    if unread:
+        vectors = read_vectors(reader, [text for _, text in unread], blocks, desc)
+        reader.memo.update((key, v.clone()) for (key, _), v in zip(unread, vectors))  # each its own storage
+    return torch.stack([reader.memo[key] for key in keys])
 
 
 @dataclass

@@ -14,8 +14,10 @@ It learns from the same training split as the BERT judge, takes seconds, and is 
 against: `make coevolve` and `make teach` score every judgement with it too, and `scripts.judge_report`
 puts it beside the BERT judge on the same held-out passages.
 
-The feature judge is kept the same way, in <runs>/feature_judge/<authors>_<split>/, keyed by the training text
-and the decoder it reads (SmolLM2-135M unless told): it fits in about a minute, reads in a few.
+The feature judge is kept the same way, in <runs>/feature_judge/<authors>_<split>/, keyed by the training text,
+the decoder it reads (SmolLM2-135M unless told), its block and the precision it reads in: it fits in about a
+minute. Its reader's memo (the vectors of every passage it has read) is kept beside it, so the report of the
+next judge of the same split reads its passages in seconds, not minutes (`save_memo`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import sys
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from tokenizers import Tokenizer
 
 from data.authors import register_folders
@@ -39,7 +42,7 @@ from model.feature_judge import FILES as FEATURE_FILES
 from model.half import Precision
 from model.llama import Llama
 from model.ngram import FILES, NgramJudge, train_ngram_judge
-from plumbing.atomic import atomic_folder
+from plumbing.atomic import atomic_file, atomic_folder
 from plumbing.runs import latest_run, runs_root
 from tokenizer_bridge.load import load_bert_tokenizer, load_neo_tokenizer
 from train.probe import train_feature_judge
@@ -153,6 +156,7 @@ def load_cached(folder: Path, kind=NgramJudge, files: tuple[str, ...] = FILES, w
 # ----------------------------------------------------------------------------- the probe on a decoder's features
 
 FEATURE_BASE = "smollm2-135m"  # the decoder whose features the third judge reads (model/feature_judge.py)
+MEMO_FILE = "read.safetensors"  # beside the feature judge: its reader's memo, model/feature_judge.py:passage_vectors
 
 
 def load_reader(base: str | Path, precision: Precision) -> Reader:
@@ -172,15 +176,36 @@ def load_feature_judge(authors: list[str], split: str, books: dict[str, AuthorTe
     folder = runs_root(runs_dir) / "feature_judge" / f"{'-'.join(authors)}_{split}"
     reader = load_reader(base, precision)
     block = feature_block(reader.decoder)
-    source = f"{texts_digest({a: books[a].train_text for a in authors})} block {block} of {base}"
+    source = (f"{texts_digest({a: books[a].train_text for a in authors})} block {block} of {base} "
+              f"in {precision.name} on {precision.device.type}")  # the vectors differ a little in each precision
     judge = load_cached(folder, FeatureJudge, FEATURE_FILES, "feature judge")
     if judge is None or judge.source != source:
         print(f"fitting the probe on {base}'s features ({', '.join(authors)}, {split} split) ...", file=sys.stderr)
         judge = train_feature_judge(reader, {a: books[a].train for a in authors}, block=block)
         judge.source = source
         atomic_folder(folder, judge.save)  # whole or not at all
+    reader.memo = load_memo(folder / MEMO_FILE, source)
     judge.reader = reader
     return judge, folder
+
+
+def load_memo(path: Path, source: str) -> dict[str, torch.Tensor]:
+    """The vectors a reader of the same decoder, block and precision read before (`save_memo`), or none where the
+    file is missing, of another source, or broken."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            if (f.metadata() or {}).get("source") != source:
+                return {}
+            return {key: f.get_tensor(key) for key in f.keys()}
+    except (OSError, SafetensorError):
+        return {}
+
+
+def save_memo(judge: FeatureJudge, folder: str | Path) -> None:
+    """The reader's memo into `folder`/MEMO_FILE, whole or not at all, filed under the judge's source."""
+    memo, source = judge.reader.memo, {"source": judge.source}
+    if memo:
+        atomic_file(Path(folder) / MEMO_FILE, lambda tmp: save_file(memo, str(tmp), source))
 
 
 def saved_feature_judge(folder: str | Path, precision: Precision) -> FeatureJudge:

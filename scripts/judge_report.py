@@ -41,7 +41,7 @@ from model.half import cast_half
 from plumbing.atomic import atomic_write_json
 from plumbing.cli import run_program
 from plumbing.judges import (FEATURE_BASE, REPORT_FILE, judge_folder, load_bert_judge, load_feature_judge,
-                             load_ngram_judge)
+                             load_ngram_judge, save_memo)
 from plumbing.precision import choose_precision, pick_device
 from train.bert_judge import heldout_metrics, predict_logits
 
@@ -115,15 +115,19 @@ def report(run: str | None, runs_dir: str | None, per_author: int | None, device
     probe, probe_folder = load_feature_judge(labels, split, books, table_precision, runs_dir, probe_base) \
         if probe_base else (None, None)
     float32 = timed_logits(model, heldout, "held-out float32")  # read by B5's comparison and by N7
-    result = {"judge": str(folder), "labels": labels, "split": split,
-              "heldout": {"windows": len(heldout[0]), "per_author": n, "length": length},
-              **half_comparison(model, heldout, labels, float32),
-              "prompt_sensitivity": sensitivity(model, tok, authors, length),
-              "calibration": calibrate(model, tok, authors, length, heldout, float32[0]),
-              "authorship": authorship(model, tok, books, split, ngram, precision=table_precision, probe=probe,
-                                       **({"per_author": per_author} if per_author else {})),
-              "authorship_precision": table_precision.describe(),
-              "ngram": str(ngram_folder), "feature_judge": str(probe_folder) if probe else None}
+    try:
+        result = {"judge": str(folder), "labels": labels, "split": split,
+                  "heldout": {"windows": len(heldout[0]), "per_author": n, "length": length},
+                  **half_comparison(model, heldout, labels, float32),
+                  "prompt_sensitivity": sensitivity(model, tok, authors, length),
+                  "calibration": calibrate(model, tok, authors, length, heldout, float32[0]),
+                  "authorship": authorship(model, tok, books, split, ngram, precision=table_precision, probe=probe,
+                                           **({"per_author": per_author} if per_author else {})),
+                  "authorship_precision": table_precision.describe(),
+                  "ngram": str(ngram_folder), "feature_judge": str(probe_folder) if probe else None}
+    finally:  # what the probe read is kept, after a Ctrl-C too: the next report of this split reads it in seconds
+        if probe is not None:
+            save_memo(probe, probe_folder)
     atomic_write_json(folder.parent / REPORT_FILE, result)
     return result
 

@@ -4,9 +4,9 @@ cache (plumbing/judges.py) and its place in the report's table and mix (eval/aut
 import pytest
 import torch
 
-from model.feature_judge import SKIP, FeatureJudge, Reader, feature_block, passage_vectors
+from model.feature_judge import SKIP, FeatureJudge, Reader, feature_block, passage_vectors, read_vectors
 from model.half import Precision
-from plumbing.judges import load_feature_judge, load_reader
+from plumbing.judges import MEMO_FILE, load_feature_judge, load_reader, save_memo
 
 FP32 = Precision(torch.device("cpu"), "fp32", torch.bfloat16, None, "the test asks for it")
 
@@ -26,8 +26,8 @@ def shortened(books: dict) -> dict:
 def test_a_passage_vector_is_the_mean_of_the_blocks_output_from_position_skip_on_padded_or_not(reader):
     texts = ["Alice was beginning to get very tired of sitting by her sister on the bank, and of having nothing to do.",
              "Down, down, down."]
-    alone = [passage_vectors(reader, [t], (1, 2)) for t in texts]  # (1, 2, d) each
-    together = passage_vectors(reader, texts, (1, 2))  # the short one padded on the right
+    alone = [read_vectors(reader, [t], (1, 2)) for t in texts]  # (1, 2, d) each
+    together = read_vectors(reader, texts, (1, 2))  # the short one padded on the right
     for i in range(2):
         torch.testing.assert_close(together[i], alone[i][0], atol=1e-5, rtol=1e-5)
     ids = torch.tensor([reader.tok.encode(texts[0]).ids])
@@ -36,8 +36,21 @@ def test_a_passage_vector_is_the_mean_of_the_blocks_output_from_position_skip_on
         (hidden,) = reader.decoder.hidden_states(ids, [2])
     torch.testing.assert_close(alone[0][0, 1], hidden[0, SKIP:].mean(0))  # h(x): positions SKIP.. of block 2's output
     with pytest.raises(ValueError, match="blocks 1 to 2"):
-        passage_vectors(reader, texts, (3,))
+        read_vectors(reader, texts, (3,))
     assert feature_block(reader.decoder) == 2  # BLOCK 16, or the last of a decoder with fewer
+
+
+def test_a_text_is_read_once_and_its_vectors_kept(tiny_llama_base):
+    reader = load_reader(tiny_llama_base, FP32)  # a memo of its own
+    texts = ["Down, down, down.", "Would the fall never come to an end?", "Down, down, down."]
+    first = passage_vectors(reader, texts, (1, 2))
+    torch.testing.assert_close(first, read_vectors(reader, texts, (1, 2)))  # what reading them gives
+    assert len(reader.memo) == 2  # the repeated text read once
+    reader.decoder = None  # nothing left to read with: what was read comes from the memo
+    torch.testing.assert_close(passage_vectors(reader, texts[1::-1], (1, 2)), first[[1, 0]])
+    for unread_texts, blocks in ((["A text never read."], (1, 2)), (texts, (2,))):  # another text, other blocks
+        with pytest.raises(AttributeError):
+            passage_vectors(reader, unread_texts, blocks)
 
 
 def test_the_judge_is_n1_on_standardised_features_and_saves_itself_whole(tmp_path):
@@ -68,11 +81,18 @@ def test_the_probe_is_fitted_on_each_authors_books_cached_and_fitted_again_on_ot
     assert "fitting the probe" in capsys.readouterr().err and judge.reader is not None and judge.block == 2
     own = [judge.log_probs(training_passages(reader.tok, books[a].train, 8)).argmax(-1) for a in ("alice", "edgar")]
     assert (own[0] == 0).float().mean() > 0.6 and (own[1] == 1).float().mean() > 0.6  # it learned the two apart
+    save_memo(judge, folder)  # what it read, kept beside it
     again, _ = load_feature_judge(["alice", "edgar"], "tail", books, FP32, tmp_path, tiny_llama_base)
     assert "fitting" not in capsys.readouterr().err and torch.equal(again.weight, judge.weight)  # from the cache
+    assert again.reader.memo.keys() == judge.reader.memo.keys() and (folder / MEMO_FILE).exists()
+    assert all(torch.equal(again.reader.memo[k], v) for k, v in judge.reader.memo.items())
+    bf16 = Precision(torch.device("cpu"), "bf16", torch.bfloat16, 2.0, "the test asks for it")
+    other, _ = load_feature_judge(["alice", "edgar"], "tail", books, bf16, tmp_path, tiny_llama_base)
+    assert "fitting the probe" in capsys.readouterr().err and not other.reader.memo  # another precision: fitted again
     books["alice"].train = {"#other": books["alice"].train_text[: len(books["alice"].train_text) // 2]}
-    load_feature_judge(["alice", "edgar"], "tail", books, FP32, tmp_path, tiny_llama_base)
+    other, _ = load_feature_judge(["alice", "edgar"], "tail", books, FP32, tmp_path, tiny_llama_base)
     assert "fitting the probe" in capsys.readouterr().err  # other training text: fitted again
+    assert not other.reader.memo and not (folder / MEMO_FILE).exists()  # and what the old one read is gone
 
 
 def test_the_report_reads_the_probe_beside_the_two_judges_and_mixes_the_three(reader, tiny_llama_base, make_tiny_judge,
