@@ -159,7 +159,7 @@ class CompileChoice:
         return self.decide(faster, ("compiled: " if faster else "eager: ") + line)
 
     def first_look(self, left: int, eager_s: float, known: dict) -> str | None:
-        """After the timed eager step: stay eager where compiling was slower here before, or where the steps left
+        """After the timed eager steps: stay eager where compiling was slower here before, or where the steps left
         cannot repay its cost (what it would save: left x eager_s x (1 - 1/speedup), all of it while speedup is
         unknown); None: try it."""
         speedup = known.get("speedup")
