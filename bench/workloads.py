@@ -178,7 +178,7 @@ def generation(folder: Path, rows: int, new_tokens: int, bad_ids: list[int], dev
                         repetition_penalty=1.3, bad_words_ids=[[i] for i in bad_ids],
                         max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0)
 
-    packing = packing_pays(ours, rows)[1] if dtype == "fp32" else "bf16: not packed"
+    packing = packing_pays(ours, rows, new_tokens - 1)[1] if dtype == "fp32" else "bf16: not packed"
     return Pair(f"generate {rows}x{new_tokens}", dtype, run_ours, run_hf if with_hf else None,
                 generation_flops(ours, rows, 1, new_tokens), rows * new_tokens,
                 note=f"our weights: {packing}")  # model/packed.py, as the sampler chooses

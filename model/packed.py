@@ -11,7 +11,9 @@ tests/test_packed.py). Measured on a 2-core Xeon with AMX (SmolLM2-135M, float32
 
 Only where it pays, as the programs choose their precision: MKL's packed products exist (torch.backends.mkl),
 the products are float32 (bfloat16 autocast has kernels of its own), no gradient is wanted, and a pass through the model's
-products measured faster packed on this machine (`packing_pays`). Else nothing changes.
+products measured faster packed on this machine by more than packing costs over the steps to write (`packing_pays`:
+packing SmolLM2's 211 matrices takes about 0.6 s, which a step saves back only a few milliseconds at a time). Else
+nothing changes.
 
 The price is memory: the packed copies live while the batch is written, and MKL's blocks are larger than the
 matrices (for SmolLM2's 513 MiB of float32 weights the peak resident size grew by 1.2 GB while writing).
@@ -89,47 +91,62 @@ def tied_head(model: nn.Module) -> list[torch.Tensor]:
     return [model.head_weight()] if hasattr(model, "head_weight") else []
 
 
-_pays: dict[tuple, tuple[bool, str]] = {}  # (the layers' shapes, rows, threads) -> the measured answer
+_timed: dict[tuple, dict[str, float]] = {}  # (the layers' shapes, rows, threads) -> the measured seconds
 
 
-def packing_pays(model: nn.Module, rows: int) -> tuple[bool, str]:
-    """(packed is faster, why), measured once per process for the model's shapes, `rows` and the threads: one
-    pass of products through every linear layer of the model and its tied head (what a sampling step multiplies;
-    more weights than any cache holds, as while writing), plain (F.linear) against packed, alternating, the best
-    of ROUNDS each; packed where it is PACKING_MARGIN faster. (One product repeated stays in the cache: on
-    SmolLM2's 1536 x 576 it read 0.34-0.46 ms packed against 0.42-0.45 ms plain, and the choice flipped.)"""
+def packing_seconds(model: nn.Module, rows: int) -> dict[str, float]:
+    """{"plain", "packed", "pack"}: seconds of one pass of products through every linear layer of the model and its
+    tied head (what a sampling step multiplies; more weights than any cache holds, as while writing), plain (F.linear)
+    and packed, alternating, the best of ROUNDS each, and of packing them all once. Measured once per process for the
+    model's shapes, `rows` and the threads. (One product repeated stays in the cache: on SmolLM2's 1536 x 576 it read
+    0.34-0.46 ms packed against 0.42-0.45 ms plain, and the choice flipped.)"""
     weights = [w.detach() for w in [m.weight for m in linear_layers(model)] + tied_head(model)]
     key = (tuple(tuple(w.shape) for w in weights), rows, torch.get_num_threads())
-    if key not in _pays:
+    if key not in _timed:
         rng = torch.Generator().manual_seed(0)
         xs = {w.shape[1]: torch.randn(rows, w.shape[1], generator=rng) for w in weights}
         with torch.no_grad():
+            t0 = time.perf_counter()
             packs = [pack(w, rows) for w in weights]
+            best = {"pack": time.perf_counter() - t0, "plain": float("inf"), "packed": float("inf")}
             ways = {"plain": lambda: [F.linear(xs[w.shape[1]], w) for w in weights],
                     "packed": lambda: [packed_product(xs[w.shape[1]], w, p, rows) for w, p in zip(weights, packs)]}
-            best = {way: float("inf") for way in ways}
             for round_ in range(ROUNDS + 1):
                 for way, run in ways.items():
                     t0 = time.perf_counter()
                     run()
                     if round_:  # round 0 is a warm-up
                         best[way] = min(best[way], time.perf_counter() - t0)
-        faster = best["plain"] / best["packed"] >= PACKING_MARGIN
-        _pays[key] = (faster, f"{'packed' if faster else 'plain'}: the products of {len(weights)} matrices for {rows} rows, "
-                              f"plain {best['plain'] * 1e3:.1f} ms, packed {best['packed'] * 1e3:.1f} ms")
-    return _pays[key]
+        _timed[key] = best
+    return _timed[key]
+
+
+def pays_back(took: dict[str, float], steps: int) -> bool:
+    """Packed where its products are PACKING_MARGIN faster and what `steps` steps save is more than packing costs:
+    (plain - packed) x steps > pack."""
+    return took["plain"] / took["packed"] >= PACKING_MARGIN and (took["plain"] - took["packed"]) * steps > took["pack"]
+
+
+def packing_pays(model: nn.Module, rows: int, steps: int) -> tuple[bool, str]:
+    """(packing pays for `steps` steps of `rows` rows, why), from `packing_seconds`."""
+    took = packing_seconds(model, rows)
+    pays = pays_back(took, steps)
+    n = len(linear_layers(model)) + len(tied_head(model))
+    return pays, (f"{'packed' if pays else 'plain'}: the products of {n} matrices for {rows} rows, plain "
+                  f"{took['plain'] * 1e3:.1f} ms, packed {took['packed'] * 1e3:.1f} ms a step; packing them "
+                  f"{took['pack'] * 1e3:.0f} ms, for {steps} steps")
 
 
 @contextmanager
-def packed_weights(model: nn.Module, rows: int):
+def packed_weights(model: nn.Module, rows: int, steps: int):
     """While inside: every nn.Linear of `model` a PackedLinear for `rows` rows, and the tied head's weight
     (`model.head_weight()`, where the model has one) packed for `head_product`; everything as it was on leaving.
-    Where packing cannot be used or does not pay (`packing_pays`), nothing changes.
+    Where packing cannot be used or does not pay for `steps` steps (`packing_pays`), nothing changes.
     Yields how it chose."""
     if not (can_pack(next(model.parameters()).new_empty(0)) and linear_layers(model)):
         yield "plain: no packed float32 products here (no MKL, 16-bit weights or autocast, or gradients)"
         return
-    pays, why = packing_pays(model, rows)
+    pays, why = packing_pays(model, rows, steps)
     if not pays:
         yield why
         return

@@ -226,7 +226,7 @@ def generate(model: Decoder, prompt_ids: torch.Tensor, new_tokens: int, s: Sampl
             dtype = torch.get_autocast_dtype(device.type)
         cache = KVCache(model.config, B, total - 1, device=device, dtype=dtype)
     # each step after the first multiplies B rows by every weight: packed once for B rows where that pays
-    with packed_weights(model, B) if cache is not None else nullcontext():
+    with packed_weights(model, B, new_tokens - 1) if cache is not None else nullcontext():
         for t in tqdm(range(T0, total), desc=desc, disable=desc is None, leave=False, unit="token"):
             logits = next_logits(model, ids, t, cache)  # (B, V)
             scores = process_scores(logits, ids[:, :t], s)  # steps 1-3

@@ -24,7 +24,7 @@ TINY_LLAMA = LlamaConfig(vocab_size=97, hidden_size=48, intermediate_size=96, nu
 @pytest.fixture
 def always_pack(monkeypatch):
     """Packing chosen whatever this machine measures, so the packed path is the one tested."""
-    monkeypatch.setattr(packed, "packing_pays", lambda model, rows: (True, "packed (the test's choice)"))
+    monkeypatch.setattr(packed, "packing_pays", lambda model, rows, steps: (True, "packed (the test's choice)"))
 
 
 def test_a_packed_layer_gives_the_layers_numbers_for_its_rows_and_for_any_other():
@@ -72,7 +72,7 @@ def test_generation_with_packed_weights_gives_the_plain_logits_and_tokens(make, 
         seen[name] = (ids, torch.stack(logits))
 
     run("packed")
-    monkeypatch.setattr(packed, "packing_pays", lambda model, rows: (False, "plain (the test's choice)"))
+    monkeypatch.setattr(packed, "packing_pays", lambda model, rows, steps: (False, "plain (the test's choice)"))
     run("plain")
     assert torch.equal(seen["packed"][0], seen["plain"][0])
     torch.testing.assert_close(seen["packed"][1], seen["plain"][1], rtol=1e-5, atol=1e-6)
@@ -86,7 +86,7 @@ def test_packing_swaps_every_linear_layer_and_the_head_while_inside_and_puts_the
     x = torch.randn(4, TINY_LLAMA.hidden_size)
     with torch.no_grad():
         plain_head = last_logits(x, head)
-        with pytest.raises(RuntimeError, match="stop"), packed.packed_weights(model, 4) as why:
+        with pytest.raises(RuntimeError, match="stop"), packed.packed_weights(model, 4, 100) as why:
             assert why.startswith("packed")
             stand_ins = {name: m for name, m in model.named_modules() if isinstance(m, packed.PackedLinear)}
             assert set(stand_ins) == set(layers)
@@ -100,14 +100,23 @@ def test_packing_swaps_every_linear_layer_and_the_head_while_inside_and_puts_the
 
 def test_nothing_is_packed_under_bfloat16_autocast_or_with_gradients(always_pack):
     model = Llama(TINY_LLAMA).eval()
-    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad(), packed.packed_weights(model, 4) as why:
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad(), packed.packed_weights(model, 4, 100) as why:
         assert why.startswith("plain") and not any(isinstance(m, packed.PackedLinear) for m in model.modules())
-    with packed.packed_weights(model, 4) as why:  # gradients on
+    with packed.packed_weights(model, 4, 100) as why:  # gradients on
         assert why.startswith("plain")
 
 
-def test_the_choice_is_measured_and_kept_for_the_models_shapes():
-    first = packed.packing_pays(Llama(TINY_LLAMA), 4)
-    assert first[1].startswith(("packed", "plain")) and "of 15 matrices for 4 rows" in first[1] and "ms" in first[1]
-    assert packed.packing_pays(Llama(TINY_LLAMA), 4) is first  # once per shapes, rows and threads
-    assert packed.packing_pays(Llama(TINY_LLAMA), 5) is not first
+def test_the_times_are_measured_once_for_the_models_shapes_and_the_choice_counts_the_steps():
+    first = packed.packing_seconds(Llama(TINY_LLAMA), 4)
+    assert set(first) == {"plain", "packed", "pack"} and all(0 < s < float("inf") for s in first.values())
+    assert packed.packing_seconds(Llama(TINY_LLAMA), 4) is first  # once per shapes, rows and threads
+    assert packed.packing_seconds(Llama(TINY_LLAMA), 5) is not first
+    why = packed.packing_pays(Llama(TINY_LLAMA), 4, 30)[1]
+    assert why.startswith(("packed", "plain")) and "of 15 matrices for 4 rows" in why and "for 30 steps" in why
+
+
+def test_packing_is_chosen_only_where_the_steps_pay_for_it():
+    took = {"plain": 0.010, "packed": 0.008, "pack": 0.100}  # 2 ms saved a step, 100 ms to pack
+    assert not packed.pays_back(took, 50) and packed.pays_back(took, 51)
+    assert not packed.pays_back(dict(took, packed=0.0099), 10_000)  # 1 % faster: under PACKING_MARGIN, never
+    assert not packed.pays_back(took, 0)  # a generation of one token packs nothing
