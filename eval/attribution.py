@@ -203,7 +203,8 @@ def token_places(indices: list[int], per_window: int) -> list[tuple[int, int]]:
 
 def explain(model: torch.nn.Module, tok: Tokenizer, text: str, length: int, labels: list[str],
             author: str | None = None, method: str = "ig") -> Explanation:
-    """P(author | text) for every author, and each word's push towards `author` (the judge's pick if None)."""
+    """E1, E2 in words: P(author | text) for every author, and each word's push towards `author` (the judge's pick if
+    None)."""
     if method not in METHODS:
         raise ValueError(f"method {method!r}: choose one of {METHODS}")
     if author is not None and author not in labels:

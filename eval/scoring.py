@@ -51,7 +51,7 @@ def check_known_words(ids: torch.Tensor, tok: Tokenizer) -> None:
 
 
 def passage_log_probs(window_log_probs: torch.Tensor) -> torch.Tensor:
-    """log P(a | passage) = (1/W) sum_w log P(a | window w) - log Z: (..., W, C) -> (..., C)."""
+    """A15, a whole passage: log P(a | passage) = (1/W) sum_w log P(a | window w) - log Z: (..., W, C) -> (..., C)."""
     return torch.log_softmax(window_log_probs.mean(dim=-2), dim=-1)
 
 

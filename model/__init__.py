@@ -1,1 +1,1 @@
-"""model (lecture math): the hand-written networks (BERT, GPT-Neo), dropout and half precision, the sampler, LoRA, the n-gram judge, and their strict loaders."""
+"""model (lecture math): the hand-written networks (BERT, GPT-Neo, a Llama-family decoder read from GGUF), dropout and half precision, the sampler and its packed weights, LoRA, the n-gram judge and the probe on a decoder's features, and their strict loaders."""

@@ -2,9 +2,9 @@
 
 The BERT judge is fine-tuned on the training books, and learns them as well as their authors; the n-gram
 judge counts their characters. This one changes no pretrained weight. SmolLM2-135M reads a passage, and
-the passage's vector is the mean of its residual stream after block BLOCK (model/llama.py:hidden_states),
+the passage's vector is the mean of its residual stream after block BLOCK (model/llama.py:Llama.hidden_states),
 over the passage's tokens from the SKIP-th on (a decoder's first positions carry large values that say
-little about the text: attention sinks):
+little about the text: attention sinks; a passage of SKIP tokens or fewer is read at its last position):
 
     h(x) = 1/(T - SKIP) sum_{t >= SKIP} x_t^(BLOCK)
     log P(a | x) = log softmax(W (h(x) - m) / s + b)_a                 (N1 on standardised features)
@@ -67,7 +67,8 @@ def feature_block(decoder: Llama) -> int:
 def read_vectors(reader: Reader, texts: list[str], blocks: Sequence[int], desc: str | None = None) -> torch.Tensor:
     """h(x) after each of `blocks` for each text (module docstring), read by the decoder: (n, len(blocks), d) float32.
     Texts of a batch are padded on the right (a causal model's earlier positions never see the padding), and the mean
-    reads each text's own positions SKIP..T-1 (all of them for a text of SKIP tokens or fewer). desc: a progress bar's."""
+    reads each text's own positions SKIP..T-1; a text of SKIP tokens or fewer is read at its last position alone (the
+    one that has read all of it). desc: a progress bar's."""
     out, starts = [], range(0, len(texts), BATCH)
     for s in tqdm(starts, desc=desc, leave=False, disable=desc is None or len(starts) < 2):
         ids = [e.ids[:LONGEST] or [0] for e in reader.tok.encode_batch(texts[s:s + BATCH])]
@@ -114,7 +115,7 @@ class FeatureJudge:
     reader: Reader | None = None  # the decoder that reads for it (not saved: plumbing/judges.py gives it one)
 
     def log_probs_of(self, vectors: torch.Tensor) -> torch.Tensor:
-        """log P(a | x) = log softmax(W (h - m) / s + b) for each vector h: (n, d) -> (n, N)."""
+        """N1 on a decoder's features: log P(a | x) = log softmax(W (h - m) / s + b) for each vector h: (n, d) -> (n, N)."""
         return torch.log_softmax(((vectors - self.mean) / self.spread) @ self.weight.T + self.bias, dim=-1)
 
     def log_probs(self, texts: list[str], desc: str | None = None) -> torch.Tensor:

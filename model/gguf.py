@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 MAGIC = b"GGUF"
-BLOCK = 32  # values per quantised block
+QUANT_BLOCK = 32  # values per quantised block
 F32, F16, Q4_1, Q8_0 = 0, 1, 3, 8  # the ggml types this reader knows
-BLOCK_BYTES = {Q8_0: 2 + BLOCK, Q4_1: 2 + 2 + BLOCK // 2}
+QUANT_BLOCK_BYTES = {Q8_0: 2 + QUANT_BLOCK, Q4_1: 2 + 2 + QUANT_BLOCK // 2}
 SCALARS = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "<?", 10: "<u8", 11: "<i8",
            12: "<f8"}  # metadata value types; 8 is a string, 9 an array
 
@@ -55,7 +55,7 @@ def dequantize_q4_1(blocks: np.ndarray) -> np.ndarray:
 class TensorInfo:
     name: str
     shape: tuple[int, ...]  # PyTorch order (outermost first)
-    kind: int  # ggml type
+    ggml_type: int
     offset: int  # from the start of the data section
 
 
@@ -80,8 +80,8 @@ class GGUFFile:
         for _ in range(n_tensors):
             name, n_dims = self.string(), self.scalar("<u4")
             dims = [self.scalar("<u8") for _ in range(n_dims)]
-            kind, offset = self.scalar("<u4"), self.scalar("<u8")
-            self.tensors[name] = TensorInfo(name, tuple(reversed(dims)), kind, offset)
+            ggml_type, offset = self.scalar("<u4"), self.scalar("<u8")
+            self.tensors[name] = TensorInfo(name, tuple(reversed(dims)), ggml_type, offset)
         alignment = int(self.metadata.get("general.alignment", 32))
         self.data_start = -(-self.pos // alignment) * alignment  # the next multiple of the alignment
 
@@ -101,18 +101,18 @@ class GGUFFile:
     def string(self) -> str:
         return self.read(self.scalar("<u8")).tobytes().decode("utf-8", errors="replace")
 
-    def value(self, kind: int):
-        if kind == 8:
+    def value(self, value_type: int):
+        if value_type == 8:
             return self.string()
-        if kind == 9:
+        if value_type == 9:
             item, count = self.scalar("<u4"), self.scalar("<u8")
             if item in SCALARS:  # a numeric array in one read
                 dtype = np.dtype(SCALARS[item])
                 return self.read(count * dtype.itemsize).view(dtype).tolist()
             return [self.value(item) for _ in range(count)]
-        if kind not in SCALARS:
-            raise GGUFError(f"{self.path}: metadata value of unknown type {kind} at byte {self.pos}")
-        return self.scalar(SCALARS[kind])
+        if value_type not in SCALARS:
+            raise GGUFError(f"{self.path}: metadata value of unknown type {value_type} at byte {self.pos}")
+        return self.scalar(SCALARS[value_type])
 
     # ------------------------------------------------------------------ tensors
 
@@ -121,18 +121,18 @@ class GGUFFile:
         info = self.tensors[name]
         n = int(np.prod(info.shape))
         start = self.data_start + info.offset
-        if info.kind == F32:
+        if info.ggml_type == F32:
             flat = self.data[start : start + 4 * n].view(np.float32)
-        elif info.kind == F16:
+        elif info.ggml_type == F16:
             flat = self.data[start : start + 2 * n].view(np.float16).astype(np.float32)
-        elif info.kind in BLOCK_BYTES:
-            if n % BLOCK:
-                raise GGUFError(f"{self.path}: {name} has {n} values, not a multiple of the block of {BLOCK}")
-            size = BLOCK_BYTES[info.kind]
-            blocks = np.asarray(self.data[start : start + n // BLOCK * size]).reshape(-1, size)
-            flat = (dequantize_q8_0 if info.kind == Q8_0 else dequantize_q4_1)(blocks)
+        elif info.ggml_type in QUANT_BLOCK_BYTES:
+            if n % QUANT_BLOCK:
+                raise GGUFError(f"{self.path}: {name} has {n} values, not a multiple of the block of {QUANT_BLOCK}")
+            size = QUANT_BLOCK_BYTES[info.ggml_type]
+            blocks = np.asarray(self.data[start : start + n // QUANT_BLOCK * size]).reshape(-1, size)
+            flat = (dequantize_q8_0 if info.ggml_type == Q8_0 else dequantize_q4_1)(blocks)
         else:
-            raise GGUFError(f"{self.path}: {name} is of ggml type {info.kind}; this reader knows F32, F16, Q8_0, Q4_1")
+            raise GGUFError(f"{self.path}: {name} is of ggml type {info.ggml_type}; this reader knows F32, F16, Q8_0, Q4_1")
         if flat.size != n:
             raise GGUFError(f"{self.path}: {name} runs past the end of the file: a cut or broken file")
         return np.array(flat, dtype=np.float32).reshape(info.shape)

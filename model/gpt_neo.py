@@ -124,7 +124,7 @@ class GPTNeoSelfAttention(nn.Module):
         dropout = self.dropout if self.training else 0.0
         if self.use_reference:
             y = reference_attention(q, k, v, start, self.window)
-        elif self.window is None and start == 0:  # plain causal: let PyTorch pick its fastest kernel
+        elif self.window is None and start == 0:  # a global layer, no cache: causal, PyTorch picks its fastest kernel
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout, scale=1.0)
         elif T == 1:  # one new token (generation): it is the last position, so causality masks nothing
             if self.window is not None:

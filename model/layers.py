@@ -1,4 +1,4 @@
-"""Pieces both networks share: LayerNorm, the two GELUs, the MLP, head splitting."""
+"""Pieces the networks share: LayerNorm, the two GELUs, the MLP, dropout (its fast twin too), head splitting."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ class Dropout(nn.Dropout):
     """Inverted dropout: x_i -> 0 with probability p, else x_i / (1 - p); the identity in eval mode.
 
     The fast twin of `plain_dropout`, and the same rule as `nn.Dropout`. On a CPU, nn.Dropout draws a float32 noise tensor with
-    `bernoulli_`, scales it and multiplies; here a bit mask of 16-bit draws (`dropout_keep_bits`) and one
+    `bernoulli_`, scales it and multiplies; here a bit mask of 15-bit draws (`dropout_keep_bits`) and one
     integer AND do the same with less memory traffic, and backward keeps the mask (as wide as an element).
     """
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from model.config import LlamaConfig
 from model.gpt_neo import last_logits, lm_head
+from model.layers import merge_heads, split_heads
 from model.loading import WEIGHTS_FILE, check_head_is_tied, load_with_table, save_hf_folder, to_hf_state
 
 
@@ -102,10 +103,9 @@ class LlamaAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache=None, layer: int = 0) -> torch.Tensor:
         """(B, T, d) -> (B, T, d). With a `cache` (model/gpt_neo.py:KVCache), x holds the T tokens after it."""
-        B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, d_head)
-        k = self.k_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, G, T, d_head)
-        v = self.v_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
+        T = x.shape[1]
+        q = split_heads(self.q_proj(x), self.n_head)  # (B, H, T, d_head)
+        k, v = split_heads(self.k_proj(x), self.n_kv), split_heads(self.v_proj(x), self.n_kv)  # (B, G, T, d_head)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         start = 0
         if cache is not None:
@@ -118,7 +118,7 @@ class LlamaAttention(nn.Module):
         else:  # the fast twin: PyTorch's fused kernel reads each group in place for its heads (enable_gqa),
             # causal over the whole window, or unmasked for one new token, which sees every key before it
             y = F.scaled_dot_product_attention(q, k, v, is_causal=start == 0, enable_gqa=True)
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim))
+        return self.o_proj(merge_heads(y))  # (B, T, H d_head)
 
 
 class SwiGLU(nn.Module):
@@ -131,6 +131,7 @@ class SwiGLU(nn.Module):
         self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """L4: W_down (SiLU(W_gate x) * W_up x), (..., d) -> (..., d)."""
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
@@ -145,6 +146,7 @@ class LlamaBlock(nn.Module):
         self.mlp = SwiGLU(cfg)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache=None, layer: int = 0) -> torch.Tensor:
+        """L5: h = x + Attn(RMSNorm(x)); out = h + FFN(RMSNorm(h)). (B, T, d) -> (B, T, d)."""
         h = x + self.self_attn(self.input_layernorm(x), cos, sin, cache, layer)
         return h + self.mlp(self.post_attention_layernorm(h))
 
@@ -163,7 +165,9 @@ class Llama(nn.Module):
                 nn.init.normal_(module.weight, std=0.02)
 
     def forward(self, input_ids: torch.Tensor, cache=None, last_only: bool = False) -> torch.Tensor:
-        B, T = input_ids.shape
+        """L5 for every block, then logits = RMSNorm(h_L) E^T. With a `cache` (model/gpt_neo.py:KVCache), input_ids
+        are the T tokens after the cache's `length` positions."""
+        T = input_ids.shape[1]
         start = 0 if cache is None else cache.length
         cos, sin = rope_angles(torch.arange(start, start + T, device=input_ids.device), self.config.head_dim,
                                self.config.rope_theta)  # (T, d_head) each

@@ -1,6 +1,6 @@
 """Strict, safe loading of Hugging Face safetensors checkpoints into our modules.
 
-Each model file (`bert.py`, `gpt_neo.py`) owns one visible table that maps our
+Each model file (`bert.py`, `gpt_neo.py`, `llama.py`) owns one visible table that maps our
 parameter names to the Hugging Face names. A row with several Hugging Face
 names means "concatenate them along dim 0" (our fused q/k/v projection). This
 file applies such a table and refuses anything but an exact match: every
@@ -30,7 +30,7 @@ class CheckpointError(ValueError):
 
 
 def normalise_hf_name(name: str, prefix: str) -> str:
-    """Strip the task-model prefix (`bert.`, `transformer.`) and rename legacy LayerNorm gamma/beta."""
+    """Strip the task-model prefix (`bert.`, `transformer.`, `model.`) and rename legacy LayerNorm gamma/beta."""
     if name.startswith(prefix):
         name = name[len(prefix):]
     if name.endswith(".gamma"):
@@ -81,7 +81,7 @@ def load_with_table(
     """Copy a Hugging Face checkpoint into `model` through `table`, or raise one CheckpointError listing every problem.
 
     table:   our parameter name -> the Hugging Face names it is made of (several = concatenated on dim 0).
-    prefix:  the task-model prefix to strip from checkpoint names ("bert." or "transformer.").
+    prefix:  the task-model prefix to strip from checkpoint names ("bert.", "transformer.", "model."; "" for none).
     ignored: patterns (fnmatch, e.g. "cls.*") of checkpoint names, after stripping, that are known
              non-parameters or heads we do not use.
     """

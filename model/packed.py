@@ -87,7 +87,8 @@ def linear_layers(model: nn.Module) -> list[nn.Linear]:
 
 
 def tied_head(model: nn.Module) -> list[torch.Tensor]:
-    """[the LM head's matrix, the parameter itself] where the model has one (`head_weight`: the decoders), else []."""
+    """[the LM head's matrix (the parameter itself: `head_product` finds it by its id)] where the model has one
+    (`head_weight`: the decoders), else []."""
     return [model.head_weight()] if hasattr(model, "head_weight") else []
 
 

@@ -1,4 +1,4 @@
-"""Sampling from GPT-Neo, as lecture B does it: bad tokens (B9), repetition penalty (B10), temperature, top-k.
+"""Sampling from a decoder (GPT-Neo, SmolLM2), as lecture B does it: bad tokens (B9), repetition penalty (B10), temperature, top-k.
 
 One new token per step. Per step, the next-token logits go through, in this order
 (the order of Hugging Face `generate`, transformers 5.23 `_get_logits_processor`:
@@ -147,7 +147,7 @@ def sample_top_k(scores: torch.Tensor, k: int | None, rng: torch.Generator | Non
 
     The same distribution as softmax(top_k_filter(scores, k)) + multinomial over all V tokens, ties
     with the k-th score kept as there; but torch.multinomial draws a random number per candidate,
-    and drawing among the k kept instead of all 50,257 is most of the sampling time saved.
+    and drawing among the k kept instead of all V (50,257 for GPT-Neo) is most of the sampling time saved.
     """
     if not k or k >= scores.shape[-1]:
         return torch.multinomial(F.softmax(scores, dim=-1), 1, generator=rng)

@@ -97,11 +97,6 @@ def any_rank(flag: bool, d: Dist) -> bool:
     return mean(float(flag), d) > 0
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The model inside a DDP wrapper (for saving and evaluation)."""
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
 def teardown(d: Dist) -> None:
     if d.world > 1 and dist.is_initialized():
         dist.destroy_process_group()

@@ -197,7 +197,7 @@ def test_tiny_run_writes_metrics_samples_generators_and_report(tiny_neo_base, ju
     assert read_jsonl(again / "samples.jsonl")[-1]["text"] == samples[-1]["text"]
 
 
-def test_the_judge_gets_no_gradient_during_coevolution(tiny_neo_base, judge_runs, small_mirror):
+def test_the_judge_the_loop_is_given_can_carry_no_gradient(tiny_neo_base, judge_runs, small_mirror):
     """The frozen judge: its parameters never require grad, and a backward through it leaves no .grad."""
     from plumbing.generators import load_setup
     from plumbing.precision import choose_precision

@@ -22,7 +22,7 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 import data.corpus as corpus
-from data.authors import AUTHORS, Author, book_ids, select_authors
+from data.authors import AUTHORS, Author, select_authors
 from data.corpus import (CORPUS_ENV, VALIDATION_FRACTION, author_books, author_texts, chapters, check_long_enough, clean_gutenberg,
                          count_tokens, load_book, read_raw_book, split_heldout, unify_transcription)
 

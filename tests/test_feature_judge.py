@@ -35,6 +35,11 @@ def test_a_passage_vector_is_the_mean_of_the_blocks_output_from_position_skip_on
     with torch.no_grad():
         (hidden,) = reader.decoder.hidden_states(ids, [2])
     torch.testing.assert_close(alone[0][0, 1], hidden[0, SKIP:].mean(0))  # h(x): positions SKIP.. of block 2's output
+    short = torch.tensor([reader.tok.encode(texts[1]).ids])
+    assert short.shape[1] <= SKIP
+    with torch.no_grad():
+        (hidden,) = reader.decoder.hidden_states(short, [2])
+    torch.testing.assert_close(alone[1][0, 1], hidden[0, -1])  # a text of SKIP tokens or fewer: its last position
     with pytest.raises(ValueError, match="blocks 1 to 2"):
         read_vectors(reader, texts, (3,))
     assert feature_block(reader.decoder) == 2  # BLOCK 16, or the last of a decoder with fewer

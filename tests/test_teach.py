@@ -384,6 +384,7 @@ def test_t1_t4_each_generator_rewarded_for_its_own_author_and_rloo_within_each_p
                         lambda logp, mask, adv: seen.append(adv.clone()) or real_loss(logp, mask, adv))
     [run] = program.teach(argv(tiny_neo_base, judge_runs, "--steps", "1", "--prompts", "2", "--samples", "3"))
     s = [i / 2 for i in range(6)]
+    assert len(seen) == 2  # one policy-gradient loss per generator
     for label, (author, advantages) in enumerate(zip(["alice", "edgar"], seen)):
         R = [-math.log1p(math.exp(-x if label == 0 else x)) for x in s]  # log sigmoid(+-s_i)
         by_hand = [R[i] - (sum(R[g : g + 3]) - R[i]) / 2 for g in (0, 3) for i in range(g, g + 3)]

@@ -1,1 +1,1 @@
-"""Training (lecture math): losses and metrics, optimizers, the LM step (B2), the BERT judge's step, one judgement (B3-B13), RL from the judge (T1-T8)."""
+"""Training (lecture math): losses and metrics, optimizers, the LM step (B2), the BERT judge's step, one judgement (B3-B13), RL from the judge (T1-T11), the probe's fit (LP-FT, the feature judge), the mean of the weights."""

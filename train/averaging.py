@@ -20,7 +20,8 @@ import torch.nn as nn
 
 
 def running_mean(mean: torch.Tensor, weights: torch.Tensor, n: int) -> None:
-    """theta_bar_n = theta_bar_{n-1} + (theta_n - theta_bar_{n-1}) / n: the mean of n snapshots, in place."""
+    """N3 + A7, averaged: theta_bar_n = theta_bar_{n-1} + (theta_n - theta_bar_{n-1}) / n: the mean of n snapshots, in
+    place."""
     mean.add_(weights.detach().to(mean.dtype) - mean, alpha=1.0 / n)
 
 

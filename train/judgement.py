@@ -1,4 +1,4 @@
-"""One judgement of the generators: Generate -> Classify, and what it measures (B4, B5, B7, B11-B13, B16, N6).
+"""One judgement of the generators: Generate -> Classify, and what it measures (B3-B5, B7, B11-B13, B16, N6).
 
     start tokens (R, 1), the same for every generator                 (B7)
       -> each generator writes k L GPT-Neo tokens per row             (B1, B8, B9, B10)
