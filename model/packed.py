@@ -28,8 +28,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from model.timing import best_times
+
 PACKING_MARGIN = 1.05  # packed products must be this much faster to be used (the numbers are the same either way)
-ROUNDS = 3  # alternating timed rounds of each way, after one untimed
+ROUNDS = 3  # timed rounds of each way, taking turns after one untimed (model/timing.py)
 
 
 def can_pack(x: torch.Tensor) -> bool:
@@ -109,16 +111,10 @@ def packing_seconds(model: nn.Module, rows: int) -> dict[str, float]:
         with torch.no_grad():
             t0 = time.perf_counter()
             packs = [pack(w, rows) for w in weights]
-            best = {"pack": time.perf_counter() - t0, "plain": float("inf"), "packed": float("inf")}
+            packing = time.perf_counter() - t0
             ways = {"plain": lambda: [F.linear(xs[w.shape[1]], w) for w in weights],
                     "packed": lambda: [packed_product(xs[w.shape[1]], w, p, rows) for w, p in zip(weights, packs)]}
-            for round_ in range(ROUNDS + 1):
-                for way, run in ways.items():
-                    t0 = time.perf_counter()
-                    run()
-                    if round_:  # round 0 is a warm-up
-                        best[way] = min(best[way], time.perf_counter() - t0)
-        _timed[key] = best
+            _timed[key] = dict(best_times(ways, ROUNDS), pack=packing)
     return _timed[key]
 
 

@@ -13,15 +13,14 @@ the plain line is chosen only where it is KERNEL_MARGIN faster.
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 from model.half import Precision
 from model.llama import Llama, rope_angles, set_attention_kernel
+from model.timing import best_times
 
 KERNEL_MARGIN = 1.1  # the plain line must be at least this much faster to be chosen; else the fused kernel
-ROUNDS = 3  # alternating timed rounds of each kernel, after one untimed
+ROUNDS = 3  # timed rounds of each kernel, taking turns after one untimed (model/timing.py)
 
 
 def attention_seconds(model: Llama, rows: int, length: int, precision: Precision) -> dict[str, float]:
@@ -32,24 +31,23 @@ def attention_seconds(model: Llama, rows: int, length: int, precision: Precision
     rng = torch.Generator(precision.device).manual_seed(0)
     x = torch.randn(rows, length, cfg.hidden_size, device=precision.device, generator=rng, requires_grad=True)
     cos, sin = rope_angles(torch.arange(length, device=precision.device), cfg.head_dim, cfg.rope_theta)
-    best = {"fused": float("inf"), "plain": float("inf")}
     kernel_was, grads_were = layer.kernel, [p.requires_grad for p in layer.parameters()]
+
+    def forward_and_backward(kernel: str):
+        def run():
+            layer.kernel = kernel
+            with precision.autocast():
+                y = layer(x, cos, sin)
+            y.float().sum().backward()
+        return run
+
     layer.requires_grad_(False)
     try:
-        for round_ in range(ROUNDS + 1):
-            for kernel in best:
-                layer.kernel = kernel
-                t0 = time.perf_counter()
-                with precision.autocast():
-                    y = layer(x, cos, sin)
-                y.float().sum().backward()
-                if round_:  # round 0 is a warm-up
-                    best[kernel] = min(best[kernel], time.perf_counter() - t0)
+        return best_times({kernel: forward_and_backward(kernel) for kernel in ("fused", "plain")}, ROUNDS)
     finally:
         layer.kernel = kernel_was
         for p, grad in zip(layer.parameters(), grads_were):
             p.requires_grad_(grad)
-    return best
 
 
 def choose_attention_kernel(models: list[torch.nn.Module], rows: int, length: int, precision: Precision,
