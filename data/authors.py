@@ -123,7 +123,8 @@ def label_names(authors: Sequence[str]) -> dict[int, str]:
 
 
 def split_books(author: str, split: str) -> tuple[tuple[Book, ...], Book | None]:
-    """(books trained on, the held-out book or None) of `author` under `split` ("tail": every book on both sides)."""
+    """N3: (books trained on, the held-out book or None) of `author` under `split` ("tail": every book on both
+    sides)."""
     a = AUTHORS[author]
     if split == "tail":
         return a.books, None

@@ -124,7 +124,7 @@ def random_starts(n_tokens: int, n: int, count: int, rng: torch.Generator, what:
 
 
 def book_starts(a: AuthorIds, n: int, count: int, rng: torch.Generator, tally: dict | None = None) -> list[int]:
-    """`count` random offsets of n-token windows in a.train: each window's book drawn uniformly among the
+    """N3: `count` random offsets of n-token windows in a.train: each window's book drawn uniformly among the
     author's training books that hold a window, then its offset uniform within that book.
 
     Uniform over books, not over tokens: Bleak House (1.0 M characters) does not drown Oliver Twist

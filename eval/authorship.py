@@ -81,8 +81,8 @@ VALIDATION_PASSAGES = 32  # per author, for the mix: one T per judge needs few, 
 
 
 def mixed_log_probs(judges: list[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
-    """log P_mix(a | x) = sum_j w_j log P_j(a | x) - log Z(x), from each judge's log P (n, N) and its weight w_j
-    (alpha for BERT, lambda for the n-gram judge, mu for the probe)."""
+    """The judges' mix: log P_mix(a | x) = sum_j w_j log P_j(a | x) - log Z(x), from each judge's log P (n, N) and its
+    weight w_j (alpha for BERT, lambda for the n-gram judge, mu for the probe)."""
     return torch.log_softmax(sum(w * log_p for w, log_p in zip(weights, judges)), dim=-1)
 
 

@@ -22,7 +22,8 @@ TEMPERATURES = (0.05, 20.0)  # the range T is fitted in
 
 
 def reliability_bins(probs: torch.Tensor, labels: torch.Tensor, bins: int = BINS) -> list[dict]:
-    """Per confidence bin [b/bins, (b+1)/bins): how many windows, their mean confidence, their accuracy (empty: skipped)."""
+    """N7: per confidence bin [b/bins, (b+1)/bins): how many windows, their mean confidence, their accuracy (empty:
+    skipped)."""
     confidence, predicted = probs.max(dim=-1)  # (n,), (n,)
     right = (predicted == labels).float()
     which = torch.clamp((confidence * bins).long(), max=bins - 1)  # confidence 1.0 goes in the last bin

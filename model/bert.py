@@ -242,7 +242,8 @@ class BertClassifier(nn.Module):
 
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                  word_vectors: torch.Tensor | None = None) -> torch.Tensor:
-        """h, the vector the head reads (B, d): A2's pooled [CLS], or the mean of the last hidden states."""
+        """A2 or N1, mean-pooled: h, the vector the head reads (B, d): A2's pooled [CLS], or the mean of the last hidden
+        states."""
         if self.pooling == "mean":
             return mean_pool(self.bert(input_ids, attention_mask, word_vectors=word_vectors)[0], attention_mask)
         return self.bert.pooled(input_ids, attention_mask, word_vectors)  # = self.bert(...)[1], faster

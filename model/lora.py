@@ -66,7 +66,7 @@ class LoRALinear(nn.Module):
 
 def add_lora(model: nn.Module, rank: int, alpha: float, targets: tuple[str, ...] | str = "attention",
              dropout: float = 0.0) -> list[str]:
-    """Freeze `model` and wrap every nn.Linear whose name matches a pattern of `targets` in a LoRALinear.
+    """P1: Freeze `model` and wrap every nn.Linear whose name matches a pattern of `targets` in a LoRALinear.
 
     targets: "attention" (q, k, v and output projections), "attention+mlp", or fnmatch patterns.
     A fused q/k/v layer (`*.qkv`) gets three separate updates. Returns the wrapped layers' names.

@@ -97,7 +97,7 @@ def lecture_repetition_penalty(log_probs: torch.Tensor, counts: torch.Tensor, r:
 
 
 def hf_repetition_penalty(logits: torch.Tensor, prev_ids: torch.Tensor, r: float) -> torch.Tensor:
-    """The library's rule (Keskar et al. 2019): for every token that has appeared (once, however often),
+    """B10, the library's rule (Keskar et al. 2019): for every token that has appeared (once, however often),
 
     z_i' = z_i / r if z_i > 0, z_i' = z_i * r if z_i < 0. logits (B, V), prev_ids (B, t) -> (B, V).
     Only the t earlier tokens of each row are read and rewritten, not all V scores (a token seen

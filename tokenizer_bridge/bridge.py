@@ -106,7 +106,7 @@ REDRAWS = 3  # a row still short after every round is drawn again from its start
 
 
 def more_tokens_needed(n_neo: int, n_bert: int, L: int, overgen: float) -> int:
-    """GPT-Neo tokens to add to a short row: the missing L - n_bert BERT tokens at the row's own observed
+    """B8: GPT-Neo tokens to add to a short row: the missing L - n_bert BERT tokens at the row's own observed
     rate n_neo / n_bert (at least `overgen`, and at least 1), with a 50 % margin; at most k L, a first round's.
     """
     rate = max(overgen, n_neo / max(n_bert, 1), 1.0)
@@ -194,7 +194,7 @@ def judge_batch(rows: list[torch.Tensor], pairs: list, first_length: int, neo_to
 
 
 def kept_neo_tokens(row: torch.Tensor, span: str, neo_tok: Tokenizer) -> int:
-    """How many GPT-Neo tokens after the start token it takes to write the kept span: the n of the row.
+    """T5's n_i: how many GPT-Neo tokens after the start token it takes to write the kept span: the n of the row.
 
     The smallest n such that decoding row[1 : 1 + n] gives at least the span's characters (binary
     search: decoding is monotone in n). The tokens after them never reach the judge.

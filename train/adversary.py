@@ -59,7 +59,7 @@ def adversary_batch(real: tuple[torch.Tensor, torch.Tensor, torch.Tensor], gener
 
 
 def real_vs_generated_accuracy(logits: torch.Tensor, y: torch.Tensor, n_authors: int) -> dict[str, float]:
-    """How well the (N+1)-way judge tells generated text from real: its accuracy on real rows (not called
+    """T10: How well the (N+1)-way judge tells generated text from real: its accuracy on real rows (not called
     "generated"), on generated rows (called "generated"), and their mean (balanced: 0.5 is chance, whatever the mix).
     logits (B, N + 1), y (B,) with N for "generated"."""
     said_generated, is_generated = logits.argmax(-1) == n_authors, y == n_authors

@@ -36,7 +36,7 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """How sure is an accuracy measured on n rows? The Wilson score 95 % interval of p = successes / n:
+    """B11, N3: How sure is an accuracy measured on n rows? The Wilson score 95 % interval of p = successes / n:
 
         (p + z^2/(2n) -+ z sqrt(p(1-p)/n + z^2/(4n^2))) / (1 + z^2/n)
 

@@ -59,8 +59,9 @@ def probe_loss(head: nn.Linear, features: torch.Tensor, labels: torch.Tensor, l2
 
 
 def fit_probe(head: nn.Linear, features: torch.Tensor, labels: torch.Tensor, l2: float = PROBE_L2) -> float:
-    """W, b = argmin probe_loss, by L-BFGS from the head's own weights (the loss is convex: any start gives the same
-    minimum); the head is changed in place. Returns the probe's accuracy (A11) on the windows it was fitted on."""
+    """N1 + A3, a probe first: W, b = argmin probe_loss, by L-BFGS from the head's own weights (the loss is convex: any
+    start gives the same minimum); the head is changed in place. Returns the probe's accuracy (A11) on the windows it
+    was fitted on."""
     optimizer = torch.optim.LBFGS(head.parameters(), max_iter=500, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
@@ -77,8 +78,9 @@ def fit_probe(head: nn.Linear, features: torch.Tensor, labels: torch.Tensor, l2:
 
 def start_with_probe(model: BertClassifier, train_ids: dict, per_author: int, windows: int, length: int,
                      specials: Specials, seed: int, precision: Precision) -> dict:
-    """The head fitted as a probe on `windows` training windows per author (drawn as the training batches are, in
-    batches of `per_author` per author: rounded up to whole batches). Returns what to record: the windows in all,
+    """N1 + A3, a probe first (LP-FT): the head fitted as a probe on `windows` training windows per author (drawn as the
+    training batches are, in batches of `per_author` per author: rounded up to whole batches). Returns what to record:
+    the windows in all,
     the probe's accuracy on them."""
     rng = torch.Generator().manual_seed(seed + PROBE_SEED_OFFSET)
     n_authors = len(train_ids)
@@ -112,7 +114,8 @@ def training_passages(tok: Tokenizer, books: dict[str, str], count: int) -> list
 
 def train_feature_judge(reader: Reader, books: dict[str, dict[str, str]], per_author: int = PER_AUTHOR,
                         block: int = BLOCK) -> FeatureJudge:
-    """The probe fitted on `per_author` training passages of each author (books: author -> book name -> text)."""
+    """N1 on a decoder's features: the probe fitted on `per_author` training passages of each author (books: author ->
+    book name -> text)."""
     vectors = [passage_vectors(reader, training_passages(reader.tok, b, per_author), (block,), f"probe, {a}'s books")[:, 0]
                for a, b in books.items()]
     y = torch.cat([torch.full((len(v),), i) for i, v in enumerate(vectors)])

@@ -143,7 +143,7 @@ WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")  # letters, and an apostr
 
 
 def processed_log_probs(logits: torch.Tensor, ids: torch.Tensor, start: int, sampling: Sampling) -> torch.Tensor:
-    """log p(x_t | x_<t) under the distribution the sampler drew x_t from, for t = start .. T-1.
+    """T2: log p(x_t | x_<t) under the distribution the sampler drew x_t from, for t = start .. T-1.
 
     logits (B, T, V) of the model on ids (B, T) (row t predicts token t + 1). Every position's scores
     go through the sampler's own steps (model/sampler.py:process_scores: penalty B10 counting every
