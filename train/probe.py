@@ -80,8 +80,7 @@ def start_with_probe(model: BertClassifier, train_ids: dict, per_author: int, wi
                      specials: Specials, seed: int, precision: Precision) -> dict:
     """N1 + A3, a probe first (LP-FT): the head fitted as a probe on `windows` training windows per author (drawn as the
     training batches are, in batches of `per_author` per author: rounded up to whole batches). Returns what to record:
-    the windows in all,
-    the probe's accuracy on them."""
+    the windows in all, the probe's accuracy on them."""
     rng = torch.Generator().manual_seed(seed + PROBE_SEED_OFFSET)
     n_authors = len(train_ids)
     batches = [balanced_batch(train_ids, per_author * n_authors, length, rng, specials)
