@@ -12,8 +12,8 @@ tests/test_packed.py). Measured on a 2-core Xeon with AMX (SmolLM2-135M, float32
 Only where it pays, as the programs choose their precision: MKL's packed products exist (torch.backends.mkl),
 the products are float32 (bfloat16 autocast has kernels of its own), no gradient is wanted, and a pass through the model's
 products measured faster packed on this machine by more than packing costs over the steps to write (`packing_pays`:
-packing SmolLM2's 211 matrices took 0.14-0.34 s on a 2-core AMD EPYC, which a step saves back some milliseconds at a time). Else
-nothing changes.
+packing SmolLM2's 211 matrices took 0.14-0.34 s on a 2-core AMD EPYC, which a step saves back some milliseconds at a
+time). Else nothing changes.
 
 The price is memory: the packed copies live while the batch is written, and MKL's blocks are larger than the
 matrices (for SmolLM2's 513 MiB of float32 weights the peak resident size grew by 1.2 GB while writing).
