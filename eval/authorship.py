@@ -13,7 +13,8 @@ The judges together, a log-linear mix (a product of calibrated judges):
     alpha = 1 / T_bert, lambda = 1 / T_ngram, mu = 1 / T_probe,
 
 each T a judge's own N7 temperature, fitted on passages of the validation text of the training books (never
-the held-out book). The naive Bayes sums thousands of n-gram log-probabilities, so its log P spans hundreds of
+the held-out book); where a judge is right on every one of them the fit says only that it was sure, and its T is set so
+that its median validation passage is at odds 99:1 (`mix_temperature`). The naive Bayes sums thousands of n-gram log-probabilities, so its log P spans hundreds of
 nats where BERT's spans a few: its T is large, and lambda puts the two on one scale. The third judge, where
 the report has it, is the probe on a pretrained decoder's features (model/feature_judge.py); it reads the
 passages of every length, not whole chapters (a chapter is thousands of the decoder's tokens), so the
@@ -25,6 +26,7 @@ book (it learned those books), so a joint fit gave the other judges almost no we
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -86,10 +88,33 @@ def mixed_log_probs(judges: list[torch.Tensor], weights: Sequence[float]) -> tor
     return torch.log_softmax(sum(w * log_p for w, log_p in zip(weights, judges)), dim=-1)
 
 
+def margins(log_p: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """How far each passage's author is ahead: log P(y | x) - max_{a != y} log P(a | x), (n, N) -> (n,); > 0 where
+    the judge is right."""
+    own = log_p.gather(1, labels[:, None])[:, 0]
+    return own - log_p.scatter(1, labels[:, None], float("-inf")).max(dim=-1).values
+
+
+SURE_NATS = math.log(99)  # a judge right on every validation passage: its median passage at odds 99:1 (`mix_temperature`)
+
+
+def mix_temperature(log_p: torch.Tensor, labels: torch.Tensor) -> float:
+    """T_j of one judge for the mix: its own N7 temperature on validation passages (eval/calibration.py). Where the
+    judge is right on every one of them, that fit runs to its bound (any smaller T fits better: it says only that the
+    judge was sure, not how sure to make it), and a bound common to all judges weighs them by the scale of their log P,
+    where the n-gram judge's spans hundreds of nats and BERT's a few (the mix was the n-gram judge's). There
+    T_j = median margin / SURE_NATS instead: the judge's median validation passage at odds 99:1 against its runner-up."""
+    t = fit_temperature(log_p.float(), labels, *MIX_TEMPERATURES)
+    ahead = margins(log_p.double(), labels)
+    if bool((ahead > 0).all()):
+        return max(t, ahead.median().item() / SURE_NATS)
+    return t
+
+
 def mix_weights(judges: list[torch.Tensor], labels: torch.Tensor) -> tuple[float, ...]:
-    """w_j = 1 / T_j: each judge's own N7 temperature, fitted on validation passages (eval/calibration.py), so each
+    """w_j = 1 / T_j: each judge's own temperature, fitted on validation passages (`mix_temperature`), so each
     judge's log P is as sure as that judge has earned on text it was not trained on, and the mix adds them."""
-    return tuple(1 / fit_temperature(log_p.float(), labels, *MIX_TEMPERATURES) for log_p in judges)
+    return tuple(1 / mix_temperature(log_p, labels) for log_p in judges)
 
 
 def mix_weights_for(result: dict, tokens: int) -> tuple[int, tuple[float, ...]]:

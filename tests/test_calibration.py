@@ -68,6 +68,31 @@ def test_the_mix_is_log_linear_and_each_judge_weighs_one_over_its_own_temperatur
     assert acc(mixed_log_probs(judges, weights)) > max(acc(j) for j in judges)  # three views beat one
 
 
+def test_a_judge_right_on_every_validation_passage_is_made_as_sure_as_its_median_margin_says():
+    """Every validation passage right: the fit runs to its bound, so T = median margin / SURE_NATS (odds 99:1 on the
+    median passage), each judge on its own scale; a judge that errs keeps its fitted T."""
+    from eval.authorship import MIX_TEMPERATURES, SURE_NATS, margins, mix_weights, mixed_log_probs
+
+    log_p = torch.log_softmax(torch.tensor([[2.0, 0.0, -1.0], [0.0, 3.0, 1.0]]).double(), -1)
+    assert margins(log_p, torch.tensor([0, 2])).tolist() == pytest.approx([2.0, -2.0])  # ahead of the runner-up
+
+    labels = torch.tensor([0, 1] * 4)
+    sign = 1 - 2 * labels.double()  # +1 for author 0, -1 for author 1
+    def two_way(margin):  # log P of two authors with the true one `margin` nats ahead
+        z = torch.stack([sign * margin / 2, -sign * margin / 2], -1)
+        return torch.log_softmax(z, -1)
+    counts, words = two_way(torch.full((8,), 100.0)), two_way(torch.tensor([4.0, 5.0, 5.0, 6.0] * 2))  # right, 100 and ~5 nats
+    erring = two_way(torch.tensor([3.0, -1.0] * 4))  # wrong on half
+    w = mix_weights([counts, words, erring], labels)
+    assert w[0] == pytest.approx(SURE_NATS / 100) and w[1] == pytest.approx(SURE_NATS / 5)
+    assert w[2] == pytest.approx(1 / fit_temperature(erring.float(), labels, *MIX_TEMPERATURES))
+    # a new passage of author 1: the counts 30 nats the wrong way (weak for them), the words 5 nats the right way
+    new = [torch.log_softmax(torch.tensor([[15.0, -15.0]]).double(), -1),
+           torch.log_softmax(torch.tensor([[-2.5, 2.5]]).double(), -1)]
+    assert mixed_log_probs(new, (1.0, 1.0)).argmax().item() == 0  # a plain sum follows the widest scale
+    assert mixed_log_probs(new, w[:2]).argmax().item() == 1  # each on its own scale: the surer judge wins
+
+
 def test_a_text_is_mixed_with_the_weights_of_the_longest_passages_not_longer_than_it():
     from eval.authorship import mix_weights_for
 
