@@ -152,9 +152,11 @@ def sample_top_k(scores: torch.Tensor, k: int | None, rng: torch.Generator | Non
     if not k or k >= scores.shape[-1]:
         return torch.multinomial(F.softmax(scores, dim=-1), 1, generator=rng)
     kept, ids = torch.topk(scores, k, dim=-1)  # (B, k), best first
-    n = int((scores >= kept[:, -1:]).sum(dim=-1).max())  # k, or more where scores tie with the k-th
-    if n > k:  # rare: take the tied ones too; a row with fewer ties gets -inf (probability 0) padding
-        kept, ids = torch.topk(top_k_filter(scores, k), n, dim=-1)
+    kth = kept[:, -1:]  # (B, 1)
+    n = int((scores >= kth).sum(dim=-1).max())  # k, or more where scores tie with the k-th
+    if n > k:  # take the tied ones too (common in bfloat16, whose scores are coarse); past a row's own ties, -inf
+        kept, ids = torch.topk(scores, n, dim=-1)
+        kept = kept.masked_fill(kept < kth, float("-inf"))  # probability 0
     choice = torch.multinomial(F.softmax(kept, dim=-1), 1, generator=rng)  # (B, 1) index into kept
     return ids.gather(1, choice)
 

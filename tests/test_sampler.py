@@ -130,6 +130,19 @@ def test_sample_top_k_follows_top_k_then_softmax(k):
     assert (freq - probs).abs().le(tolerance).all(), (freq, probs)
 
 
+def test_sample_top_k_rows_with_and_without_ties_each_keep_their_own_k_best():
+    """One row ties with its k-th score and the other does not: each draws among its own k best (and ties) only."""
+    tie, no_tie = [1.0, 3.0, 2.0, 2.0, 0.0], [1.0, 3.0, 2.0, 1.5, 0.0]
+    scores = torch.tensor([tie, no_tie]).repeat(3000, 1)
+    drawn = sample_top_k(scores, 2, torch.Generator().manual_seed(0))[:, 0]
+    assert set(drawn[0::2].tolist()) == {1, 2, 3}  # 3.0 and both 2.0s
+    assert set(drawn[1::2].tolist()) == {1, 2}  # 3.0 and 2.0: 1.5 is third, never drawn
+    for row, way in ((tie, drawn[0::2]), (no_tie, drawn[1::2])):
+        probs = torch.softmax(top_k_filter(torch.tensor([row]), 2)[0], -1)
+        freq = torch.bincount(way, minlength=5).float() / len(way)
+        assert (freq - probs).abs().max() < 0.04, (freq, probs)
+
+
 def test_token_counts_counts_every_occurrence():
     counts = token_counts(torch.tensor([[2, 0, 2, 2], [1, 1, 1, 1]]), 4)
     assert counts.tolist() == [[1, 0, 3, 0], [0, 4, 0, 0]]
