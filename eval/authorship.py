@@ -13,10 +13,10 @@ The judges together, a log-linear mix (a product of calibrated judges):
     alpha = 1 / T_bert, lambda = 1 / T_ngram, mu = 1 / T_probe,
 
 each T a judge's own N7 temperature, fitted on passages of the validation text of the training books (never
-the held-out book); where a judge is right on every one of them the fit says only that it was sure, and its T is set so
-that its median validation passage is at odds 99:1 (`mix_temperature`). The naive Bayes sums thousands of n-gram log-probabilities, so its log P spans hundreds of
-nats where BERT's spans a few: its T is large, and lambda puts the two on one scale. The third judge, where
-the report has it, is the probe on a pretrained decoder's features (model/feature_judge.py); it reads the
+the held-out book); where a judge is right on every one of them the fit says only that it was sure, and its T is
+set so that its median validation passage is at odds 99:1 (`mix_temperature`). The naive Bayes sums thousands of
+n-gram log-probabilities, so its log P spans hundreds of nats where BERT's spans a few: its T is large, and
+lambda puts the two on one scale. The third judge, where the report has it, is the probe on a pretrained decoder's features (model/feature_judge.py); it reads the
 passages of every length, not whole chapters (a chapter is thousands of the decoder's tokens), so the
 chapters' mix is the first two. Why each judge's own T and not the weights that make the mix's validation
 cross-entropy least: on validation text of the training books BERT is right more often than it is on a new
@@ -95,7 +95,7 @@ def margins(log_p: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return own - log_p.scatter(1, labels[:, None], float("-inf")).max(dim=-1).values
 
 
-SURE_NATS = math.log(99)  # a judge right on every validation passage: its median passage at odds 99:1 (`mix_temperature`)
+SURE_NATS = math.log(99)  # a judge right on every validation passage: its median one at odds 99:1 (`mix_temperature`)
 
 
 def mix_temperature(log_p: torch.Tensor, labels: torch.Tensor) -> float:

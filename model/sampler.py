@@ -1,4 +1,5 @@
-"""Sampling from a decoder (GPT-Neo, SmolLM2), as lecture B does it: bad tokens (B9), repetition penalty (B10), temperature, top-k.
+"""Sampling from a decoder (GPT-Neo, SmolLM2), as lecture B does it: bad tokens (B9), repetition penalty (B10),
+temperature, top-k.
 
 One new token per step. Per step, the next-token logits go through, in this order
 (the order of Hugging Face `generate`, transformers 5.23 `_get_logits_processor`:

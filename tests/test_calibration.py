@@ -81,7 +81,8 @@ def test_a_judge_right_on_every_validation_passage_is_made_as_sure_as_its_median
     def two_way(margin):  # log P of two authors with the true one `margin` nats ahead
         z = torch.stack([sign * margin / 2, -sign * margin / 2], -1)
         return torch.log_softmax(z, -1)
-    counts, words = two_way(torch.full((8,), 100.0)), two_way(torch.tensor([4.0, 5.0, 5.0, 6.0] * 2))  # right, 100 and ~5 nats
+    counts = two_way(torch.full((8,), 100.0))  # right on every passage, by 100 nats
+    words = two_way(torch.tensor([4.0, 5.0, 5.0, 6.0] * 2))  # right on every passage, by about 5 nats
     erring = two_way(torch.tensor([3.0, -1.0] * 4))  # wrong on half
     w = mix_weights([counts, words, erring], labels)
     assert w[0] == pytest.approx(SURE_NATS / 100) and w[1] == pytest.approx(SURE_NATS / 5)
