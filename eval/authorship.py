@@ -12,15 +12,15 @@ The judges together, a log-linear mix (a product of calibrated judges):
     log P_mix(a | x) = alpha log P_bert(a | x) + lambda log P_ngram(a | x) [+ mu log P_probe(a | x)] - log Z(x),
     alpha = 1 / T_bert, lambda = 1 / T_ngram, mu = 1 / T_probe,
 
-each T a judge's own N7 temperature, fitted on passages of the validation text of the training books (never
-the held-out book); where a judge is right on every one of them the fit says only that it was sure, and its T is
-set so that its median validation passage is at odds 99:1 (`mix_temperature`). The naive Bayes sums thousands of
-n-gram log-probabilities, so its log P spans hundreds of nats where BERT's spans a few: its T is large, and
-lambda puts the two on one scale. The third judge, where the report has it, is the probe on a pretrained
-decoder's features (model/feature_judge.py); it reads the passages of every length, not whole chapters (a
-chapter is thousands of the decoder's tokens), so the chapters' mix is the first two. Why each judge's own T and not the weights that make the mix's validation
-cross-entropy least: on validation text of the training books BERT is right more often than it is on a new
-book (it learned those books), so a joint fit gave the other judges almost no weight, and the mix was BERT
+each T a judge's own N7 temperature, fitted on passages of the validation text of the training books (never the
+held-out book); where a judge is right on every one of them the fit says only that it was sure, and its T is set so
+that its median validation passage is at odds 99:1 (`mix_temperature`). The naive Bayes sums thousands of n-gram
+log-probabilities, so its log P spans hundreds of nats where BERT's spans a few: its T is large, and lambda puts
+the two on one scale. The third judge, where the report has it, is the probe on a pretrained decoder's features
+(model/feature_judge.py); it reads the passages of every length, not whole chapters (a chapter is thousands of the
+decoder's tokens), so the chapters' mix is the first two. Why each judge's own T and not the weights that make the
+mix's validation cross-entropy least: on validation text of the training books BERT is right more often than it is
+on a new book (it learned those books), so a joint fit gave the other judges almost no weight, and the mix was BERT
 (README, "Six authors": the joint fit and this rule on the same passages).
 """
 
